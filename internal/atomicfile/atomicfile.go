@@ -1,0 +1,85 @@
+// Package atomicfile replaces files so that a reader sees the old content or the new,
+// never a mix, even when the writer is killed half-way. Atomic only on POSIX file
+// systems, where rename within one directory is atomic.
+package atomicfile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// tempPrefix marks the temporary files WriteFile makes, so RemoveStale can find the
+// ones a killed writer left behind.
+func tempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp-" }
+
+// WriteFile atomically replaces path with data and mode perm: a temporary file in the
+// same directory is written, synced and renamed over path, then the directory is synced
+// so the rename survives a crash. The temporary file is removed on every error path. It
+// refuses to replace a symbolic link, which it did not make.
+func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("refusing to replace %s: it is a symbolic link keysync did not make", path)
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, tempPrefix(path))
+	if err != nil {
+		return fmt.Errorf("creating a temporary file in %s: %w", dir, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(perm); err != nil {
+		return fmt.Errorf("setting the mode of %s: %w", tmp, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("closing %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("renaming into %s: %w", path, err)
+	}
+	return SyncDir(dir)
+}
+
+// SyncDir fsyncs a directory so that renames in it are durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("opening directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// RemoveStale deletes temporary files that a killed WriteFile of path left behind and
+// returns how many it removed. Call it only while no other writer of path runs.
+func RemoveStale(path string) (int, error) {
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tempPrefix(path)) {
+			if err := os.Remove(filepath.Join(filepath.Dir(path), e.Name())); err == nil {
+				n++
+			}
+		}
+	}
+	return n, nil
+}

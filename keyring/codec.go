@@ -1,0 +1,283 @@
+package keyring
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// ErrInvalid is wrapped by every error that rejects a document.
+var ErrInvalid = errors.New("invalid keyring document")
+
+// ValidationError names the field of a rejected document and what is wrong with it.
+// It never contains secret bytes.
+type ValidationError struct {
+	Field   string // e.g. "keys[1].not_after"; empty for the document as a whole
+	Problem string
+}
+
+func (e *ValidationError) Error() string {
+	if e.Field == "" {
+		return "keyring: " + e.Problem
+	}
+	return "keyring: " + e.Field + ": " + e.Problem
+}
+
+// Unwrap makes errors.Is(err, ErrInvalid) true.
+func (e *ValidationError) Unwrap() error { return ErrInvalid }
+
+func invalid(field, format string, args ...any) error {
+	return &ValidationError{Field: field, Problem: fmt.Sprintf(format, args...)}
+}
+
+// timeLayout is how documents carry instants: RFC 3339, UTC, milliseconds.
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+var secretEncoding = base64.StdEncoding.Strict()
+
+type wireDoc struct {
+	Version    *int       `json:"version"`
+	Generation *int64     `json:"generation"`
+	RotatedAt  *string    `json:"rotated_at"`
+	RotatedBy  string     `json:"rotated_by,omitempty"`
+	Reason     string     `json:"reason,omitempty"`
+	Keys       []*wireKey `json:"keys"`
+}
+
+type wireKey struct {
+	ID        *string `json:"id"`
+	Secret    *string `json:"secret"`
+	NotBefore *string `json:"not_before"`
+	NotAfter  *string `json:"not_after,omitempty"`
+}
+
+// Parse decodes and validates a keyring document. Errors wrap ErrInvalid, name the
+// offending field and never contain secret bytes.
+func Parse(data []byte) (*Keyring, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, invalid("", "empty document")
+	}
+	if len(data) > MaxDocumentBytes {
+		return nil, invalid("", "document is %d bytes, the limit is %d", len(data), MaxDocumentBytes)
+	}
+	var w wireDoc
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return nil, jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, invalid("", "unexpected data after the JSON object at byte offset %d", dec.InputOffset())
+	}
+	return fromWire(&w)
+}
+
+// jsonError turns encoding/json errors into ValidationErrors that quote no document
+// content: a syntax error inside a secret string must not echo its bytes.
+func jsonError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return invalid("", "not valid JSON at byte offset %d", syn.Offset)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return invalid("", "the document is a JSON %s, want an object", typ.Value)
+		}
+		return invalid(typ.Field, "JSON %s where %s is expected", typ.Value, jsonKind(typ.Type.Kind().String()))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return invalid("", "truncated JSON")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		if len(name) > 64 {
+			name = name[:64] + `..."`
+		}
+		return invalid("", "unknown field %s", name)
+	default:
+		return invalid("", "cannot decode JSON")
+	}
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "ptr", "string":
+		return "a string"
+	case "int", "int64":
+		return "an integer"
+	case "slice":
+		return "an array"
+	case "struct":
+		return "an object"
+	}
+	return k
+}
+
+func fromWire(w *wireDoc) (*Keyring, error) {
+	switch {
+	case w.Version == nil:
+		return nil, invalid("version", "missing")
+	case *w.Version != FormatVersion:
+		return nil, invalid("version", "unknown format version %d, this build reads version %d", *w.Version, FormatVersion)
+	case w.Generation == nil:
+		return nil, invalid("generation", "missing")
+	case w.RotatedAt == nil:
+		return nil, invalid("rotated_at", "missing")
+	case len(w.Keys) > MaxKeys:
+		return nil, invalid("keys", "%d keys, the limit is %d", len(w.Keys), MaxKeys)
+	}
+	rotatedAt, err := parseTime("rotated_at", *w.RotatedAt)
+	if err != nil {
+		return nil, err
+	}
+	r := &Keyring{Generation: *w.Generation, RotatedAt: rotatedAt, RotatedBy: w.RotatedBy, Reason: w.Reason}
+	for i, wk := range w.Keys {
+		k, err := keyFromWire(i, wk)
+		if err != nil {
+			return nil, err
+		}
+		r.Keys = append(r.Keys, k)
+	}
+	sortKeys(r.Keys)
+	if err := Validate(r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func keyFromWire(i int, wk *wireKey) (Key, error) {
+	field := func(name string) string { return fmt.Sprintf("keys[%d].%s", i, name) }
+	switch {
+	case wk == nil:
+		return Key{}, invalid(fmt.Sprintf("keys[%d]", i), "null where an object is expected")
+	case wk.ID == nil:
+		return Key{}, invalid(field("id"), "missing")
+	case wk.Secret == nil:
+		return Key{}, invalid(field("secret"), "missing")
+	case wk.NotBefore == nil:
+		return Key{}, invalid(field("not_before"), "missing")
+	}
+	secret, err := secretEncoding.DecodeString(*wk.Secret)
+	if err != nil {
+		// The decoder's error quotes only an offset, but say it in our words anyway.
+		return Key{}, invalid(field("secret"), "not standard padded base64")
+	}
+	k := Key{ID: *wk.ID, Secret: secret}
+	if k.NotBefore, err = parseTime(field("not_before"), *wk.NotBefore); err != nil {
+		return Key{}, err
+	}
+	if wk.NotAfter != nil {
+		if k.NotAfter, err = parseTime(field("not_after"), *wk.NotAfter); err != nil {
+			return Key{}, err
+		}
+	}
+	if err := validateKey(field, k); err != nil {
+		return Key{}, err
+	}
+	return k, nil
+}
+
+// parseTime reads an RFC 3339 instant. Precision is one millisecond everywhere (the
+// JavaScript library has no finer clock), so finer digits are dropped.
+func parseTime(field, s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, invalid(field, "not an RFC 3339 time")
+	}
+	return t.UTC().Truncate(time.Millisecond), nil
+}
+
+func validateKey(field func(string) string, k Key) error {
+	switch {
+	case len(k.Secret) < MinSecretBytes:
+		return invalid(field("secret"), "%d bytes, at least %d are required", len(k.Secret), MinSecretBytes)
+	case len(k.Secret) > MaxSecretBytes:
+		return invalid(field("secret"), "%d bytes, the limit is %d", len(k.Secret), MaxSecretBytes)
+	case len(k.ID) != KeyIDLen || !isLowerHex(k.ID):
+		return invalid(field("id"), "not %d lower-case hex digits", KeyIDLen)
+	case k.ID != KeyID(k.Secret):
+		return invalid(field("id"), "does not match the fingerprint of its secret")
+	case k.NotBefore.IsZero():
+		return invalid(field("not_before"), "missing")
+	case !k.NotAfter.IsZero() && !k.NotAfter.After(k.NotBefore):
+		return invalid(field("not_after"), "not after not_before")
+	}
+	return nil
+}
+
+// Validate checks a keyring built in memory by the same rules Parse applies. Keys must
+// already be ordered by NotBefore.
+func Validate(r *Keyring) error {
+	switch {
+	case r == nil:
+		return invalid("", "no keyring")
+	case r.Generation <= 0:
+		return invalid("generation", "must be positive, got %d", r.Generation)
+	case r.Generation > MaxGeneration:
+		return invalid("generation", "larger than 2^53-1")
+	case r.RotatedAt.IsZero():
+		return invalid("rotated_at", "missing")
+	case len(r.RotatedBy) > MaxTextLen:
+		return invalid("rotated_by", "longer than %d bytes", MaxTextLen)
+	case len(r.Reason) > MaxTextLen:
+		return invalid("reason", "longer than %d bytes", MaxTextLen)
+	case len(r.Keys) == 0:
+		return invalid("keys", "no keys")
+	case len(r.Keys) > MaxKeys:
+		return invalid("keys", "%d keys, the limit is %d", len(r.Keys), MaxKeys)
+	}
+	seen := make(map[string]int, len(r.Keys))
+	for i, k := range r.Keys {
+		field := func(name string) string { return fmt.Sprintf("keys[%d].%s", i, name) }
+		if err := validateKey(field, k); err != nil {
+			return err
+		}
+		if j, dup := seen[k.ID]; dup {
+			return invalid(field("id"), "duplicate of keys[%d].id %s", j, k.ID)
+		}
+		seen[k.ID] = i
+		if i > 0 {
+			switch c := k.NotBefore.Compare(r.Keys[i-1].NotBefore); {
+			case c == 0:
+				return invalid(field("not_before"), "same not_before as key %s", r.Keys[i-1].ID)
+			case c < 0:
+				return invalid("keys", "not ordered by not_before")
+			}
+		}
+	}
+	return nil
+}
+
+// Encode validates r and returns its document: indented JSON, keys ordered by not_before,
+// instants in UTC with milliseconds, secrets in standard padded base64.
+func Encode(r *Keyring) ([]byte, error) {
+	if err := Validate(r); err != nil {
+		return nil, err
+	}
+	v := FormatVersion
+	gen := r.Generation
+	rotatedAt := r.RotatedAt.UTC().Format(timeLayout)
+	w := wireDoc{Version: &v, Generation: &gen, RotatedAt: &rotatedAt, RotatedBy: r.RotatedBy, Reason: r.Reason}
+	for _, k := range r.Keys {
+		id, secret, nb := k.ID, secretEncoding.EncodeToString(k.Secret), k.NotBefore.UTC().Format(timeLayout)
+		wk := &wireKey{ID: &id, Secret: &secret, NotBefore: &nb}
+		if !k.NotAfter.IsZero() {
+			na := k.NotAfter.UTC().Format(timeLayout)
+			wk.NotAfter = &na
+		}
+		w.Keys = append(w.Keys, wk)
+	}
+	out, err := json.MarshalIndent(&w, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("keyring: encoding: %w", err)
+	}
+	out = append(out, '\n')
+	if len(out) > MaxDocumentBytes {
+		return nil, invalid("", "document is %d bytes, the limit is %d", len(out), MaxDocumentBytes)
+	}
+	return out, nil
+}

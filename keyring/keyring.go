@@ -1,0 +1,172 @@
+// Package keyring owns the keysync keyring document: its JSON encoding, validation,
+// key ids, the redacting Secret type, the staged lifecycle (stage, emergency, rollback,
+// prune) and the HMAC signing and verification shared by every app library.
+//
+// The package does no I/O beyond encoding and decoding. All lifecycle functions are
+// pure functions of a keyring, an instant and options.
+package keyring
+
+import (
+	"slices"
+	"time"
+)
+
+// Limits of a keyring document. They are part of the format (docs/keyring-format.md).
+const (
+	// FormatVersion is the only document version this package reads and writes.
+	FormatVersion = 1
+	// MinSecretBytes is the shortest secret accepted: 256 bits.
+	MinSecretBytes = 32
+	// MaxSecretBytes bounds one secret.
+	MaxSecretBytes = 1024
+	// MaxKeys bounds the keys in one document.
+	MaxKeys = 16
+	// MaxDocumentBytes bounds an encoded document.
+	MaxDocumentBytes = 64 << 10
+	// MaxTextLen bounds rotated_by and reason.
+	MaxTextLen = 1024
+	// MaxGeneration is the largest generation, 2^53-1, so that JavaScript reads it exactly.
+	MaxGeneration = 1<<53 - 1
+)
+
+// Key is one HMAC key and the interval in which it is valid.
+type Key struct {
+	// ID is KeyID(Secret).
+	ID string
+	// Secret is the HMAC key, used byte for byte.
+	Secret Secret
+	// NotBefore is when the key starts signing. Before it the key is pending: it
+	// verifies but does not sign.
+	NotBefore time.Time
+	// NotAfter, when not zero, is when the key stops verifying (exclusive).
+	NotAfter time.Time
+}
+
+// Keyring is a validated keyring document. Keys are ordered by NotBefore, oldest first.
+// A Keyring is treated as immutable: lifecycle functions return a new one.
+type Keyring struct {
+	Generation int64
+	RotatedAt  time.Time
+	RotatedBy  string
+	Reason     string
+	Keys       []Key
+}
+
+// State is where a key stands at an instant.
+type State string
+
+// Key states, as shown by `keysync status`.
+const (
+	StatePending  State = "pending"
+	StateCurrent  State = "current"
+	StatePrevious State = "previous"
+	StateExpired  State = "expired"
+)
+
+// ValidAt reports whether the key verifies at now: it is not expired. Pending keys verify.
+func (k Key) ValidAt(now time.Time) bool {
+	return k.NotAfter.IsZero() || now.Before(k.NotAfter)
+}
+
+// SigningKey returns the key that signs at now: among the keys valid at now, the one
+// with the latest NotBefore not after now. When every valid key is still pending (an
+// emergency key seen by a clock that runs behind), it returns the earliest pending key,
+// which every verifier already accepts. ok is false only when no key is valid at now.
+func (r *Keyring) SigningKey(now time.Time) (k Key, ok bool) {
+	for i := len(r.Keys) - 1; i >= 0; i-- {
+		if c := r.Keys[i]; c.ValidAt(now) && !c.NotBefore.After(now) {
+			return c, true
+		}
+	}
+	for _, c := range r.Keys {
+		if c.ValidAt(now) {
+			return c, true
+		}
+	}
+	return Key{}, false
+}
+
+// VerifyKeys returns every key that verifies at now: all keys not yet expired, pending
+// keys included.
+func (r *Keyring) VerifyKeys(now time.Time) []Key {
+	var out []Key
+	for _, k := range r.Keys {
+		if k.ValidAt(now) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// StateAt classifies a key of r at now.
+func (r *Keyring) StateAt(k Key, now time.Time) State {
+	switch s, ok := r.SigningKey(now); {
+	case !k.ValidAt(now):
+		return StateExpired
+	case ok && s.ID == k.ID:
+		return StateCurrent
+	case k.NotBefore.After(now):
+		return StatePending
+	default:
+		return StatePrevious
+	}
+}
+
+// IDs returns the key ids in order.
+func (r *Keyring) IDs() []string {
+	ids := make([]string, len(r.Keys))
+	for i, k := range r.Keys {
+		ids[i] = k.ID
+	}
+	return ids
+}
+
+// Key returns the key with the given id.
+func (r *Keyring) Key(id string) (Key, bool) {
+	for _, k := range r.Keys {
+		if k.ID == id {
+			return k, true
+		}
+	}
+	return Key{}, false
+}
+
+// Equal reports whether two keyrings carry the same document.
+func (r *Keyring) Equal(o *Keyring) bool {
+	if r == nil || o == nil {
+		return r == o
+	}
+	return r.Generation == o.Generation && r.RotatedAt.Equal(o.RotatedAt) &&
+		r.RotatedBy == o.RotatedBy && r.Reason == o.Reason &&
+		slices.EqualFunc(r.Keys, o.Keys, func(a, b Key) bool {
+			return a.ID == b.ID && a.NotBefore.Equal(b.NotBefore) && a.NotAfter.Equal(b.NotAfter)
+		})
+}
+
+// NextChange returns the first instant after now at which the state of some key
+// changes (a pending key activates or a key expires), or the zero time.
+func (r *Keyring) NextChange(now time.Time) time.Time {
+	var next time.Time
+	consider := func(t time.Time) {
+		if t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for _, k := range r.Keys {
+		consider(k.NotBefore)
+		if !k.NotAfter.IsZero() {
+			consider(k.NotAfter)
+		}
+	}
+	return next
+}
+
+func (r *Keyring) clone() *Keyring {
+	c := *r
+	c.Keys = slices.Clone(r.Keys)
+	return &c
+}
+
+func sortKeys(keys []Key) {
+	slices.SortFunc(keys, func(a, b Key) int { return a.NotBefore.Compare(b.NotBefore) })
+}

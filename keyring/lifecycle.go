@@ -1,0 +1,228 @@
+package keyring
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Defaults of a staged rotation (shared/DESIGN.md, "Why staged rotation").
+const (
+	DefaultActivationDelay = 60 * time.Second
+	DefaultVerifyWindow    = 15 * time.Minute
+)
+
+// Options shape a lifecycle step. The zero value means the defaults.
+type Options struct {
+	// ActivationDelay is how long a new key is pending before it signs. Zero means
+	// DefaultActivationDelay.
+	ActivationDelay time.Duration
+	// VerifyWindow is how long replaced keys keep verifying after the new key starts
+	// signing. Zero means DefaultVerifyWindow.
+	VerifyWindow time.Duration
+	// MinPropagation is the worst time the fleet needs to load a new document. Stage
+	// and Rollback refuse an ActivationDelay below it.
+	MinPropagation time.Duration
+	// RotatedBy and Reason are recorded in the new document.
+	RotatedBy string
+	Reason    string
+}
+
+func (o Options) delay() time.Duration {
+	if o.ActivationDelay == 0 {
+		return DefaultActivationDelay
+	}
+	return o.ActivationDelay
+}
+
+func (o Options) window() time.Duration {
+	if o.VerifyWindow == 0 {
+		return DefaultVerifyWindow
+	}
+	return o.VerifyWindow
+}
+
+func (o Options) check() error {
+	switch d := o.delay(); {
+	case d < 0 || o.VerifyWindow < 0:
+		return errors.New("keyring: activation delay and verify window must not be negative")
+	case d < o.MinPropagation:
+		return fmt.Errorf("keyring: activation delay %s is below the minimum propagation time %s: "+
+			"pods that load the document late would reject the new key's signatures", d, o.MinPropagation)
+	}
+	return nil
+}
+
+// ms truncates to the document's precision so that what is encoded is what was computed.
+func ms(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
+
+// ErrNoPrevious is returned by Rollback when there is no valid key to go back to.
+var ErrNoPrevious = errors.New("keyring: no previous key is still valid to roll back to")
+
+// Stage returns the next keyring: secret is added as a pending key that starts signing
+// at now+ActivationDelay, and every other key expires VerifyWindow after that (or
+// earlier if it already did). Expired keys are dropped. r may be nil for the first
+// keyring, whose key signs at once.
+func Stage(r *Keyring, now time.Time, secret Secret, o Options) (*Keyring, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	now = ms(now)
+	if r == nil {
+		return first(now, secret, o)
+	}
+	nb := now.Add(o.delay())
+	next := retire(r.Prune(now), nb.Add(o.window()))
+	if _, dup := next.Key(KeyID(secret)); dup {
+		return nil, errors.New("keyring: the new secret is already in the keyring")
+	}
+	next.Keys = append(next.Keys, Key{ID: KeyID(secret), Secret: secret, NotBefore: nb})
+	return finish(r, next, now, o)
+}
+
+// first is the keyring a store starts with: one key that signs from now.
+func first(now time.Time, secret Secret, o Options) (*Keyring, error) {
+	next := &Keyring{Keys: []Key{{ID: KeyID(secret), Secret: secret, NotBefore: now}}}
+	return finish(&Keyring{}, next, now, o)
+}
+
+// Emergency returns a keyring in which secret signs from now and every other key is
+// gone: signatures of a leaked key fail from the moment each pod loads it.
+func Emergency(r *Keyring, now time.Time, secret Secret, o Options) (*Keyring, error) {
+	now = ms(now)
+	if r == nil {
+		r = &Keyring{}
+	}
+	return finish(r, &Keyring{Keys: []Key{{ID: KeyID(secret), Secret: secret, NotBefore: now}}}, now, o)
+}
+
+// Rollback makes the previous key sign again under a new generation. If the newest key
+// is still pending, it is withdrawn and the current key keeps signing with no expiry.
+// Otherwise the previous key is staged again: it becomes pending (it verifies all
+// along), signs from now+ActivationDelay, and the key it replaces expires VerifyWindow
+// later. Rollback fails with ErrNoPrevious when the previous key has expired.
+func Rollback(r *Keyring, now time.Time, o Options) (*Keyring, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return nil, ErrNoPrevious
+	}
+	now = ms(now)
+	live := r.Prune(now)
+	if len(live.Keys) == 0 {
+		return nil, ErrNoPrevious
+	}
+	newest := live.Keys[len(live.Keys)-1]
+	if newest.NotBefore.After(now) {
+		next := live.clone()
+		next.Keys = next.Keys[:len(next.Keys)-1]
+		cur, ok := next.SigningKey(now)
+		if !ok {
+			return nil, ErrNoPrevious
+		}
+		for i := range next.Keys {
+			if next.Keys[i].ID == cur.ID {
+				next.Keys[i].NotAfter = time.Time{}
+			}
+		}
+		return finish(r, next, now, o)
+	}
+	if len(live.Keys) < 2 {
+		return nil, ErrNoPrevious
+	}
+	prev := live.Keys[len(live.Keys)-2]
+	nb := now.Add(o.delay())
+	retired := retire(live, nb.Add(o.window()))
+	next := retired.clone()
+	next.Keys = nil
+	for _, k := range retired.Keys {
+		if k.ID != prev.ID {
+			next.Keys = append(next.Keys, k)
+		}
+	}
+	next.Keys = append(next.Keys, Key{ID: prev.ID, Secret: prev.Secret, NotBefore: nb})
+	return finish(r, next, now, o)
+}
+
+// Prune returns r without the keys that have expired at now. The generation is kept:
+// the document is the same, only past keys are gone. The result may have no keys.
+func (r *Keyring) Prune(now time.Time) *Keyring {
+	next := r.clone()
+	next.Keys = next.Keys[:0]
+	for _, k := range r.Keys {
+		if k.ValidAt(now) {
+			next.Keys = append(next.Keys, k)
+		}
+	}
+	return next
+}
+
+// retire returns a copy of r in which no key verifies after until.
+func retire(r *Keyring, until time.Time) *Keyring {
+	next := r.clone()
+	for i, k := range next.Keys {
+		if k.NotAfter.IsZero() || k.NotAfter.After(until) {
+			next.Keys[i].NotAfter = until
+		}
+	}
+	return next
+}
+
+func finish(prev, next *Keyring, now time.Time, o Options) (*Keyring, error) {
+	next.Generation = prev.Generation + 1
+	next.RotatedAt = now
+	next.RotatedBy = o.RotatedBy
+	next.Reason = o.Reason
+	sortKeys(next.Keys)
+	if len(next.Keys) > MaxKeys {
+		return nil, fmt.Errorf("keyring: %d live keys, the limit is %d: wait for the verify window to close or rotate with --emergency", len(next.Keys), MaxKeys)
+	}
+	if err := Validate(next); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// PlainValue is one version of a store that holds a bare secret rather than a keyring
+// document (`vault kv put … value=$(openssl rand -hex 32)`).
+type PlainValue struct {
+	// Value is used byte for byte as the HMAC key, exactly as the existing service uses
+	// SPIRAL_EVENT_SECRET: a hex string is not decoded.
+	Value Secret
+	// CreatedAt is the store's own timestamp of this version, the same for every reader.
+	CreatedAt time.Time
+	// Version is the store's version number of this value (1, 2, …).
+	Version int64
+}
+
+// FromPlain turns the current plain value and, if known, the one before it into a
+// keyring that every pod computes identically from the store's timestamps: the current
+// value is staged at its creation time, so it signs from CreatedAt+ActivationDelay and
+// the previous value verifies until VerifyWindow after that. A value with no
+// predecessor signs from its creation. Generation is the current store version. rotatedBy
+// names the source (for example "vault kv secret/sigil/spiral-event-secret").
+func FromPlain(current PlainValue, previous *PlainValue, o Options, rotatedBy string) (*Keyring, error) {
+	if current.Version <= 0 {
+		return nil, invalid("generation", "plain value has no positive store version")
+	}
+	cur := Key{ID: KeyID(current.Value), Secret: current.Value, NotBefore: ms(current.CreatedAt)}
+	if err := validateKey(func(n string) string { return "value." + n }, cur); err != nil {
+		return nil, err
+	}
+	r := &Keyring{Generation: current.Version, RotatedAt: cur.NotBefore, RotatedBy: rotatedBy, Keys: []Key{cur}}
+	if previous == nil || KeyID(previous.Value) == cur.ID {
+		return r, Validate(r)
+	}
+	prev := Key{ID: KeyID(previous.Value), Secret: previous.Value, NotBefore: ms(previous.CreatedAt)}
+	if err := validateKey(func(n string) string { return "previous value." + n }, prev); err != nil {
+		return nil, err
+	}
+	r.Keys[0].NotBefore = cur.NotBefore.Add(o.delay())
+	prev.NotAfter = r.Keys[0].NotBefore.Add(o.window())
+	if !prev.NotBefore.Before(r.Keys[0].NotBefore) {
+		prev.NotBefore = r.Keys[0].NotBefore.Add(-time.Millisecond)
+	}
+	r.Keys = []Key{prev, r.Keys[0]}
+	return r, Validate(r)
+}

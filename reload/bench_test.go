@@ -1,0 +1,111 @@
+package reload
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sigil-dna/keysync/keyring"
+)
+
+// The benchmarks compare Sign and Verify with a raw crypto/hmac HMAC-SHA256 of the same
+// payload, in the same run: go test -run '^$' -bench . -benchmem ./reload/
+func benchKeyring(b *testing.B) *Keyring {
+	path := filepath.Join(b.TempDir(), "keys.json")
+	r, _ := keyring.Stage(nil, time.Now().Add(-time.Hour), secret(1), keyring.Options{})
+	r, _ = keyring.Stage(r, time.Now().Add(-30*time.Minute), secret(2), keyring.Options{})
+	r, _ = keyring.Stage(r, time.Now(), secret(3), keyring.Options{}) // one pending, one current, one previous
+	writeKeys(b, path, r)
+	return openT(b, path, WithSignals(), WithFileWatch(false), WithPollInterval(0))
+}
+
+var sizes = []int{64, 1024}
+
+func BenchmarkRawHMAC(b *testing.B) {
+	key := secret(2)
+	for _, n := range sizes {
+		payload := make([]byte, n)
+		b.Run(fmt.Sprintf("%dB", n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(n))
+			for b.Loop() {
+				m := hmac.New(sha256.New, key)
+				m.Write(payload)
+				_ = m.Sum(nil)
+			}
+		})
+	}
+}
+
+func BenchmarkSign(b *testing.B) {
+	k := benchKeyring(b)
+	for _, n := range sizes {
+		payload := make([]byte, n)
+		b.Run(fmt.Sprintf("%dB", n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(n))
+			for b.Loop() {
+				if _, err := k.Sign(payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkAppendSign(b *testing.B) {
+	k := benchKeyring(b)
+	buf := make([]byte, 0, 128)
+	for _, n := range sizes {
+		payload := make([]byte, n)
+		b.Run(fmt.Sprintf("%dB", n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(n))
+			for b.Loop() {
+				if _, err := k.AppendSign(buf[:0], payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	k := benchKeyring(b)
+	for _, n := range sizes {
+		payload := make([]byte, n)
+		sig, _ := k.Sign(payload)
+		b.Run(fmt.Sprintf("%dB", n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(n))
+			for b.Loop() {
+				if err := k.Verify(payload, sig); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkVerifyLegacy is the bare-signature path: one HMAC per valid key (three here).
+func BenchmarkVerifyLegacy(b *testing.B) {
+	k := benchKeyring(b)
+	for _, n := range sizes {
+		payload := make([]byte, n)
+		m := hmac.New(sha256.New, secret(2))
+		m.Write(payload)
+		sig := fmt.Sprintf("%x", m.Sum(nil))
+		b.Run(fmt.Sprintf("%dB", n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(n))
+			for b.Loop() {
+				if err := k.Verify(payload, sig); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,54 @@
+package reload
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sigil-dna/keysync/keyring"
+)
+
+// memDir returns a directory on tmpfs when the machine has /dev/shm, as the sidecar's
+// emptyDir with medium Memory is, and a t.TempDir otherwise.
+func memDir(t *testing.T) string {
+	t.Helper()
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		d, err := os.MkdirTemp("/dev/shm", "keysync-test-")
+		if err == nil {
+			t.Cleanup(func() { os.RemoveAll(d) })
+			return d
+		}
+	}
+	return t.TempDir()
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func newTestLogger(mu *sync.Mutex, w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(lockedWriter{mu, w}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func assertNoSecret(t *testing.T, text string, secrets ...keyring.Secret) {
+	t.Helper()
+	for _, s := range secrets {
+		for _, enc := range []string{hex.EncodeToString(s), base64.StdEncoding.EncodeToString(s), base64.RawURLEncoding.EncodeToString(s)} {
+			if strings.Contains(text, enc) {
+				t.Fatalf("secret found in output")
+			}
+		}
+	}
+}

@@ -1,0 +1,293 @@
+// Package reload is the app-side keysync library: it loads the keys file the sidecar
+// writes, reloads it on a signal (SIGHUP by default), on changes of the file's directory
+// and on a slow periodic re-read, signs with the active key and verifies against every
+// key valid now. Sign and Verify never lock: the loaded keyring sits behind an
+// atomic.Pointer. A bad or missing file keeps the last good keyring.
+//
+// It depends on the standard library, fsnotify and the keyring package only.
+package reload
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/sigil-dna/keysync/keyring"
+)
+
+// Defaults of the reload triggers.
+const (
+	DefaultPollInterval = time.Minute
+	DefaultDebounce     = 20 * time.Millisecond
+	// openRetry is how often Open re-tries while the file is missing or invalid.
+	openRetry = 100 * time.Millisecond
+)
+
+// Keyring is a live handle on a keys file. It is safe for concurrent use.
+type Keyring struct {
+	path string
+	cfg  config
+	cur  atomic.Pointer[loaded]
+
+	mu       sync.Mutex // serialises reloads; never taken by Sign or Verify
+	reloads  atomic.Uint64
+	failures atomic.Uint64
+	lastErr  atomic.Pointer[string]
+
+	sigCh     chan os.Signal
+	watcher   *fsnotify.Watcher
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+type loaded struct {
+	signer   *keyring.Signer
+	raw      []byte
+	loadedAt time.Time
+}
+
+// Open returns a handle on the keys file at path once it holds a valid keyring, waiting
+// for it until ctx ends. From then on it reloads the file in the background until Close.
+// The reload signal is caught from the start, so it cannot end the process while Open
+// waits.
+func Open(ctx context.Context, path string, opts ...Option) (*Keyring, error) {
+	cfg := defaults()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("reload: %w", err)
+	}
+	k := &Keyring{path: abs, cfg: cfg}
+	if len(cfg.signals) > 0 {
+		k.sigCh = make(chan os.Signal, 1)
+		signal.Notify(k.sigCh, cfg.signals...)
+	}
+	if cfg.watch {
+		if k.watcher, err = fsnotify.NewWatcher(); err != nil {
+			k.stopSignals()
+			return nil, fmt.Errorf("reload: starting the file watch: %w", err)
+		}
+	}
+	if err := k.waitFirst(ctx); err != nil {
+		k.release()
+		return nil, err
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	k.cancel = cancel
+	k.wg.Add(1)
+	go k.loop(bg)
+	return k, nil
+}
+
+// waitFirst loads the file, retrying on directory events and every openRetry.
+func (k *Keyring) waitFirst(ctx context.Context) error {
+	t := time.NewTicker(openRetry)
+	defer t.Stop()
+	watching := false
+	for {
+		if k.watcher != nil && !watching {
+			watching = k.watcher.Add(filepath.Dir(k.path)) == nil
+		}
+		err := k.Reload()
+		if err == nil {
+			if k.watcher != nil && !watching {
+				if err := k.watcher.Add(filepath.Dir(k.path)); err != nil {
+					k.cfg.log.Warn("cannot watch the keys directory, relying on signals and polling", "path", k.path, "error", err)
+				}
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("reload: no valid keys file at %s before the deadline: %w", k.path, err)
+		case <-t.C:
+		case <-k.events():
+		case <-k.sigCh:
+		}
+	}
+}
+
+func (k *Keyring) events() chan fsnotify.Event {
+	if k.watcher == nil {
+		return nil
+	}
+	return k.watcher.Events
+}
+
+func (k *Keyring) watchErrors() chan error {
+	if k.watcher == nil {
+		return nil
+	}
+	return k.watcher.Errors
+}
+
+func (k *Keyring) loop(ctx context.Context) {
+	defer k.wg.Done()
+	var pollC <-chan time.Time
+	if k.cfg.poll > 0 {
+		poll := time.NewTicker(k.cfg.poll)
+		defer poll.Stop()
+		pollC = poll.C
+	}
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	defer debounce.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-k.sigCh:
+			k.cfg.log.Debug("reload signal received", "path", k.path)
+			_ = k.Reload()
+		case _, ok := <-k.events():
+			if !ok {
+				return
+			}
+			// Any change in the directory counts: renames and ..data swaps replace the
+			// inode, so the name alone is not enough. Reload skips identical content.
+			debounce.Reset(k.cfg.debounce)
+		case err, ok := <-k.watchErrors():
+			if ok {
+				k.cfg.log.Warn("file watch error", "path", k.path, "error", err)
+			}
+		case <-debounce.C:
+			_ = k.Reload()
+		case <-pollC:
+			_ = k.Reload()
+		}
+	}
+}
+
+// Reload reads the keys file now. On any error the current keyring stays, the error is
+// logged and counted, and returned. Reloading unchanged content does nothing.
+func (k *Keyring) Reload() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	data, err := readBounded(k.path)
+	prev := k.cur.Load()
+	if err == nil && prev != nil && bytes.Equal(data, prev.raw) {
+		k.lastErr.Store(nil) // the file is good again, even if unchanged
+		return nil
+	}
+	var r *keyring.Keyring
+	if err == nil {
+		r, err = keyring.Parse(data)
+	}
+	if err != nil {
+		err = fmt.Errorf("reload: %s: %w", k.path, err)
+		if prev != nil { // while Open waits, a missing file is expected and not counted
+			k.failures.Add(1)
+			msg := err.Error()
+			k.lastErr.Store(&msg)
+			k.cfg.log.Warn("keys file rejected, keeping the last good keyring", "event", "reload_failed",
+				"path", k.path, "generation", prev.signer.Keyring().Generation, "error", err)
+		}
+		return err
+	}
+	if prev != nil && r.Generation < prev.signer.Keyring().Generation {
+		k.cfg.log.Warn("keys file generation went backwards", "path", k.path,
+			"generation", r.Generation, "previous_generation", prev.signer.Keyring().Generation)
+	}
+	k.cur.Store(&loaded{signer: keyring.NewSigner(r), raw: data, loadedAt: time.Now()})
+	k.reloads.Add(1)
+	k.lastErr.Store(nil)
+	st := k.Status()
+	k.cfg.log.Info("reloaded spiral event secret", "event", "reload", "path", k.path,
+		"generation", st.Generation, "key_ids", st.KeyIDs, "signing_key_id", st.SigningKeyID)
+	if k.cfg.onReload != nil {
+		k.cfg.onReload(st)
+	}
+	return nil
+}
+
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, keyring.MaxDocumentBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// ErrClosed is returned by Sign after Close.
+var ErrClosed = errors.New("reload: keyring is closed")
+
+// Sign returns the signature of payload with the key that signs now: the keyed form
+// "ks1.<key id>.<hex HMAC-SHA256>", or the bare hex HMAC-SHA256 with WithLegacySignatures.
+func (k *Keyring) Sign(payload []byte) (string, error) {
+	l := k.cur.Load()
+	if l == nil {
+		return "", ErrClosed
+	}
+	if k.cfg.legacy {
+		return l.signer.SignLegacy(k.cfg.clock(), payload)
+	}
+	return l.signer.Sign(k.cfg.clock(), payload)
+}
+
+// AppendSign appends the keyed signature of payload to dst without allocating.
+func (k *Keyring) AppendSign(dst, payload []byte) ([]byte, error) {
+	l := k.cur.Load()
+	if l == nil {
+		return dst, ErrClosed
+	}
+	return l.signer.AppendSign(dst, k.cfg.clock(), payload)
+}
+
+// Verify checks sig over payload against the keys valid now: a keyed signature against
+// its own key, a bare legacy signature against every valid key in constant time. It
+// returns nil or one of keyring's Err… sentinels.
+func (k *Keyring) Verify(payload []byte, sig string) error {
+	l := k.cur.Load()
+	if l == nil {
+		return ErrClosed
+	}
+	return l.signer.Verify(k.cfg.clock(), payload, sig)
+}
+
+// Close stops every background reload, the signal handler and the file watch. The
+// handle keeps signing and verifying with the last keyring. Close is idempotent.
+func (k *Keyring) Close() error {
+	k.closeOnce.Do(func() {
+		if k.cancel != nil {
+			k.cancel()
+		}
+		k.release()
+		k.wg.Wait()
+	})
+	return nil
+}
+
+func (k *Keyring) release() {
+	k.stopSignals()
+	if k.watcher != nil {
+		_ = k.watcher.Close()
+	}
+}
+
+func (k *Keyring) stopSignals() {
+	if k.sigCh != nil {
+		signal.Stop(k.sigCh)
+	}
+}
+
+// defaultSignals is what the sidecar sends.
+var defaultSignals = []os.Signal{syscall.SIGHUP}
