@@ -118,9 +118,9 @@ func TestStageRefuses(t *testing.T) {
 		want   string
 	}{
 		"an activation delay below the minimum propagation": {r, testSecret("b"), Options{ActivationDelay: 5 * time.Second, MinPropagation: 10 * time.Second}, "below the minimum propagation"},
-		"a negative window":                                  {r, testSecret("b"), Options{VerifyWindow: -time.Second}, "negative"},
-		"a secret that is already in the keyring":            {r, testSecret("a"), Options{}, "already in the keyring"},
-		"a short secret":                                     {r, Secret("short"), Options{}, "at least 32"},
+		"a negative window":                       {r, testSecret("b"), Options{VerifyWindow: -time.Second}, "negative"},
+		"a secret that is already in the keyring": {r, testSecret("a"), Options{}, "already in the keyring"},
+		"a short secret":                          {r, Secret("short"), Options{}, "at least 32"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

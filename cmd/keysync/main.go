@@ -1,0 +1,102 @@
+// Command keysync rotates the HMAC secret that signs and verifies events across every
+// running pod with no restart and no failed verification. Run `keysync --help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/sigil-dna/keysync/internal/cli"
+	"github.com/sigil-dna/keysync/internal/demoapp"
+)
+
+// version is set with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	args := os.Args[1:]
+	// Called through a link named demo-app, the binary is the demo app: it then has a
+	// process name of its own for the sidecar to find.
+	if filepath.Base(os.Args[0]) == "demo-app" {
+		args = append([]string{"demo-app"}, args...)
+	}
+	err := run(ctx, args, os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, cli.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "keysync:", err)
+		var ue cli.UsageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
+	hidden  bool
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"sidecar":  {summary: "keep an app's keys file in step with the store and signal the app", run: runSidecar},
+		"rotate":   {summary: "stage a new key in the store (or --emergency: replace all keys now)", run: runRotate},
+		"rollback": {summary: "make the previous key sign again, under a new generation", run: runRollback},
+		"status":   {summary: "show the keys in the store: pending, current, previous, with times", run: runStatus},
+		"demo":     {summary: "run a local fleet on a file store: sidecars, apps, rotations under load, a summary", run: runDemo},
+		"version": {summary: "print the version", run: func(_ context.Context, _ []string, _ func(string) string, out, _ io.Writer) error {
+			fmt.Fprintln(out, "keysync", version)
+			return nil
+		}},
+		"demo-app": {hidden: true, run: func(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
+			return demoapp.Main(ctx, args, getenv, stderr)
+		}},
+		"pod": {hidden: true, run: runPod},
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printHelp(stdout)
+		if len(args) == 0 {
+			return cli.Usagef("no command given")
+		}
+		return nil
+	}
+	cmd, ok := commands()[args[0]]
+	if !ok {
+		return cli.Usagef("unknown command %q (see keysync --help)", args[0])
+	}
+	return cmd.run(ctx, args[1:], getenv, stdout, stderr)
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprint(w, `keysync rotates the HMAC secret that signs and verifies events across every running
+pod: no restart, no downtime, no failed verification. New keys are staged: published
+first (pending: they verify but do not sign), switched to at one instant by every pod's
+own clock, and the replaced key keeps verifying for a window.
+
+Usage: keysync <command> [flags]
+
+Commands:
+`)
+	for _, name := range []string{"sidecar", "rotate", "rollback", "status", "demo", "version"} {
+		fmt.Fprintf(w, "  %-9s %s\n", name, commands()[name].summary)
+	}
+	fmt.Fprint(w, `
+Stores (--store):
+  file:///path/keys.json                    a local file (the embedded default)
+
+Run 'keysync <command> --help' for the flags of a command. Every flag can also be set
+with a KEYSYNC_* environment variable (--signal-process: KEYSYNC_SIGNAL_PROCESS).
+Exit codes: 0 success, 1 failure, 2 usage error.
+`)
+}

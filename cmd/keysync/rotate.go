@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"time"
+
+	"github.com/sigil-dna/keysync/internal/cli"
+	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/rotate"
+)
+
+type rotateFlags struct {
+	store, initiator, reason, auditLog, output string
+	mirrors                                    cli.StringList
+	bytes, retries                             int
+	delay, window, minPropagation              time.Duration
+	emergency, dryRun                          bool
+	plain                                      plainFlags
+	log                                        cli.LogFlags
+}
+
+func rotateCommand(name string) (*cli.Command, *rotateFlags) {
+	summary := "Stage a new 256-bit key in the store with compare-and-swap, copy it to the mirrors, record an audit event."
+	details := `
+The new key is pending for --activation-delay (it verifies everywhere but signs nowhere),
+then every pod switches to it at the same instant by its own clock; the replaced key keeps
+verifying for --verify-window after that. --emergency instead makes the new key sign now
+and drops every other key at once: signatures of a leaked key fail as soon as each pod
+reloads. On a compare-and-swap conflict (another rotation won) the store is read again,
+up to --retries times.`
+	if name == "rollback" {
+		summary = "Make the previous key sign again, under a new generation (a staged switch back)."
+		details = `
+If the newest key is still pending, it is withdrawn and the current key keeps signing.
+Otherwise the previous key (which still verifies) becomes pending again and signs from
+--activation-delay on; the key it replaces verifies for --verify-window more.`
+	}
+	c := cli.New(name, summary, details)
+	f := &rotateFlags{}
+	c.StringVar(&f.store, "store", "", "primary store `URL`, e.g. file:///etc/keysync/keys.json")
+	c.Var(&f.mirrors, "mirror", "another store `URL` that receives the same keyring (repeatable; comma-separated in the variable)")
+	if name == "rotate" {
+		c.IntVar(&f.bytes, "bytes", keyring.MinSecretBytes, "length of the new secret in bytes (at least 32)")
+		c.BoolVar(&f.emergency, "emergency", false, "leaked key: the new key signs now and every other key is dropped at once")
+	}
+	c.DurationVar(&f.delay, "activation-delay", keyring.DefaultActivationDelay, "how long the new key is pending before every pod signs with it")
+	c.DurationVar(&f.window, "verify-window", keyring.DefaultVerifyWindow, "how long replaced keys keep verifying after the switch")
+	c.DurationVar(&f.minPropagation, "min-propagation", 15*time.Second, "refuse an --activation-delay below this: the worst time for every pod to load a new keyring")
+	c.StringVar(&f.initiator, "initiator", defaultInitiator(), "who rotates, recorded in the keyring and the audit event")
+	c.StringVar(&f.reason, "reason", "", "why, recorded in the keyring and the audit event")
+	c.StringVar(&f.auditLog, "audit-log", "", "`file` to append one JSON audit line to (fsynced)")
+	c.IntVar(&f.retries, "retries", rotate.DefaultRetries, "re-reads after a compare-and-swap conflict")
+	c.BoolVar(&f.dryRun, "dry-run", false, "show what would change and write nothing")
+	c.StringVar(&f.output, "o", "text", "output: text or json")
+	f.plain.register(c)
+	f.log.Register(c)
+	return c, f
+}
+
+func defaultInitiator() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return name + "@" + host
+}
+
+func runRotate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return rotateOrRollback(ctx, "rotate", args, getenv, stdout, stderr)
+}
+
+func runRollback(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return rotateOrRollback(ctx, "rollback", args, getenv, stdout, stderr)
+}
+
+func rotateOrRollback(ctx context.Context, name string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, f := rotateCommand(name)
+	if err := c.Parse(args, getenv, stdout); err != nil {
+		return err
+	}
+	if f.output != "text" && f.output != "json" {
+		return cli.Usagef("-o %q: use text or json", f.output)
+	}
+	if name == "rotate" && f.bytes < keyring.MinSecretBytes {
+		return cli.Usagef("--bytes %d: at least %d", f.bytes, keyring.MinSecretBytes)
+	}
+	log, err := f.log.Logger(stderr)
+	if err != nil {
+		return err
+	}
+	primary, mirrors, err := openStores(f.store, f.mirrors, f.plain.options())
+	if err != nil {
+		return err
+	}
+	defer closeAll(primary, mirrors)
+	action := rotate.ActionStage
+	switch {
+	case name == "rollback":
+		action = rotate.ActionRollback
+	case f.emergency:
+		action = rotate.ActionEmergency
+	}
+	res, err := rotate.Run(ctx, primary, mirrors, rotate.Options{
+		Action: action, Bytes: f.bytes, DryRun: f.dryRun, Retries: f.retries, AuditLog: f.auditLog, Log: log,
+		Keyring: keyring.Options{ActivationDelay: f.delay, VerifyWindow: f.window, MinPropagation: f.minPropagation,
+			RotatedBy: f.initiator, Reason: f.reason},
+	})
+	if res != nil {
+		printResult(stdout, f.output, res)
+	}
+	return err
+}
+
+func printResult(w io.Writer, output string, res *rotate.Result) {
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(res)
+		return
+	}
+	prefix := ""
+	if res.DryRun {
+		prefix = "dry run, nothing written: "
+	}
+	fmt.Fprintf(w, "%s%s %s: generation %d -> %d\n", prefix, res.Action, res.Store, res.PreviousGeneration, res.Generation)
+	if res.NewKeyID != "" {
+		fmt.Fprintf(w, "  new key:      %s\n", res.NewKeyID)
+	}
+	fmt.Fprintf(w, "  signing key:  %s from %s\n", res.SigningKeyID, res.SigningFrom.Format(time.RFC3339))
+	fmt.Fprintf(w, "  keys:         %v\n", res.KeyIDs)
+	if len(res.RemovedKeyIDs) > 0 {
+		fmt.Fprintf(w, "  removed:      %v\n", res.RemovedKeyIDs)
+	}
+	for _, m := range res.Mirrors {
+		state := "ok"
+		if m.Error != "" {
+			state = m.Error
+		}
+		fmt.Fprintf(w, "  mirror %s: %s\n", m.Store, state)
+	}
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sigil-dna/keysync/internal/cli"
+	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/sidecar"
+	"github.com/sigil-dna/keysync/store"
+)
+
+// plainFlags is the schedule applied to stores that hold a bare secret; every pod must
+// use the same values.
+type plainFlags struct{ delay, window time.Duration }
+
+func (p *plainFlags) register(c *cli.Command) {
+	c.DurationVar(&p.delay, "plain-activation-delay", keyring.DefaultActivationDelay, "for a store holding a plain value: how long after the store's own timestamp a new value starts signing")
+	c.DurationVar(&p.window, "plain-verify-window", keyring.DefaultVerifyWindow, "for a store holding a plain value: how long the previous value keeps verifying after that")
+}
+
+func (p *plainFlags) options() store.PlainOptions {
+	return store.PlainOptions{ActivationDelay: p.delay, VerifyWindow: p.window}
+}
+
+func sidecarCommand() (*cli.Command, *sidecarFlags) {
+	c := cli.New("sidecar", "Keep an app's keys file in step with the store and signal the app on each change.", `
+Reads the store (watching it where the store allows, else polling with jitter),
+validates and prunes the keyring, writes it atomically into --out (an in-memory volume
+shared with the app), signals the app through the shared process namespace, confirms
+the reload through the app's status endpoint, and serves /healthz, /readyz, /metrics and
+/status on --listen. When the store is down or holds an invalid document, the last good
+keys file stays and staleness is reported; the file is never blanked.`)
+	f := &sidecarFlags{}
+	c.StringVar(&f.store, "store", "", "store `URL`, e.g. file:///etc/keysync/keys.json")
+	c.StringVar(&f.out, "out", "", "`directory` the keys file is written into (an emptyDir with medium: Memory)")
+	c.StringVar(&f.file, "file", sidecar.DefaultFileName, "keys file `name` inside --out")
+	c.StringVar(&f.mode, "mode", "0440", "keys file permission bits, octal")
+	c.DurationVar(&f.interval, "interval", sidecar.DefaultInterval, "poll interval (a store watch, where available, reacts sooner)")
+	c.Float64Var(&f.jitter, "jitter", sidecar.DefaultJitter, "poll jitter as a `fraction` of --interval, ±")
+	c.StringVar(&f.process, "signal-process", "", "`name` of the app's executable to signal (needs shareProcessNamespace)")
+	c.StringVar(&f.pidFile, "pid-file", "", "`path` of a file holding the app's pid, instead of --signal-process")
+	c.StringVar(&f.signal, "signal", "HUP", "signal sent to the app after each change")
+	c.StringVar(&f.confirmURL, "confirm-url", "", "app status `URL` (the reload library's status handler) to confirm each reload")
+	c.DurationVar(&f.confirmTimeout, "confirm-timeout", sidecar.DefaultConfirmTimeout, "how long to wait for a reload confirmation")
+	c.DurationVar(&f.maxStale, "max-stale", 0, "readiness fails after this long without a good store read (0: never)")
+	c.DurationVar(&f.backoffCap, "backoff-cap", sidecar.DefaultBackoffCap, "longest wait between retries of a failing store (full jitter)")
+	c.StringVar(&f.listen, "listen", "127.0.0.1:9102", "`address` for /healthz, /readyz, /metrics and /status; in a pod use :9102 so probes reach it")
+	c.BoolVar(&f.once, "once", false, "write the keys file once and exit (init-container mode): 0 on success")
+	f.plain.register(c)
+	f.log.Register(c)
+	return c, f
+}
+
+type sidecarFlags struct {
+	store, out, file, mode, process, pidFile, signal, confirmURL, listen string
+	interval, confirmTimeout, maxStale, backoffCap                       time.Duration
+	jitter                                                               float64
+	once                                                                 bool
+	plain                                                                plainFlags
+	log                                                                  cli.LogFlags
+}
+
+func runSidecar(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, f := sidecarCommand()
+	if err := c.Parse(args, getenv, stdout); err != nil {
+		return err
+	}
+	log, err := f.log.Logger(stderr)
+	if err != nil {
+		return err
+	}
+	mode, err := strconv.ParseUint(f.mode, 8, 32)
+	if err != nil || mode > 0o777 {
+		return cli.Usagef("--mode %q: want octal permission bits such as 0440", f.mode)
+	}
+	sig, err := sidecar.ParseSignal(f.signal)
+	if err != nil {
+		return cli.Usagef("--signal: %v", err)
+	}
+	st, err := openStore(f.store, f.plain.options())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	sc, err := sidecar.New(sidecar.Config{
+		Store: st, OutDir: f.out, FileName: f.file, Mode: os.FileMode(mode), Interval: f.interval, Jitter: f.jitter,
+		ProcessName: f.process, PidFile: f.pidFile, Signal: sig, ConfirmURL: f.confirmURL,
+		ConfirmTimeout: f.confirmTimeout, MaxStale: f.maxStale, BackoffCap: f.backoffCap, Log: log,
+	})
+	if err != nil {
+		return cli.UsageError{Err: err}
+	}
+	if f.once {
+		if err := sc.Once(ctx); err != nil {
+			return fmt.Errorf("sidecar --once: %w", err)
+		}
+		log.Info("keys file written once, exiting", "store", st.String())
+		return nil
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", f.listen, err)
+	}
+	srv := &http.Server{Handler: sc.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	log.Info("sidecar started", "store", st.String(), "out", f.out, "listen", ln.Addr().String(),
+		"interval", f.interval.String(), "signal_target", firstNonEmpty(f.process, f.pidFile))
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdown)
+	})
+	g.Go(func() error {
+		err := sc.Run(gctx)
+		if err == nil {
+			err = context.Canceled // stop the server too
+		}
+		return err
+	})
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("sidecar stopped")
+	return nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

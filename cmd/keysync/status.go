@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sigil-dna/keysync/internal/cli"
+	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/store"
+)
+
+type keyStatus struct {
+	ID        string        `json:"id"`
+	State     keyring.State `json:"state"`
+	NotBefore time.Time     `json:"not_before"`
+	NotAfter  *time.Time    `json:"not_after,omitempty"`
+	// Left is the time until the key's next change: activation when pending, expiry otherwise.
+	LeftSeconds *float64 `json:"left_seconds,omitempty"`
+}
+
+type storeStatus struct {
+	Store      string      `json:"store"`
+	Generation int64       `json:"generation"`
+	RotatedAt  time.Time   `json:"rotated_at"`
+	RotatedBy  string      `json:"rotated_by,omitempty"`
+	Reason     string      `json:"reason,omitempty"`
+	Plain      bool        `json:"plain_value"`
+	At         time.Time   `json:"at"`
+	Keys       []keyStatus `json:"keys"`
+}
+
+func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer) error {
+	c := cli.New("status", "Show the keys in the store: state, validity and time left. No secret is shown.", "")
+	var storeURL, output string
+	var plain plainFlags
+	c.StringVar(&storeURL, "store", "", "store `URL`")
+	c.StringVar(&output, "o", "table", "output: table or json")
+	plain.register(c)
+	if err := c.Parse(args, getenv, stdout); err != nil {
+		return err
+	}
+	if output != "table" && output != "json" {
+		return cli.Usagef("-o %q: use table or json", output)
+	}
+	st, err := openStore(storeURL, plain.options())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	snap, err := st.Read(ctx)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	s := describeStore(st, snap, time.Now().UTC())
+	if output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	fmt.Fprintf(stdout, "store %s  generation %d  rotated %s by %q", s.Store, s.Generation, s.RotatedAt.Format(time.RFC3339), s.RotatedBy)
+	if s.Reason != "" {
+		fmt.Fprintf(stdout, " (%s)", s.Reason)
+	}
+	fmt.Fprintln(stdout)
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY ID\tSTATE\tNOT BEFORE\tNOT AFTER\tTIME LEFT")
+	for _, k := range s.Keys {
+		na, left := "-", "-"
+		if k.NotAfter != nil {
+			na = k.NotAfter.Format(time.RFC3339)
+		}
+		if k.LeftSeconds != nil {
+			left = (time.Duration(*k.LeftSeconds) * time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.State, k.NotBefore.Format(time.RFC3339), na, left)
+	}
+	return tw.Flush()
+}
+
+func describeStore(st store.Store, snap *store.Snapshot, now time.Time) storeStatus {
+	r := snap.Keyring
+	s := storeStatus{Store: st.String(), Generation: r.Generation, RotatedAt: r.RotatedAt, RotatedBy: r.RotatedBy,
+		Reason: r.Reason, Plain: snap.Plain, At: now, Keys: []keyStatus{}}
+	for _, k := range r.Keys {
+		ks := keyStatus{ID: k.ID, State: r.StateAt(k, now), NotBefore: k.NotBefore}
+		if !k.NotAfter.IsZero() {
+			na := k.NotAfter
+			ks.NotAfter = &na
+		}
+		var until time.Time
+		switch {
+		case ks.State == keyring.StatePending:
+			until = k.NotBefore
+		case !k.NotAfter.IsZero() && ks.State != keyring.StateExpired:
+			until = k.NotAfter
+		}
+		if !until.IsZero() {
+			left := until.Sub(now).Truncate(time.Second).Seconds()
+			ks.LeftSeconds = &left
+		}
+		s.Keys = append(s.Keys, ks)
+	}
+	return s
+}
+
+func closeAll(primary store.Store, mirrors []store.Store) {
+	primary.Close()
+	for _, m := range mirrors {
+		m.Close()
+	}
+}

@@ -1,0 +1,239 @@
+// Package demo runs keysync's main job on the embedded default: a file store, N pods
+// (each a real sidecar process and a real app process, in a PID namespace of their own
+// when run as root), signed events flowing between every app, rotations under that load,
+// live progress and a summary.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/rotate"
+	"github.com/sigil-dna/keysync/store/file"
+)
+
+// Config shapes a demo run.
+type Config struct {
+	Pods            int
+	Duration        time.Duration
+	RotateEvery     time.Duration
+	Interval        time.Duration // sidecar poll interval (the file store is also watched)
+	ActivationDelay time.Duration
+	VerifyWindow    time.Duration
+	Rate            int    // events per second, all senders together
+	Exe             string // the keysync binary
+	Dir             string // working directory; empty: a new temporary one, removed after
+	PIDNamespaces   bool   // one PID namespace per pod (needs root and unshare)
+	Progress        io.Writer
+	Log             *slog.Logger
+}
+
+// Summary is the outcome, printed by `keysync demo` (and as JSON with --json).
+type Summary struct {
+	Pods                int     `json:"pods"`
+	PIDNamespaces       bool    `json:"pid_namespaces"`
+	DurationSeconds     float64 `json:"duration_seconds"`
+	Rotations           int     `json:"rotations"`
+	EventsSigned        int64   `json:"events_signed"`
+	EventsVerified      int64   `json:"events_verified"`
+	FailedVerifications int64   `json:"failed_verifications"`
+	DeliveryErrors      int64   `json:"delivery_errors"`
+	Reloads             int     `json:"reloads_measured"`
+	PropagationP50Ms    float64 `json:"propagation_p50_ms"`
+	PropagationP90Ms    float64 `json:"propagation_p90_ms"`
+	PropagationP99Ms    float64 `json:"propagation_p99_ms"`
+	PropagationMaxMs    float64 `json:"propagation_max_ms"`
+	SecretsInOutput     int     `json:"secrets_in_output"`
+	FirstFailure        string  `json:"first_failure,omitempty"`
+}
+
+// Run runs the demo until cfg.Duration passes or ctx ends.
+func Run(ctx context.Context, cfg Config) (*Summary, error) {
+	if cfg.Pods < 2 {
+		return nil, errors.New("demo: at least 2 pods are needed to send events between them")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	work, cleanup, err := workDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	st, err := file.New(filepath.Join(work, "store", "keys.json"), keyring.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+
+	var secretsMu sync.Mutex
+	var secrets []keyring.Secret
+	rot := rotate.Options{
+		Keyring: keyring.Options{ActivationDelay: cfg.ActivationDelay, VerifyWindow: cfg.VerifyWindow, RotatedBy: "keysync demo", Reason: "demo"},
+		NewSecret: func(n int) (keyring.Secret, error) {
+			s, err := keyring.NewSecret(n)
+			secretsMu.Lock()
+			secrets = append(secrets, s)
+			secretsMu.Unlock()
+			return s, err
+		},
+		Log: cfg.Log,
+	}
+	if _, err := rotate.Run(ctx, st, nil, rot); err != nil {
+		return nil, fmt.Errorf("demo: first keyring: %w", err)
+	}
+	fl, err := startFleet(ctx, fleetConfig{work: work, store: st.String(), pods: cfg.Pods, exe: cfg.Exe,
+		pidns: cfg.PIDNamespaces, interval: cfg.Interval, log: cfg.Log})
+	if err != nil {
+		return nil, err
+	}
+	defer fl.stop()
+	if err := fl.waitReady(ctx, 1); err != nil {
+		return nil, err
+	}
+
+	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	start := time.Now()
+	tr := &traffic{fleet: fl}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); tr.run(runCtx, cfg.Rate) }()
+
+	var rotations atomic.Int64
+	prop := &latencies{}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTimer(min(2*time.Second, cfg.RotateEvery))
+		defer t.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+			}
+			res, err := rotate.Run(runCtx, st, nil, rot)
+			if err != nil {
+				if runCtx.Err() == nil {
+					cfg.Log.Error("demo rotation failed", "error", err)
+				}
+				return
+			}
+			rotations.Add(1)
+			wg.Add(1)
+			go func() { defer wg.Done(); fl.measure(runCtx, res.Generation, res.RotatedAt, prop) }()
+			t.Reset(cfg.RotateEvery)
+		}
+	}()
+	progress := time.NewTicker(time.Second)
+	defer progress.Stop()
+loop:
+	for {
+		select {
+		case <-runCtx.Done():
+			break loop
+		case <-progress.C:
+			p := prop.percentiles()
+			fmt.Fprintf(cfg.Progress, "demo %4.0fs  pods %d  rotations %d  events signed %d  verified %d  failed %d  reload p50 %.0fms p99 %.0fms\n",
+				time.Since(start).Seconds(), cfg.Pods, rotations.Load(), tr.signed.Load(), tr.verified.Load(), tr.failed.Load(), p[0], p[2])
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	fl.stop()
+
+	p := prop.percentiles()
+	sum := &Summary{
+		Pods: cfg.Pods, PIDNamespaces: fl.pidns, DurationSeconds: elapsed.Round(time.Millisecond).Seconds(),
+		Rotations: int(rotations.Load()), EventsSigned: tr.signed.Load(), EventsVerified: tr.verified.Load(),
+		FailedVerifications: tr.failed.Load(), DeliveryErrors: tr.deliveryErrors.Load(), Reloads: prop.count(),
+		PropagationP50Ms: p[0], PropagationP90Ms: p[1], PropagationP99Ms: p[2], PropagationMaxMs: p[3],
+	}
+	if f := tr.firstFailure.Load(); f != nil {
+		sum.FirstFailure = *f
+	}
+	secretsMu.Lock()
+	sum.SecretsInOutput, err = scanForSecrets(fl.logFiles(), secrets)
+	secretsMu.Unlock()
+	return sum, err
+}
+
+func workDir(dir string) (string, func(), error) {
+	if dir != "" {
+		return dir, func() {}, os.MkdirAll(dir, 0o700)
+	}
+	d, err := os.MkdirTemp("", "keysync-demo-")
+	if err != nil {
+		return "", nil, err
+	}
+	return d, func() { os.RemoveAll(d) }, nil
+}
+
+// traffic makes every app send signed events to every other app.
+type traffic struct {
+	fleet                                    *fleet
+	signed, verified, failed, deliveryErrors atomic.Int64
+	firstFailure                             atomic.Pointer[string]
+}
+
+func (t *traffic) run(ctx context.Context, rate int) {
+	const senders = 4
+	interval := time.Duration(float64(time.Second) * senders / float64(max(rate, 1)))
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			seq := 0
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				n := len(t.fleet.pods)
+				src := rand.IntN(n)
+				dst := (src + 1 + rand.IntN(n-1)) % n
+				seq++
+				res, err := t.fleet.pods[src].send(ctx, t.fleet.pods[dst], fmt.Sprintf(`{"type":"spiral","from":%d,"seq":%d}`, src, seq))
+				switch {
+				case ctx.Err() != nil:
+					return
+				case err != nil:
+					t.deliveryErrors.Add(1)
+				case res.Verified:
+					t.signed.Add(1)
+					t.verified.Add(1)
+				case res.Signed && strings.HasPrefix(res.Error, "rejected"):
+					t.signed.Add(1)
+					t.failed.Add(1)
+					msg := fmt.Sprintf("pod %d -> pod %d: %s", src, dst, res.Error)
+					t.firstFailure.CompareAndSwap(nil, &msg)
+				default:
+					if res.Signed {
+						t.signed.Add(1)
+					}
+					t.deliveryErrors.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

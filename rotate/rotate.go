@@ -1,0 +1,248 @@
+// Package rotate is the rotation procedure: read the primary store, compute the next
+// keyring (staged, emergency or rollback), write it with compare-and-swap, retrying a
+// bounded number of times on conflict, copy it to the mirrors, and record an audit event.
+package rotate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/store"
+)
+
+// Action is what a run does.
+type Action string
+
+// Actions.
+const (
+	ActionStage     Action = "stage"
+	ActionEmergency Action = "emergency"
+	ActionRollback  Action = "rollback"
+)
+
+// Options configure a run.
+type Options struct {
+	Action  Action
+	Bytes   int // new secret length, at least keyring.MinSecretBytes
+	Keyring keyring.Options
+	DryRun  bool
+	// Retries bounds the re-reads after a compare-and-swap conflict.
+	Retries  int
+	AuditLog string // append one JSON line per rotation, fsynced
+	Now      func() time.Time
+	Log      *slog.Logger
+	// NewSecret makes the key; nil means keyring.NewSecret (crypto/rand).
+	NewSecret func(n int) (keyring.Secret, error)
+}
+
+// Result describes a rotation. It holds key ids, never secrets.
+type Result struct {
+	Action             Action           `json:"action"`
+	DryRun             bool             `json:"dry_run"`
+	Store              string           `json:"store"`
+	Generation         int64            `json:"generation"`
+	PreviousGeneration int64            `json:"previous_generation"`
+	NewKeyID           string           `json:"new_key_id,omitempty"`
+	SigningKeyID       string           `json:"signing_key_id"`
+	SigningFrom        time.Time        `json:"signing_from"`
+	KeyIDs             []string         `json:"key_ids"`
+	RemovedKeyIDs      []string         `json:"removed_key_ids,omitempty"`
+	RotatedBy          string           `json:"rotated_by"`
+	Reason             string           `json:"reason,omitempty"`
+	RotatedAt          time.Time        `json:"rotated_at"`
+	Attempts           int              `json:"attempts"`
+	Mirrors            []MirrorResult   `json:"mirrors,omitempty"`
+	Keyring            *keyring.Keyring `json:"-"`
+}
+
+// MirrorResult is the outcome of copying the keyring to one mirror.
+type MirrorResult struct {
+	Store string `json:"store"`
+	Error string `json:"error,omitempty"`
+}
+
+// DefaultRetries is how often a conflicting write is retried from a fresh read.
+const DefaultRetries = 3
+
+// Run performs one rotation on primary and copies the result to mirrors. A mirror
+// failure is reported in the result and the error, after the primary has been written:
+// the primary is the source of truth and the next run repairs the mirror.
+func Run(ctx context.Context, primary store.Store, mirrors []store.Store, o Options) (*Result, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.NewSecret == nil {
+		o.NewSecret = keyring.NewSecret
+	}
+	if o.Bytes == 0 {
+		o.Bytes = keyring.MinSecretBytes
+	}
+	if o.Action == "" {
+		o.Action = ActionStage
+	}
+	var res *Result
+	var err error
+	for attempt := 1; attempt <= o.Retries+1; attempt++ {
+		res, err = attemptOnce(ctx, primary, o)
+		if err == nil {
+			res.Attempts = attempt
+			break
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			break
+		}
+		o.Log.Warn("store changed during the rotation, reading it again", "store", primary.String(), "attempt", attempt)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if o.DryRun {
+		return res, nil
+	}
+	res.Mirrors, err = mirror(ctx, res.Keyring, mirrors)
+	audit(o, res)
+	if o.AuditLog != "" {
+		if aerr := appendAudit(o.AuditLog, res); aerr != nil {
+			err = errors.Join(err, aerr)
+		}
+	}
+	return res, err
+}
+
+func attemptOnce(ctx context.Context, primary store.Store, o Options) (*Result, error) {
+	var prev *keyring.Keyring
+	version := ""
+	snap, err := primary.Read(ctx)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("reading %s: %w", primary.String(), err)
+	default:
+		prev, version = snap.Keyring, snap.Version
+	}
+	now := o.Now()
+	var next *keyring.Keyring
+	newID := ""
+	switch o.Action {
+	case ActionStage, ActionEmergency:
+		secret, err := o.NewSecret(o.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		newID = keyring.KeyID(secret)
+		if o.Action == ActionEmergency {
+			next, err = keyring.Emergency(prev, now, secret, o.Keyring)
+		} else {
+			next, err = keyring.Stage(prev, now, secret, o.Keyring)
+		}
+		if err != nil {
+			return nil, err
+		}
+	case ActionRollback:
+		if prev == nil {
+			return nil, fmt.Errorf("rollback: %s holds no keyring", primary.String())
+		}
+		next, err = keyring.Rollback(prev, now, o.Keyring)
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("unknown action %q", o.Action)
+	}
+	res := describe(primary.String(), o, prev, next, newID, now)
+	if o.DryRun {
+		return res, nil
+	}
+	if _, err := primary.Write(ctx, next, version); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", primary.String(), err)
+	}
+	return res, nil
+}
+
+func describe(name string, o Options, prev, next *keyring.Keyring, newID string, now time.Time) *Result {
+	res := &Result{
+		Action: o.Action, DryRun: o.DryRun, Store: name, Generation: next.Generation, NewKeyID: newID,
+		KeyIDs: next.IDs(), RotatedBy: next.RotatedBy, Reason: next.Reason, RotatedAt: next.RotatedAt, Keyring: next,
+	}
+	// The key that will sign once this generation takes effect: the newest one.
+	last := next.Keys[len(next.Keys)-1]
+	res.SigningKeyID, res.SigningFrom = last.ID, last.NotBefore
+	if k, ok := next.SigningKey(now); ok && o.Action == ActionRollback && !last.NotBefore.After(now) {
+		res.SigningKeyID, res.SigningFrom = k.ID, k.NotBefore
+	}
+	if prev != nil {
+		res.PreviousGeneration = prev.Generation
+		for _, id := range prev.IDs() {
+			if !slices.Contains(res.KeyIDs, id) {
+				res.RemovedKeyIDs = append(res.RemovedKeyIDs, id)
+			}
+		}
+	}
+	return res
+}
+
+func mirror(ctx context.Context, r *keyring.Keyring, mirrors []store.Store) ([]MirrorResult, error) {
+	var out []MirrorResult
+	var errs []error
+	for _, m := range mirrors {
+		version := ""
+		snap, err := m.Read(ctx)
+		switch {
+		case err == nil:
+			version = snap.Version
+		case errors.Is(err, store.ErrNotFound), errors.Is(err, keyring.ErrInvalid):
+			err = nil // an invalid mirror is overwritten by the primary's keyring
+		}
+		if err == nil {
+			_, err = m.Write(ctx, r, version)
+		}
+		mr := MirrorResult{Store: m.String()}
+		if err != nil {
+			mr.Error = err.Error()
+			errs = append(errs, fmt.Errorf("mirror %s: %w", m.String(), err))
+		}
+		out = append(out, mr)
+	}
+	return out, errors.Join(errs...)
+}
+
+func audit(o Options, res *Result) {
+	o.Log.Info("keys rotated", "event", "rotation", "action", string(res.Action), "store", res.Store,
+		"generation", res.Generation, "previous_generation", res.PreviousGeneration, "new_key_id", res.NewKeyID,
+		"signing_key_id", res.SigningKeyID, "signing_from", res.SigningFrom, "key_ids", res.KeyIDs,
+		"removed_key_ids", res.RemovedKeyIDs, "rotated_by", res.RotatedBy, "reason", res.Reason, "attempts", res.Attempts)
+}
+
+// appendAudit appends one JSON line to path and fsyncs it.
+func appendAudit(path string, res *Result) error {
+	line, err := json.Marshal(struct {
+		Time  time.Time `json:"time"`
+		Event string    `json:"event"`
+		*Result
+	}{time.Now().UTC(), "rotation", res})
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		return fmt.Errorf("audit log %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("audit log %s: %w", path, err)
+	}
+	return nil
+}

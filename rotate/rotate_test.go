@@ -1,0 +1,174 @@
+package rotate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/store"
+	"github.com/sigil-dna/keysync/store/file"
+)
+
+func fileStore(t *testing.T, name string) *file.Store {
+	t.Helper()
+	s, err := file.New(filepath.Join(t.TempDir(), name), store.PlainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// racingStore is a fake: it lets another writer win between the read and the write,
+// a conflict a real file store only shows under an exact interleaving.
+type racingStore struct {
+	*file.Store
+	races int
+}
+
+func (r *racingStore) Write(ctx context.Context, k *keyring.Keyring, ifVersion string) (string, error) {
+	if r.races > 0 {
+		r.races--
+		snap, _ := r.Store.Read(ctx)
+		s, _ := keyring.NewSecret(32)
+		other, _ := keyring.Stage(snap.Keyring, time.Now().Add(time.Duration(r.races+1)*time.Second), s, keyring.Options{RotatedBy: "other"})
+		if _, err := r.Store.Write(ctx, other, snap.Version); err != nil {
+			return "", err
+		}
+	}
+	return r.Store.Write(ctx, k, ifVersion)
+}
+
+func TestRotateStageEmergencyRollbackWithAuditAndMirror(t *testing.T) {
+	ctx := context.Background()
+	primary, mirror := fileStore(t, "primary.json"), fileStore(t, "mirror.json")
+	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	var logs bytes.Buffer
+	var secrets []keyring.Secret
+	o := Options{
+		AuditLog: auditPath, Log: slog.New(slog.NewJSONHandler(&logs, nil)),
+		Keyring: keyring.Options{RotatedBy: "alice@host", Reason: "cadence"},
+		NewSecret: func(n int) (keyring.Secret, error) {
+			s, err := keyring.NewSecret(n)
+			secrets = append(secrets, s)
+			return s, err
+		},
+	}
+	steps := []struct {
+		action Action
+		check  func(t *testing.T, r *Result)
+	}{
+		{ActionStage, func(t *testing.T, r *Result) {
+			if r.Generation != 1 || r.PreviousGeneration != 0 || len(r.KeyIDs) != 1 {
+				t.Fatalf("%+v", r)
+			}
+		}},
+		{ActionStage, func(t *testing.T, r *Result) {
+			if r.Generation != 2 || len(r.KeyIDs) != 2 || r.SigningKeyID != r.NewKeyID || !r.SigningFrom.After(r.RotatedAt) {
+				t.Fatalf("%+v", r)
+			}
+		}},
+		{ActionRollback, func(t *testing.T, r *Result) {
+			if r.Generation != 3 || len(r.KeyIDs) != 1 || r.NewKeyID != "" {
+				t.Fatalf("rollback of a pending key: %+v", r)
+			}
+		}},
+		{ActionEmergency, func(t *testing.T, r *Result) {
+			if r.Generation != 4 || len(r.KeyIDs) != 1 || len(r.RemovedKeyIDs) != 1 {
+				t.Fatalf("%+v", r)
+			}
+		}},
+	}
+	for _, st := range steps {
+		o.Action = st.action
+		r, err := Run(ctx, primary, []store.Store{mirror}, o)
+		if err != nil {
+			t.Fatalf("%s: %v", st.action, err)
+		}
+		st.check(t, r)
+		for _, s := range []store.Store{primary, mirror} {
+			snap, err := s.Read(ctx)
+			if err != nil || snap.Keyring.Generation != r.Generation {
+				t.Fatalf("%s: %s holds %v %v", st.action, s, snap, err)
+			}
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(readFile(t, auditPath)), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("%d audit lines", len(lines))
+	}
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(lines[3]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec["event"] != "rotation" || rec["action"] != "emergency" || rec["rotated_by"] != "alice@host" || rec["reason"] != "cadence" || rec["generation"] != 4.0 {
+		t.Fatalf("audit record %v", rec)
+	}
+	all := logs.String() + readFile(t, auditPath)
+	if !strings.Contains(logs.String(), `"event":"rotation"`) {
+		t.Fatal("no audit event logged")
+	}
+	for _, s := range secrets {
+		for _, enc := range []string{string(s)} {
+			if strings.Contains(all, enc) {
+				t.Fatal("secret in audit output")
+			}
+		}
+	}
+}
+
+func TestDryRunWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	s := fileStore(t, "k.json")
+	if _, err := Run(ctx, s, nil, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(ctx, s, nil, Options{DryRun: true})
+	if err != nil || !r.DryRun || r.Generation != 2 {
+		t.Fatalf("%v %+v", err, r)
+	}
+	if snap, _ := s.Read(ctx); snap.Keyring.Generation != 1 {
+		t.Fatal("dry run wrote")
+	}
+}
+
+func TestConflictIsRetriedAndThenReported(t *testing.T) {
+	ctx := context.Background()
+	s := &racingStore{Store: fileStore(t, "k.json")}
+	if _, err := Run(ctx, s.Store, nil, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	s.races = 2
+	r, err := Run(ctx, s, nil, Options{Retries: 3})
+	if err != nil || r.Attempts != 3 || r.Generation != 4 {
+		t.Fatalf("after two lost races: %v %+v", err, r)
+	}
+	s.races = 5
+	_, err = Run(ctx, s, nil, Options{Retries: 1})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRollbackOfAnEmptyStore(t *testing.T) {
+	_, err := Run(context.Background(), fileStore(t, "k.json"), nil, Options{Action: ActionRollback})
+	if err == nil || !strings.Contains(err.Error(), "holds no keyring") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,57 @@
+// Package store defines what keysync needs from a secret manager: read the keyring with
+// its store version, write one with compare-and-swap on that version, and optionally
+// watch for changes. One package per backend implements it (store/file, store/vault, …).
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/sigil-dna/keysync/keyring"
+)
+
+// Sentinels every backend wraps, checked with errors.Is.
+var (
+	// ErrNotFound: the store holds no keyring (nothing written, or the latest version
+	// deleted or destroyed). It is never reported as an empty keyring.
+	ErrNotFound = errors.New("no keyring in the store")
+	// ErrConflict: the store changed since the version the write was based on.
+	ErrConflict = errors.New("the store changed since it was read (compare-and-swap conflict)")
+)
+
+// Snapshot is what a store holds at one version.
+type Snapshot struct {
+	// Keyring is the validated keyring. For a plain value it is derived by
+	// keyring.FromPlain from the store's own version history and timestamps.
+	Keyring *keyring.Keyring
+	// Version is the store's opaque compare-and-swap token for this content.
+	Version string
+	// Plain reports that the store held a bare secret, not a keyring document.
+	Plain bool
+}
+
+// Store is a secret manager holding one keyring. Implementations are safe for
+// concurrent use. Errors name the store and the path and never contain secret bytes;
+// an invalid document wraps keyring.ErrInvalid.
+type Store interface {
+	// Read returns the current keyring.
+	Read(ctx context.Context) (*Snapshot, error)
+	// Write stores r if the store still holds ifVersion ("" means: only if it holds
+	// nothing) and returns the new version, or an error wrapping ErrConflict.
+	Write(ctx context.Context, r *keyring.Keyring, ifVersion string) (string, error)
+	// String names the store for logs, without credentials: "file:///etc/keys.json".
+	String() string
+	// Close releases connections and watches. It is idempotent.
+	Close() error
+}
+
+// Watcher is implemented by stores that push changes (a file watch, a Kubernetes watch).
+type Watcher interface {
+	// Watch returns a channel that receives a value, coalesced, after changes until ctx
+	// ends; the reader then calls Read. Polling remains the fallback.
+	Watch(ctx context.Context) (<-chan struct{}, error)
+}
+
+// PlainOptions are the schedule every reader applies to plain values; all pods must use
+// the same ones to compute the same keyring.
+type PlainOptions = keyring.Options
