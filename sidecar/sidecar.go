@@ -197,8 +197,12 @@ func (s *Sidecar) start() error {
 // checkPermission reports at start-up, with the fix, if the app cannot be signalled.
 func (s *Sidecar) checkPermission() {
 	procs, err := s.finder.find()
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNoProcess):
 		s.cfg.Log.Info("app not running yet, will look again before each signal", "target", s.finder.String())
+		return
+	case err != nil:
+		s.cfg.Log.Error("cannot look for the app", "target", s.finder.String(), "error", err)
 		return
 	}
 	for _, p := range procs {

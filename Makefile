@@ -1,0 +1,36 @@
+# keysync: `make demo` runs the local demo, `make test` runs every test (what CI runs).
+GO        ?= go
+BIN       := bin/keysync
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+
+.PHONY: build test lint demo bench fuzz clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/keysync
+
+# The whole suite: lint, then every Go test with the race detector. The test scripts in
+# test/servers obtain the real servers the store tests need (cached after the first run).
+test: lint
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	$(GO) vet ./...
+	@cp go.mod /tmp/keysync-go.mod.bak; cp go.sum /tmp/keysync-go.sum.bak; \
+	$(GO) mod tidy; \
+	if ! cmp -s go.mod /tmp/keysync-go.mod.bak || ! cmp -s go.sum /tmp/keysync-go.sum.bak; then \
+		cp /tmp/keysync-go.mod.bak go.mod; cp /tmp/keysync-go.sum.bak go.sum; \
+		echo "go mod tidy changes go.mod/go.sum: run it and commit"; exit 1; fi
+
+demo: build
+	./$(BIN) demo
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./reload/ ./keyring/
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./keyring/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"encoding/json"
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/sigil-dna/keysync/internal/demo"
+)
+
+// TestDemo is the README's first command with the issue's numbers: 4 pods for 30 s.
+func TestDemo(t *testing.T) {
+	e := newEnv(t)
+	stdout, stderr, err := e.keysync("demo", "--pods", "4", "--duration", "30s", "--json", "--log-level", "warn")
+	if err != nil {
+		t.Fatalf("keysync demo: %v\n%s", err, stderr)
+	}
+	var s demo.Summary
+	if err := json.Unmarshal([]byte(stdout), &s); err != nil {
+		t.Fatalf("summary is not JSON: %v\n%s", err, stdout)
+	}
+	if s.Rotations < 5 || s.FailedVerifications != 0 || s.EventsVerified == 0 || s.SecretsInOutput != 0 || s.Reloads < 4*s.Rotations-4 {
+		t.Fatalf("summary %+v", s)
+	}
+	if demo.PIDNamespacesAvailable() && !s.PIDNamespaces {
+		t.Fatal("root with unshare, but the pods shared one PID namespace")
+	}
+	if !strings.Contains(stderr, "rotations") {
+		t.Fatal("no progress lines")
+	}
+	t.Logf("demo: %d rotations, %d events verified, %d failed, reload p50 %.1fms p99 %.1fms", s.Rotations, s.EventsVerified,
+		s.FailedVerifications, s.PropagationP50Ms, s.PropagationP99Ms)
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func TestCommandLine(t *testing.T) {
+	e := newEnv(t)
+	cases := map[string]struct {
+		args []string
+		env  []string
+		code int
+		want string
+	}{
+		"no command is a usage error":             {nil, nil, 2, "no command given"},
+		"an unknown command is a usage error":     {[]string{"spin"}, nil, 2, `unknown command "spin"`},
+		"an unknown flag names the command":       {[]string{"rotate", "--nope"}, nil, 2, "rotate: flag provided but not defined: -nope"},
+		"a missing store says which flag":         {[]string{"rotate"}, nil, 2, "--store is required"},
+		"an unknown store scheme lists the known": {[]string{"status", "--store", "ftp://x/y"}, nil, 2, "supported: file"},
+		"a short key is refused":                  {[]string{"rotate", "--store", e.storeURL(), "--bytes", "16"}, nil, 2, "--bytes 16: at least 32"},
+		"a bad env value names variable and flag": {[]string{"sidecar"}, []string{"KEYSYNC_INTERVAL=soon"}, 2, "invalid value in KEYSYNC_INTERVAL for --interval"},
+		"a delay under the minimum propagation":   {[]string{"rotate", "--store", e.storeURL(), "--activation-delay", "1s"}, nil, 1, "below the minimum propagation time"},
+		"help lists flags with their variables":   {[]string{"sidecar", "--help"}, nil, 0, "env KEYSYNC_SIGNAL_PROCESS"},
+		"top-level help lists commands":           {[]string{"--help"}, nil, 0, "rollback"},
+		"status of an empty store is not found":   {[]string{"status", "--store", e.storeURL()}, nil, 1, "no keyring in the store"},
+		"the flag wins over the environment":      {[]string{"rotate", "--store", e.storeURL(), "--dry-run", "--min-propagation", "0s", "--activation-delay", "2s"}, []string{"KEYSYNC_ACTIVATION_DELAY=1ms", "KEYSYNC_MIN_PROPAGATION=1h"}, 0, "dry run, nothing written"},
+		"the environment fills what flags do not": {[]string{"rotate", "--dry-run"}, []string{"KEYSYNC_STORE=" + e.storeURL(), "KEYSYNC_MIN_PROPAGATION=0s"}, 0, "dry run, nothing written"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			cmd := exec.Command(keysyncBin, tc.args...)
+			cmd.Env = append([]string{"PATH=/usr/bin:/bin"}, tc.env...)
+			out, err := cmd.CombinedOutput()
+			if got := exitCode(err); got != tc.code {
+				t.Fatalf("exit %d, want %d\n%s", got, tc.code, out)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Fatalf("output lacks %q:\n%s", tc.want, out)
+			}
+		})
+	}
+}
+
+func TestStatusAndRollbackThroughTheCLI(t *testing.T) {
+	e := newEnv(t)
+	e.rotate()
+	e.rotate()
+	out, _, err := e.keysync("status", "--store", e.storeURL())
+	if err != nil || !strings.Contains(out, "pending") || !strings.Contains(out, "current") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, _, err = e.keysync("status", "--store", e.storeURL(), "-o", "json")
+	var st struct {
+		Generation int64 `json:"generation"`
+		Keys       []struct {
+			ID, State string
+		} `json:"keys"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Generation != 2 || len(st.Keys) != 2 {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, stderr, err := e.keysync("rollback", "--store", e.storeURL(), "--min-propagation", "0s", "--reason", "bad key")
+	if err != nil || !strings.Contains(out, "generation 2 -> 3") {
+		t.Fatalf("%v\n%s%s", err, out, stderr)
+	}
+	if !strings.Contains(stderr, `"event":"rotation"`) || !strings.Contains(stderr, `"reason":"bad key"`) {
+		t.Fatalf("no audit event:\n%s", stderr)
+	}
+}
