@@ -1,15 +1,13 @@
 package reload
 
 import (
-	"encoding/base64"
-	"encoding/hex"
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 
+	"github.com/sigil-dna/keysync/internal/secretscan"
 	"github.com/sigil-dna/keysync/keyring"
 )
 
@@ -45,10 +43,8 @@ func newTestLogger(mu *sync.Mutex, w io.Writer) *slog.Logger {
 func assertNoSecret(t *testing.T, text string, secrets ...keyring.Secret) {
 	t.Helper()
 	for _, s := range secrets {
-		for _, enc := range []string{hex.EncodeToString(s), base64.StdEncoding.EncodeToString(s), base64.RawURLEncoding.EncodeToString(s)} {
-			if strings.Contains(text, enc) {
-				t.Fatalf("secret found in output")
-			}
+		if secretscan.Count([]byte(text), s) > 0 {
+			t.Fatalf("secret found in output")
 		}
 	}
 }

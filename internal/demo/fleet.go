@@ -3,8 +3,6 @@ package demo
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/sigil-dna/keysync/internal/demoapp"
 	"github.com/sigil-dna/keysync/internal/pod"
+	"github.com/sigil-dna/keysync/internal/secretscan"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/reload"
 )
@@ -288,22 +287,9 @@ func scanForSecrets(files []string, secrets []keyring.Secret) (int, error) {
 		if err != nil {
 			return hits, err
 		}
-		hits += CountSecrets(data, secrets)
-	}
-	return hits, nil
-}
-
-// CountSecrets counts the occurrences of every secret in data, in hex, base64 and
-// base64url, padded and not.
-func CountSecrets(data []byte, secrets []keyring.Secret) int {
-	hits := 0
-	for _, s := range secrets {
-		for _, enc := range []string{
-			hex.EncodeToString(s), base64.StdEncoding.EncodeToString(s), base64.RawStdEncoding.EncodeToString(s),
-			base64.URLEncoding.EncodeToString(s), base64.RawURLEncoding.EncodeToString(s),
-		} {
-			hits += bytes.Count(data, []byte(enc))
+		for _, s := range secrets {
+			hits += secretscan.Count(data, s)
 		}
 	}
-	return hits
+	return hits, nil
 }

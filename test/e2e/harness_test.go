@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sigil-dna/keysync/internal/demo"
+	"github.com/sigil-dna/keysync/internal/secretscan"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/reload"
 )
@@ -163,7 +164,11 @@ func (e *env) scanOutputs() {
 		if err != nil {
 			continue
 		}
-		if n := demo.CountSecrets(data, e.secrets); n > 0 {
+		n := 0
+		for _, s := range e.secrets {
+			n += secretscan.Count(data, s)
+		}
+		if n > 0 {
 			e.t.Errorf("%d secret occurrences in %s", n, p)
 		}
 		total += len(data)
