@@ -94,6 +94,7 @@ Commands:
 	fmt.Fprint(w, `
 Stores (--store):
   file:///path/keys.json                    a local file (the embedded default)
+  vault://MOUNT/PATH                        HashiCorp Vault KV v2 (VAULT_ADDR, VAULT_TOKEN, …)
 
 Run 'keysync <command> --help' for the flags of a command. Every flag can also be set
 with a KEYSYNC_* environment variable (--signal-process: KEYSYNC_SIGNAL_PROCESS).

@@ -20,7 +20,7 @@ type rotateFlags struct {
 	bytes, retries                             int
 	delay, window, minPropagation              time.Duration
 	emergency, dryRun                          bool
-	plain                                      plainFlags
+	stores                                     storeFlags
 	log                                        cli.LogFlags
 }
 
@@ -57,7 +57,7 @@ Otherwise the previous key (which still verifies) becomes pending again and sign
 	c.IntVar(&f.retries, "retries", rotate.DefaultRetries, "re-reads after a compare-and-swap conflict")
 	c.BoolVar(&f.dryRun, "dry-run", false, "show what would change and write nothing")
 	c.StringVar(&f.output, "o", "text", "output: text or json")
-	f.plain.register(c)
+	f.stores.register(c)
 	f.log.Register(c)
 	return c, f
 }
@@ -94,7 +94,7 @@ func rotateOrRollback(ctx context.Context, name string, args []string, getenv fu
 	if err != nil {
 		return err
 	}
-	primary, mirrors, err := openStores(f.store, f.mirrors, f.plain.options())
+	primary, mirrors, err := f.stores.openAll(ctx, f.store, f.mirrors, getenv, log)
 	if err != nil {
 		return err
 	}

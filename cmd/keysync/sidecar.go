@@ -14,23 +14,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sigil-dna/keysync/internal/cli"
-	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/sidecar"
-	"github.com/sigil-dna/keysync/store"
 )
-
-// plainFlags is the schedule applied to stores that hold a bare secret; every pod must
-// use the same values.
-type plainFlags struct{ delay, window time.Duration }
-
-func (p *plainFlags) register(c *cli.Command) {
-	c.DurationVar(&p.delay, "plain-activation-delay", keyring.DefaultActivationDelay, "for a store holding a plain value: how long after the store's own timestamp a new value starts signing")
-	c.DurationVar(&p.window, "plain-verify-window", keyring.DefaultVerifyWindow, "for a store holding a plain value: how long the previous value keeps verifying after that")
-}
-
-func (p *plainFlags) options() store.PlainOptions {
-	return store.PlainOptions{ActivationDelay: p.delay, VerifyWindow: p.window}
-}
 
 func sidecarCommand() (*cli.Command, *sidecarFlags) {
 	c := cli.New("sidecar", "Keep an app's keys file in step with the store and signal the app on each change.", `
@@ -56,7 +41,7 @@ keys file stays and staleness is reported; the file is never blanked.`)
 	c.DurationVar(&f.backoffCap, "backoff-cap", sidecar.DefaultBackoffCap, "longest wait between retries of a failing store (full jitter)")
 	c.StringVar(&f.listen, "listen", "127.0.0.1:9102", "`address` for /healthz, /readyz, /metrics and /status; in a pod use :9102 so probes reach it")
 	c.BoolVar(&f.once, "once", false, "write the keys file once and exit (init-container mode): 0 on success")
-	f.plain.register(c)
+	f.stores.register(c)
 	f.log.Register(c)
 	return c, f
 }
@@ -66,7 +51,7 @@ type sidecarFlags struct {
 	interval, confirmTimeout, maxStale, backoffCap                       time.Duration
 	jitter                                                               float64
 	once                                                                 bool
-	plain                                                                plainFlags
+	stores                                                               storeFlags
 	log                                                                  cli.LogFlags
 }
 
@@ -87,7 +72,7 @@ func runSidecar(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return cli.Usagef("--signal: %v", err)
 	}
-	st, err := openStore(f.store, f.plain.options())
+	st, err := f.stores.open(ctx, f.store, getenv, log)
 	if err != nil {
 		return err
 	}

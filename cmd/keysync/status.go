@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"text/tabwriter"
 	"time"
 
@@ -36,17 +37,17 @@ type storeStatus struct {
 func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer) error {
 	c := cli.New("status", "Show the keys in the store: state, validity and time left. No secret is shown.", "")
 	var storeURL, output string
-	var plain plainFlags
+	var stores storeFlags
 	c.StringVar(&storeURL, "store", "", "store `URL`")
 	c.StringVar(&output, "o", "table", "output: table or json")
-	plain.register(c)
+	stores.register(c)
 	if err := c.Parse(args, getenv, stdout); err != nil {
 		return err
 	}
 	if output != "table" && output != "json" {
 		return cli.Usagef("-o %q: use table or json", output)
 	}
-	st, err := openStore(storeURL, plain.options())
+	st, err := stores.open(ctx, storeURL, getenv, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}

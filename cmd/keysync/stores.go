@@ -1,19 +1,54 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/sigil-dna/keysync/internal/cli"
+	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/file"
+	"github.com/sigil-dna/keysync/store/vault"
 )
 
-// openStore turns a --store URL into a store.
-func openStore(raw string, plain store.PlainOptions) (store.Store, error) {
+// storeFlags are the flags of every command that opens a --store: the plain-value
+// schedule and each backend's connection settings.
+type storeFlags struct {
+	plainDelay, plainWindow time.Duration
+	vault                   struct {
+		addr, namespace, cacert, auth, tokenFile, roleID, secretIDFile, role, jwtFile, mount string
+	}
+}
+
+func (f *storeFlags) register(c *cli.Command) {
+	c.DurationVar(&f.plainDelay, "plain-activation-delay", keyring.DefaultActivationDelay, "for a store holding a plain value: how long after the store's own timestamp a new value starts signing (same on every pod)")
+	c.DurationVar(&f.plainWindow, "plain-verify-window", keyring.DefaultVerifyWindow, "for a store holding a plain value: how long the previous value keeps verifying after that (same on every pod)")
+	v := &f.vault
+	c.StringVar(&v.addr, "vault-addr", "", "Vault address (default: $VAULT_ADDR)")
+	c.StringVar(&v.namespace, "vault-namespace", "", "Vault namespace (default: $VAULT_NAMESPACE)")
+	c.StringVar(&v.cacert, "vault-cacert", "", "CA certificate `file` for Vault's TLS (default: $VAULT_CACERT)")
+	c.StringVar(&v.auth, "vault-auth", vault.MethodToken, "Vault login: token ($VAULT_TOKEN), token-file, approle or kubernetes")
+	c.StringVar(&v.tokenFile, "vault-token-file", "", "token `file` for --vault-auth token-file (e.g. a Vault Agent sink; re-read after a 403)")
+	c.StringVar(&v.roleID, "vault-role-id", "", "AppRole role id for --vault-auth approle")
+	c.StringVar(&v.secretIDFile, "vault-secret-id-file", "", "`file` holding the AppRole secret id")
+	c.StringVar(&v.role, "vault-role", "", "Vault role for --vault-auth kubernetes")
+	c.StringVar(&v.jwtFile, "vault-jwt-file", vault.DefaultJWTFile, "service-account token `file` for --vault-auth kubernetes")
+	c.StringVar(&v.mount, "vault-auth-mount", "", "auth mount path (default: approle or kubernetes)")
+}
+
+func (f *storeFlags) plain() store.PlainOptions {
+	return store.PlainOptions{ActivationDelay: f.plainDelay, VerifyWindow: f.plainWindow}
+}
+
+// open turns a --store URL into a store. Logging in is bounded by a start-up timeout.
+func (f *storeFlags) open(ctx context.Context, raw string, getenv func(string) string, log *slog.Logger) (store.Store, error) {
 	if raw == "" {
-		return nil, cli.Usagef("--store is required (for example file:///var/lib/keysync/keys.json)")
+		return nil, cli.Usagef("--store is required (for example file:///var/lib/keysync/keys.json or vault://secret/sigil/spiral-event-secret)")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -28,27 +63,41 @@ func openStore(raw string, plain store.PlainOptions) (store.Store, error) {
 		if path == "" {
 			return nil, cli.Usagef("--store %s: no path", raw)
 		}
-		return file.New(path, plain)
+		return file.New(path, f.plain())
+	case "vault":
+		mount, path, err := vault.ParseURL(raw)
+		if err != nil {
+			return nil, cli.UsageError{Err: err}
+		}
+		v := f.vault
+		startup, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		return vault.New(startup, vault.Config{
+			Mount: mount, Path: path, Address: v.addr, Namespace: v.namespace, CACert: v.cacert, Plain: f.plain(), Log: log,
+			Auth: vault.Auth{Method: v.auth, Token: keyring.Secret(getenv("VAULT_TOKEN")), TokenFile: v.tokenFile,
+				RoleID: v.roleID, SecretIDFile: v.secretIDFile, Role: v.role, JWTFile: v.jwtFile, Mount: v.mount},
+		})
 	case "":
 		if strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, ".") {
-			return file.New(raw, plain)
+			return file.New(raw, f.plain())
 		}
 	}
-	return nil, cli.Usagef("--store %s: unknown scheme %q; supported: file", u.Redacted(), u.Scheme)
+	return nil, cli.Usagef("--store %s: unknown scheme %q; supported: file, vault", u.Redacted(), u.Scheme)
 }
 
-func openStores(primary string, mirrors []string, plain store.PlainOptions) (store.Store, []store.Store, error) {
-	p, err := openStore(primary, plain)
+func (f *storeFlags) openAll(ctx context.Context, primary string, mirrors []string, getenv func(string) string, log *slog.Logger) (store.Store, []store.Store, error) {
+	p, err := f.open(ctx, primary, getenv, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	var ms []store.Store
 	for _, m := range mirrors {
-		s, err := openStore(m, plain)
+		s, err := f.open(ctx, m, getenv, log)
 		if err != nil {
-			p.Close()
-			for _, o := range ms {
-				o.Close()
+			closeAll(p, ms)
+			var ue cli.UsageError
+			if errors.As(err, &ue) {
+				return nil, nil, cli.Usagef("--mirror: %v", ue.Err)
 			}
 			return nil, nil, fmt.Errorf("--mirror: %w", err)
 		}

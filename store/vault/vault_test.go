@@ -1,0 +1,373 @@
+package vault
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/sigil-dna/keysync/internal/testserver"
+	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/reload"
+	"github.com/sigil-dna/keysync/rotate"
+	"github.com/sigil-dna/keysync/sidecar"
+	"github.com/sigil-dna/keysync/store"
+	"github.com/sigil-dna/keysync/store/storetest"
+)
+
+// server is the real Vault dev server shared by the package's tests.
+var server *testserver.Vault
+
+func TestMain(m *testing.M) {
+	bin, err := testserver.VaultBinary()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	server, err = testserver.StartVault(bin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	server.Stop()
+	os.Exit(code)
+}
+
+var pathSeq atomic.Int64
+
+func uniquePath(t *testing.T) string {
+	return fmt.Sprintf("keysync-test/%s-%d", strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()), pathSeq.Add(1))
+}
+
+func newStore(t *testing.T, path string, mod ...func(*Config)) *Store {
+	t.Helper()
+	cfg := Config{Mount: "secret", Path: path, Address: server.Addr, Auth: Auth{Token: keyring.Secret(server.Token)}}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func rootClient(t *testing.T) *api.Client {
+	t.Helper()
+	cfg := api.DefaultConfig()
+	cfg.Address = server.Addr
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(server.Token)
+	return c
+}
+
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return newStore(t, uniquePath(t)) })
+}
+
+func TestParseURL(t *testing.T) {
+	m, p, err := ParseURL("vault://secret/sigil/spiral-event-secret")
+	if err != nil || m != "secret" || p != "sigil/spiral-event-secret" {
+		t.Fatalf("%q %q %v", m, p, err)
+	}
+	for _, bad := range []string{"vault://secret", "vault:///x", "file:///x"} {
+		if _, _, err := ParseURL(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+// countingTransport counts requests by method and path.
+type countingTransport struct {
+	mu   sync.Mutex
+	reqs []string
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.reqs = append(c.reqs, r.Method+" "+r.URL.Path)
+	c.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func (c *countingTransport) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.reqs
+	c.reqs = nil
+	return out
+}
+
+func TestAnIdlePollIsOneMetadataRead(t *testing.T) {
+	ct := &countingTransport{}
+	path := uniquePath(t)
+	s := newStore(t, path, func(c *Config) { c.HTTPClient = &http.Client{Transport: ct} })
+	r, _ := keyring.Stage(nil, time.Now(), storetest.Secret("poll"), keyring.Options{})
+	if _, err := s.Write(t.Context(), r, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Read(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ct.take()
+	const polls = 10
+	for range polls {
+		if _, err := s.Read(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reqs := ct.take()
+	if len(reqs) != polls {
+		t.Fatalf("%d requests for %d idle polls: %v", len(reqs), polls, reqs)
+	}
+	for _, r := range reqs {
+		if r != "GET /v1/secret/metadata/"+path {
+			t.Fatalf("idle poll made %s", r)
+		}
+	}
+	t.Logf("idle poll: %d request per poll (%s)", len(reqs)/polls, reqs[0])
+}
+
+func TestDeletedOrDestroyedLatestVersionIsNotFound(t *testing.T) {
+	path := uniquePath(t)
+	s := newStore(t, path)
+	r, _ := keyring.Stage(nil, time.Now(), storetest.Secret("d"), keyring.Options{})
+	if _, err := s.Write(t.Context(), r, ""); err != nil {
+		t.Fatal(err)
+	}
+	kv := rootClient(t).KVv2("secret")
+	if err := kv.Delete(t.Context(), path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Read(t.Context()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleted: err = %v", err)
+	}
+	if err := kv.Destroy(t.Context(), path, []int{1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Read(t.Context()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("destroyed: err = %v", err)
+	}
+	// A rotation on the emptied secret writes version 2.
+	if v, err := s.Write(t.Context(), r, ""); err != nil || v != "2" {
+		t.Fatalf("write after delete: %q %v", v, err)
+	}
+}
+
+func TestCustomMetadataRecordsTheRotation(t *testing.T) {
+	path := uniquePath(t)
+	s := newStore(t, path)
+	res, err := rotate.Run(t.Context(), s, nil, rotate.Options{Keyring: keyring.Options{RotatedBy: "alice@host", Reason: "cadence"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := rootClient(t).KVv2("secret").GetMetadata(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := md.CustomMetadata
+	if cm["keysync_rotated_by"] != "alice@host" || cm["keysync_reason"] != "cadence" || cm["keysync_key_ids"] != strings.Join(res.KeyIDs, ",") || cm["keysync_generation"] != "1" {
+		t.Fatalf("custom metadata %v", cm)
+	}
+}
+
+// TestPlainValueWrittenByTheTicketsCommand runs the ticket's exact operator command with
+// the real vault CLI, twice, and reads the result as a staged keyring.
+func TestPlainValueWrittenByTheTicketsCommand(t *testing.T) {
+	bin := t.TempDir()
+	if err := os.Symlink(server.Bin, filepath.Join(bin, "vault")); err != nil {
+		t.Fatal(err)
+	}
+	ticket := func() {
+		cmd := exec.Command("bash", "-c", "vault kv put secret/sigil/spiral-event-secret value=$(openssl rand -hex 32)")
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "VAULT_ADDR="+server.Addr, "VAULT_TOKEN="+server.Token, "HOME="+t.TempDir())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	ticket()
+	ticket()
+	s := newStore(t, "sigil/spiral-event-secret")
+	snap, err := s.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !snap.Plain || len(snap.Keyring.Keys) != 2 || snap.Keyring.Generation != 2 {
+		t.Fatalf("%+v", snap.Keyring)
+	}
+	md, _ := rootClient(t).KVv2("secret").GetMetadata(t.Context(), "sigil/spiral-event-secret")
+	created := md.Versions["2"].CreatedTime.UTC().Truncate(time.Millisecond)
+	if cur := snap.Keyring.Keys[1]; !cur.NotBefore.Equal(created.Add(keyring.DefaultActivationDelay)) {
+		t.Fatalf("current value signs from %s, want created_time %s + 60s", cur.NotBefore, created)
+	}
+	// The value is the key byte for byte: what the existing service signs today verifies.
+	out, err := server.CLI("kv", "get", "-field=value", "secret/sigil/spiral-event-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := strings.TrimSpace(string(out))
+	m := hmac.New(sha256.New, []byte(value))
+	m.Write([]byte(`{"type":"spiral"}`))
+	if err := keyring.NewSigner(snap.Keyring).Verify(time.Now(), []byte(`{"type":"spiral"}`), hex.EncodeToString(m.Sum(nil))); err != nil {
+		t.Fatalf("the existing service's signature does not verify: %v", err)
+	}
+	// Rotating over the plain value writes a keyring document that keeps both values.
+	res, err := rotate.Run(t.Context(), s, nil, rotate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err = s.Read(t.Context())
+	if err != nil || snap.Plain || snap.Keyring.Generation != 3 || len(snap.Keyring.Keys) != 3 || res.Generation != 3 {
+		t.Fatalf("%v %+v", err, snap)
+	}
+}
+
+// TestRotateReachesTheApp: keysync rotate writes Vault, the sidecar writes the keys file,
+// the app's reload library loads it; rollback too.
+func TestRotateReachesTheApp(t *testing.T) {
+	path := uniquePath(t)
+	s := newStore(t, path)
+	if _, err := rotate.Run(t.Context(), s, nil, rotate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	sc, err := sidecar.New(sidecar.Config{Store: newStore(t, path), OutDir: out, Interval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- sc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	app, err := reload.Open(t.Context(), filepath.Join(out, "keys.json"), reload.WithSignals())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	rot := rotate.Options{Keyring: keyring.Options{ActivationDelay: time.Second}}
+	if _, err := rotate.Run(t.Context(), s, nil, rot); err != nil {
+		t.Fatal(err)
+	}
+	storetest.WaitFor(t, "generation 2 in the app", func() bool { return app.Status().Generation == 2 })
+	rot.Action = rotate.ActionRollback
+	if _, err := rotate.Run(t.Context(), s, nil, rot); err != nil {
+		t.Fatal(err)
+	}
+	storetest.WaitFor(t, "the rollback in the app", func() bool { return app.Status().Generation == 3 && len(app.Status().KeyIDs) == 1 })
+}
+
+// enableAppRole sets up a role that may read and write one path.
+func enableAppRole(t *testing.T, path string, ttl string) (roleID, secretIDFile string) {
+	t.Helper()
+	c := rootClient(t)
+	if err := c.Sys().EnableAuthWithOptions("approle", &api.EnableAuthOptions{Type: "approle"}); err != nil && !strings.Contains(err.Error(), "path is already in use") {
+		t.Fatal(err)
+	}
+	policy := fmt.Sprintf(`path "secret/data/%[1]s" { capabilities = ["read", "create", "update"] }
+path "secret/metadata/%[1]s" { capabilities = ["read", "patch"] }`, path)
+	name := strings.ReplaceAll(path, "/", "-")
+	if err := c.Sys().PutPolicy(name, policy); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Logical().Write("auth/approle/role/"+name, map[string]any{"token_policies": name, "token_ttl": ttl, "token_max_ttl": "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Logical().Read("auth/approle/role/" + name + "/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := c.Logical().Write("auth/approle/role/"+name+"/secret-id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretIDFile = filepath.Join(t.TempDir(), "secret-id")
+	os.WriteFile(secretIDFile, []byte(sid.Data["secret_id"].(string)+"\n"), 0o600)
+	return r.Data["role_id"].(string), secretIDFile
+}
+
+func TestAppRoleLoginAndTokenRenewal(t *testing.T) {
+	path := uniquePath(t)
+	roleID, secretIDFile := enableAppRole(t, path, "3s")
+	s := newStore(t, path, func(c *Config) { c.Auth = Auth{Method: MethodAppRole, RoleID: roleID, SecretIDFile: secretIDFile} })
+	r, _ := keyring.Stage(nil, time.Now(), storetest.Secret("approle"), keyring.Options{})
+	if _, err := s.Write(t.Context(), r, ""); err != nil {
+		t.Fatal(err)
+	}
+	first := s.client.Token()
+	// Outlive three token TTLs: renewal at 2 s keeps the same token valid.
+	deadline := time.Now().Add(7 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := s.Read(t.Context()); err != nil {
+			t.Fatalf("read with an expiring token: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if s.client.Token() != first {
+		t.Fatal("the token was replaced rather than renewed")
+	}
+	sec, err := s.client.Auth().Token().LookupSelf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl, _ := sec.TokenTTL(); ttl <= 0 {
+		t.Fatalf("token ttl %s after renewals", ttl)
+	}
+	// The role's policy covers only its path: another path is forbidden.
+	other := newStore(t, uniquePath(t), func(c *Config) { c.Auth = Auth{Method: MethodAppRole, RoleID: roleID, SecretIDFile: secretIDFile} })
+	if _, err := other.Read(t.Context()); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("read outside the policy: %v", err)
+	}
+}
+
+func TestTokenFileIsReadAgainAfterA403(t *testing.T) {
+	path := uniquePath(t)
+	c := rootClient(t)
+	mk := func() string {
+		sec, err := c.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"root"}, TTL: "1h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sec.Auth.ClientToken
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	old := mk()
+	os.WriteFile(tokenFile, []byte(old), 0o600)
+	s := newStore(t, path, func(c *Config) { c.Auth = Auth{Method: MethodTokenFile, TokenFile: tokenFile} })
+	r, _ := keyring.Stage(nil, time.Now(), storetest.Secret("tf"), keyring.Options{})
+	if _, err := s.Write(t.Context(), r, ""); err != nil {
+		t.Fatal(err)
+	}
+	// Vault Agent writes a new token and the old one is revoked.
+	os.WriteFile(tokenFile, []byte(mk()), 0o600)
+	if err := c.Auth().Token().RevokeTree(old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Read(t.Context()); err != nil {
+		t.Fatalf("read after the token was revoked: %v", err)
+	}
+}
+
+func TestNoTokenIsAClearError(t *testing.T) {
+	_, err := New(t.Context(), Config{Mount: "secret", Path: "x", Address: server.Addr})
+	if err == nil || !strings.Contains(err.Error(), "VAULT_TOKEN") {
+		t.Fatalf("err = %v", err)
+	}
+}
