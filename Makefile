@@ -13,6 +13,7 @@ build:
 # first obtains a real Vault server: built once per machine from the Go module proxy
 # (15-30 minutes), cached in $${KEYSYNC_TESTBIN:-~/.cache/keysync/testbin}, reused after.
 test: lint
+	cd reload/node && node --test test/*.test.js
 	vault=$$(bash test/servers/vault.sh) && \
 	KEYSYNC_VAULT_BIN=$$vault $(GO) test -race -count=1 -timeout 30m ./...
 
@@ -30,6 +31,7 @@ demo: build
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./reload/ ./keyring/
+	node reload/node/test/bench.js
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./keyring/

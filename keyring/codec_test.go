@@ -10,7 +10,15 @@ import (
 	"github.com/sigil-dna/keysync/internal/secretscan"
 )
 
-func TestParseRejects(t *testing.T) {
+type rejectCase struct {
+	doc   string
+	field string // the field the error must name ("" for the whole document)
+	want  string // a fragment of the message
+}
+
+// rejectCases are every kind of document Parse refuses. They are also written into the
+// shared vectors, so the Node library is held to each of them.
+func rejectCases() map[string]rejectCase {
 	a, b := testSecret("a"), testSecret("b")
 	short := Secret(bytes.Repeat([]byte{7}, 31))
 	ka := keyJSON(a, "2026-11-27T12:00:00Z", "")
@@ -18,11 +26,7 @@ func TestParseRejects(t *testing.T) {
 	for i := range manyKeys {
 		manyKeys[i] = keyJSON(testSecret(fmt.Sprint(i)), fmt.Sprintf("2026-11-27T12:%02d:00Z", i), "")
 	}
-	cases := map[string]struct {
-		doc   string
-		field string // the field the error must name ("" for the whole document)
-		want  string // a fragment of the message
-	}{
+	return map[string]rejectCase{
 		"an empty input is rejected":      {doc: "", want: "empty document"},
 		"blank input is rejected":         {doc: " \n", want: "empty document"},
 		"text that is not JSON":           {doc: "value=abc", want: "not valid JSON"},
@@ -71,7 +75,12 @@ func TestParseRejects(t *testing.T) {
 		"a reason over the text bound": {
 			doc: strings.Replace(docJSON(1, ka), `"version":1`, `"version":1,"reason":"`+strings.Repeat("x", MaxTextLen+1)+`"`, 1), field: "reason", want: "longer than"},
 	}
-	for name, tc := range cases {
+}
+
+func TestParseRejects(t *testing.T) {
+	a, b := testSecret("a"), testSecret("b")
+	short := Secret(bytes.Repeat([]byte{7}, 31))
+	for name, tc := range rejectCases() {
 		t.Run(name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.doc))
 			if err == nil {

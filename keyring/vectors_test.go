@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -194,30 +196,16 @@ func generateVectors(t *testing.T) Vectors {
 		return []VerifyVector{{"expired key", ts(t0.Add(2 * time.Hour)), payloads[1], sig, "expired_key"}}
 	})
 
-	// Rejected documents: every kind, each with the field it must name.
-	ka := keyJSON(a, "2026-11-27T12:00:00Z", "")
-	for _, rc := range []struct{ name, doc string }{
-		{"empty", ""},
-		{"not JSON", "value=abc"},
-		{"unknown version", strings.Replace(docJSON(1, ka), `"version":1`, `"version":2`, 1)},
-		{"no keys", docJSON(1)},
-		{"short secret", docJSON(1, keyJSON(Secret(bytes.Repeat([]byte{1}, 31)), "2026-11-27T12:00:00Z", ""))},
-		{"bad secret encoding", docJSON(1, strings.Replace(ka, `"secret":"`, `"secret":"*`, 1))},
-		{"duplicate ids", docJSON(1, ka, keyJSON(a, "2026-11-27T13:00:00Z", ""))},
-		{"id not the fingerprint", docJSON(1, strings.Replace(ka, KeyID(a), KeyID(b), 1))},
-		{"not_after before not_before", docJSON(1, keyJSON(a, "2026-11-27T12:00:00Z", "2026-11-27T11:00:00Z"))},
-		{"same not_before", docJSON(1, ka, keyJSON(b, "2026-11-27T12:00:00Z", ""))},
-		{"generation zero", docJSON(0, ka)},
-		{"generation not an integer", strings.Replace(docJSON(1, ka), `"generation":1`, `"generation":"1"`, 1)},
-		{"unknown field", strings.Replace(docJSON(1, ka), `"version":1`, `"version":1,"extra":true`, 1)},
-		{"time not RFC 3339", docJSON(1, keyJSON(a, "27/11/2026", ""))},
-	} {
+	// Rejected documents: every case of TestParseRejects, each with the field it must name.
+	cases := rejectCases()
+	names := slices.Sorted(maps.Keys(cases))
+	for _, name := range names {
 		var ve *ValidationError
-		_, err := Parse([]byte(rc.doc))
+		_, err := Parse([]byte(cases[name].doc))
 		if !errors.As(err, &ve) {
-			t.Fatalf("%s: %v", rc.name, err)
+			t.Fatalf("%s: %v", name, err)
 		}
-		v.Rejected = append(v.Rejected, RejectVector{Name: rc.name, Document: rc.doc, Field: ve.Field})
+		v.Rejected = append(v.Rejected, RejectVector{Name: name, Document: cases[name].doc, Field: ve.Field})
 	}
 	return v
 }
@@ -238,7 +226,7 @@ func TestVectors(t *testing.T) {
 	if err := json.Unmarshal(raw, &v); err != nil {
 		t.Fatal(err)
 	}
-	if len(v.Keyrings) < 5 || len(v.Rejected) < 14 {
+	if len(v.Keyrings) < 5 || len(v.Rejected) < 30 {
 		t.Fatalf("vectors file is missing cases: %d keyrings, %d rejected", len(v.Keyrings), len(v.Rejected))
 	}
 	for _, k := range v.KeyIDs {

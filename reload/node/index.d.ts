@@ -1,0 +1,90 @@
+/// <reference types="node" />
+import type { IncomingMessage, ServerResponse } from 'http';
+
+export type Payload = string | Buffer | Uint8Array;
+
+/** Verification outcomes, named as in the Go library. */
+export declare const Errors: Readonly<{
+  MALFORMED: 'malformed_signature';
+  UNKNOWN_KEY: 'unknown_key';
+  EXPIRED_KEY: 'expired_key';
+  BAD_SIGNATURE: 'bad_signature';
+  NO_SIGNING_KEY: 'no_signing_key';
+}>;
+export type ErrorCode = (typeof Errors)[keyof typeof Errors];
+
+export interface Options {
+  /** Signal that triggers a reload; null installs no handler. Default 'SIGHUP'. Other listeners stay. */
+  signal?: NodeJS.Signals | null;
+  /** Watch the file's directory (fs.watch). Default true. */
+  watch?: boolean;
+  /** Fallback periodic re-read in ms; 0 turns it off. Default 60000. */
+  pollIntervalMs?: number;
+  /** How long directory events settle before a reload. Default 20. */
+  debounceMs?: number;
+  /** How long open() waits for the first valid file. Default 60000. */
+  openTimeoutMs?: number;
+  /** Sign the bare hex HMAC of the existing eventSign module. Verify accepts both forms anyway. */
+  legacySignatures?: boolean;
+  /** Clock in ms since the epoch, for tests and clock-skew experiments. */
+  clock?: () => number;
+  /** Receives { msg, path, event?, ... } objects; never secrets. */
+  logger?: { info?(o: object): void; warn?(o: object): void } | null;
+  onReload?: ((status: Status) => void) | null;
+}
+
+/** What a handle has loaded; the same fields as the Go library's Status. */
+export interface Status {
+  path: string;
+  generation: number;
+  key_ids: string[];
+  signing_key_id: string;
+  rotated_at?: string;
+  rotated_by?: string;
+  reason?: string;
+  loaded_at?: string;
+  reloads: number;
+  errors: number;
+  last_error?: string;
+}
+
+export declare class Keyring {
+  readonly path: string;
+  /** 'ks1.<key id>.<hex HMAC-SHA256>', or the bare hex with legacySignatures. */
+  sign(payload: Payload): string;
+  verify(payload: Payload, signature: string): boolean;
+  /** null when the signature verifies now, else why not. */
+  check(payload: Payload, signature: string): ErrorCode | null;
+  /** Reads the file now; returns the error (the last good keyring stays) or null. */
+  reload(): Error | null;
+  status(): Status;
+  statusHandler(): (req: IncomingMessage, res: ServerResponse) => void;
+  close(): void;
+}
+
+/** Resolves once the file holds a valid keyring; rejects after openTimeoutMs. */
+export declare function open(path: string, options?: Options): Promise<Keyring>;
+
+/** Drop-in for the existing signing module: { sign, verify, reloadSecret }. */
+export declare function createEventSigner(path: string, options?: Options): {
+  ready: Promise<Keyring>;
+  sign(payload: Payload): string;
+  verify(payload: Payload, signature: string): boolean;
+  reloadSecret(): void;
+  status(): Status | null;
+  close(): Promise<void>;
+};
+
+export interface ParsedKey { id: string; secret: Buffer; notBefore: number; notAfter: number | null }
+export interface ParsedKeyring { generation: number; rotatedAt: number; rotatedBy: string; reason: string; keys: ParsedKey[] }
+
+export declare class KeyringError extends Error { readonly field: string }
+/** Parses and validates a keyring document exactly as the Go library does. */
+export declare function parse(data: string | Buffer): ParsedKeyring;
+export declare function keyId(secret: Buffer): string;
+export declare class Signer {
+  constructor(keyring: ParsedKeyring);
+  sign(nowMs: number, payload: Payload): string;
+  signLegacy(nowMs: number, payload: Payload): string;
+  check(nowMs: number, payload: Payload, signature: string): ErrorCode | null;
+}

@@ -1,0 +1,247 @@
+'use strict';
+// keysync reload for Node.js: loads the keys file the keysync sidecar writes, reloads it on
+// SIGHUP, on changes of its directory and on a slow periodic re-read, signs with the active
+// key and verifies against every key valid now. The last good keyring is kept on errors.
+// No runtime dependencies; Node 18+.
+const fs = require('fs');
+const path = require('path');
+const { parse, keyId, Signer, KeyringError, Errors, MAX_DOCUMENT_BYTES } = require('./keyring');
+
+const DEFAULTS = Object.freeze({
+  signal: 'SIGHUP',
+  watch: true,
+  pollIntervalMs: 60000,
+  debounceMs: 20,
+  openTimeoutMs: 60000,
+  legacySignatures: false,
+  clock: () => Date.now(),
+  logger: null,
+  onReload: null,
+});
+const OPEN_RETRY_MS = 100;
+
+function readBounded(file) {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(MAX_DOCUMENT_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const r = fs.readSync(fd, buf, n, buf.length - n, null);
+      if (r === 0 || n + r >= buf.length) { n += r; break; }
+      n += r;
+    }
+    return buf.subarray(0, n);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Keyring is a live handle on a keys file. Create it with open(). */
+class Keyring {
+  constructor(file, options) {
+    this.path = path.resolve(file);
+    this.options = { ...DEFAULTS, ...options };
+    this.current = null; // { signer, raw, loadedAt }
+    this.reloads = 0;
+    this.errors = 0;
+    this.lastError = '';
+    this.closed = false;
+    this.watcher = null;
+    this.pollTimer = null;
+    this.debounceTimer = null;
+    this.onSignal = () => this.reload();
+  }
+
+  log(level, msg, fields) {
+    const l = this.options.logger;
+    if (l && typeof l[level] === 'function') l[level]({ msg, path: this.path, ...fields });
+  }
+
+  /** reload reads the file now; on error the current keyring stays and the error is returned. */
+  reload() {
+    let raw;
+    let keyring;
+    try {
+      raw = readBounded(this.path);
+      if (this.current && raw.equals(this.current.raw)) {
+        this.lastError = '';
+        return null;
+      }
+      keyring = parse(raw);
+    } catch (err) {
+      const msg = `reload: ${this.path}: ${err.message}`;
+      if (this.current) {
+        this.errors++;
+        this.lastError = msg;
+        this.log('warn', 'keys file rejected, keeping the last good keyring', { event: 'reload_failed', error: msg, generation: this.current.signer.keyring.generation });
+      }
+      const e = new Error(msg);
+      e.field = err instanceof KeyringError ? err.field : undefined;
+      e.code = err.code;
+      return e;
+    }
+    const prev = this.current;
+    if (prev && keyring.generation < prev.signer.keyring.generation) {
+      this.log('warn', 'keys file generation went backwards', { generation: keyring.generation, previous_generation: prev.signer.keyring.generation });
+    }
+    this.current = { signer: new Signer(keyring), raw, loadedAt: new Date() };
+    this.reloads++;
+    this.lastError = '';
+    const st = this.status();
+    this.log('info', 'reloaded spiral event secret', { event: 'reload', generation: st.generation, key_ids: st.key_ids, signing_key_id: st.signing_key_id });
+    if (this.options.onReload) this.options.onReload(st);
+    return null;
+  }
+
+  start() {
+    if (this.options.signal) process.on(this.options.signal, this.onSignal);
+    if (this.options.watch) this.startWatch();
+    if (this.options.pollIntervalMs > 0) {
+      this.pollTimer = setInterval(() => this.reload(), this.options.pollIntervalMs);
+      this.pollTimer.unref();
+    }
+  }
+
+  startWatch() {
+    if (this.watcher || this.closed) return;
+    try {
+      // The directory, not the file: renames and Kubernetes ..data swaps replace the inode.
+      this.watcher = fs.watch(path.dirname(this.path), () => {
+        clearTimeout(this.debounceTimer);
+        this.debounceTimer = setTimeout(() => this.reload(), this.options.debounceMs);
+        this.debounceTimer.unref();
+      });
+      this.watcher.on('error', (err) => {
+        this.log('warn', 'file watch error, relying on signals and polling', { error: err.message });
+        this.stopWatch();
+      });
+      this.watcher.unref();
+    } catch (err) {
+      this.watcher = null; // the directory may not exist yet; open() retries
+    }
+  }
+
+  stopWatch() {
+    if (this.watcher) this.watcher.close();
+    this.watcher = null;
+  }
+
+  loaded() {
+    if (!this.current) throw new Error('keysync: keys not loaded yet (await open() first)');
+    return this.current.signer;
+  }
+
+  /** sign returns 'ks1.<key id>.<hex HMAC-SHA256>' (or the bare hex with legacySignatures). */
+  sign(payload) {
+    const s = this.loaded();
+    const now = this.options.clock();
+    return this.options.legacySignatures ? s.signLegacy(now, payload) : s.sign(now, payload);
+  }
+
+  /** check returns null if sig verifies now, else a code from Errors. */
+  check(payload, signature) {
+    return this.loaded().check(this.options.clock(), payload, signature);
+  }
+
+  /** verify reports whether sig verifies now: keyed against its key, bare hex against every valid key. */
+  verify(payload, signature) {
+    return this.check(payload, signature) === null;
+  }
+
+  /** status reports what is loaded; the same JSON fields as the Go library, no secrets. */
+  status() {
+    const st = { path: this.path, generation: 0, key_ids: [], signing_key_id: '', reloads: this.reloads, errors: this.errors };
+    if (this.lastError) st.last_error = this.lastError;
+    if (!this.current) return st;
+    const r = this.current.signer.keyring;
+    const sk = this.current.signer.signingKey(this.options.clock());
+    return {
+      ...st,
+      generation: r.generation,
+      key_ids: r.keys.map((k) => k.id),
+      signing_key_id: sk ? sk.id : '',
+      rotated_at: new Date(r.rotatedAt).toISOString(),
+      rotated_by: r.rotatedBy || undefined,
+      reason: r.reason || undefined,
+      loaded_at: this.current.loadedAt.toISOString(),
+    };
+  }
+
+  /** statusHandler returns an http request listener serving status() as JSON. */
+  statusHandler() {
+    return (req, res) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { Allow: 'GET, HEAD' });
+        res.end('method not allowed\n');
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : JSON.stringify(this.status()) + '\n');
+    };
+  }
+
+  /** close removes the signal listener, the watch and every timer. Idempotent. */
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.options.signal) process.removeListener(this.options.signal, this.onSignal);
+    this.stopWatch();
+    clearInterval(this.pollTimer);
+    clearTimeout(this.debounceTimer);
+  }
+}
+
+/**
+ * open resolves to a Keyring once the file at `file` holds a valid keyring, retrying on
+ * directory events and every 100 ms until options.openTimeoutMs. The reload signal is
+ * handled from the start, so it cannot end the process while open waits.
+ */
+function open(file, options = {}) {
+  const k = new Keyring(file, options);
+  if (k.options.signal) process.on(k.options.signal, k.onSignal);
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + k.options.openTimeoutMs;
+    const attempt = () => {
+      const err = k.reload();
+      if (!err) {
+        if (k.options.signal) process.removeListener(k.options.signal, k.onSignal);
+        k.start();
+        resolve(k);
+        return;
+      }
+      if (Date.now() >= deadline) {
+        k.close();
+        reject(new Error(`keysync: no valid keys file at ${k.path} before the deadline: ${err.message}`));
+        return;
+      }
+      setTimeout(attempt, OPEN_RETRY_MS);
+    };
+    attempt();
+  });
+}
+
+/**
+ * createEventSigner is a drop-in for the existing signing module's shape: { sign, verify,
+ * reloadSecret }. Until `ready` resolves, sign and verify throw.
+ */
+function createEventSigner(file, options = {}) {
+  let handle = null;
+  const ready = open(file, options).then((k) => { handle = k; return k; });
+  const need = () => {
+    if (!handle) throw new Error('keysync: keys not loaded yet (await signer.ready)');
+    return handle;
+  };
+  return {
+    ready,
+    sign: (payload) => need().sign(payload),
+    verify: (payload, signature) => need().verify(payload, signature),
+    reloadSecret: () => {
+      const err = need().reload();
+      if (err) throw err;
+    },
+    status: () => (handle ? handle.status() : null),
+    close: () => ready.then((k) => k.close(), () => {}),
+  };
+}
+
+module.exports = { open, createEventSigner, Keyring, parse, keyId, Signer, KeyringError, Errors };

@@ -1,0 +1,283 @@
+'use strict';
+// The keysync keyring document: parsing and validation with the Go library's exact rules
+// and field names, key ids, and signing/verification. Pure: no I/O, no timers.
+const crypto = require('crypto');
+
+const FORMAT_VERSION = 1;
+const MIN_SECRET_BYTES = 32;
+const MAX_SECRET_BYTES = 1024;
+const MAX_KEYS = 16;
+const MAX_DOCUMENT_BYTES = 64 * 1024;
+const MAX_TEXT_LEN = 1024;
+const MAX_GENERATION = Number.MAX_SAFE_INTEGER; // 2^53-1
+const KEY_ID_LEN = 16;
+const SIG_PREFIX = 'ks1.';
+const MAC_HEX_LEN = 64;
+const KEYED_SIG_LEN = SIG_PREFIX.length + KEY_ID_LEN + 1 + MAC_HEX_LEN;
+const GO_ZERO_TIME_MS = -62135596800000; // 0001-01-01T00:00:00Z, Go's zero time
+const KEY_ID_LABEL = Buffer.from('keysync key id v1');
+
+/** A rejected document. `field` names the offending field ('' for the whole document). */
+class KeyringError extends Error {
+  constructor(field, problem) {
+    super(field ? `keyring: ${field}: ${problem}` : `keyring: ${problem}`);
+    this.name = 'KeyringError';
+    this.field = field;
+  }
+}
+
+/** keyId returns the fingerprint naming a key: first 8 bytes of HMAC-SHA256(secret, label), hex. */
+function keyId(secret) {
+  return crypto.createHmac('sha256', secret).update(KEY_ID_LABEL).digest('hex').slice(0, KEY_ID_LEN);
+}
+
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|([+-])(\d{2}):(\d{2}))$/;
+
+/** parseTime reads RFC 3339 as Go's time.RFC3339Nano does, truncated to milliseconds. */
+function parseTime(field, s) {
+  const m = RFC3339.exec(s);
+  if (!m) throw new KeyringError(field, 'not an RFC 3339 time');
+  const [y, mo, d, h, mi, se] = m.slice(1, 7).map(Number);
+  const daysIn = new Date(Date.UTC(2000, mo, 0)).getUTCDate(); // month length, leap year checked below
+  const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+  const maxDay = mo === 2 ? (leap ? 29 : 28) : daysIn;
+  if (mo < 1 || mo > 12 || d < 1 || d > maxDay || h > 23 || mi > 59 || se > 59) {
+    throw new KeyringError(field, 'not an RFC 3339 time');
+  }
+  let offsetMin = 0;
+  if (m[8] !== 'Z') {
+    const oh = Number(m[10]);
+    const om = Number(m[11]);
+    if (oh > 23 || om > 59) throw new KeyringError(field, 'not an RFC 3339 time');
+    offsetMin = (m[9] === '-' ? -1 : 1) * (oh * 60 + om);
+  }
+  const ms = m[7] ? Number((m[7] + '00').slice(0, 3)) : 0;
+  const utc = new Date(0);
+  utc.setUTCFullYear(y, mo - 1, d);
+  utc.setUTCHours(h, mi, se, ms);
+  return utc.getTime() - offsetMin * 60000;
+}
+
+function jsonType(v) {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  return typeof v === 'object' ? 'object' : typeof v;
+}
+
+const TOP_FIELDS = {
+  version: 'int', generation: 'int', rotated_at: 'string', rotated_by: 'string', reason: 'string', keys: 'keys',
+};
+const KEY_FIELDS = { id: 'string', secret: 'string', not_before: 'string', not_after: 'string' };
+
+// checkTypes mirrors encoding/json with DisallowUnknownFields: the first unknown field or
+// type mismatch in document order is reported; null leaves a field unset.
+function checkTypes(doc) {
+  const want = (kind, v) => {
+    if (v === null) return true;
+    switch (kind) {
+      case 'int': return typeof v === 'number' && Number.isInteger(v) && Math.abs(v) <= 2 ** 63;
+      case 'string': return typeof v === 'string';
+      case 'keys': return Array.isArray(v);
+      default: return false;
+    }
+  };
+  const names = { int: 'an integer', string: 'a string', keys: 'an array' };
+  for (const [name, v] of Object.entries(doc)) {
+    const kind = TOP_FIELDS[name];
+    if (!kind) throw new KeyringError('', `unknown field ${JSON.stringify(name).slice(0, 66)}`);
+    if (!want(kind, v)) throw new KeyringError(name, `JSON ${goValueName(v)} where ${names[kind]} is expected`);
+    if (kind === 'keys' && v !== null) {
+      for (const k of v) {
+        if (k === null) continue;
+        if (jsonType(k) !== 'object') throw new KeyringError('keys', `JSON ${goValueName(k)} where an object is expected`);
+        for (const [kn, kv] of Object.entries(k)) {
+          if (!KEY_FIELDS[kn]) throw new KeyringError('', `unknown field ${JSON.stringify(kn).slice(0, 66)}`);
+          if (!want('string', kv)) throw new KeyringError(`keys.${kn}`, `JSON ${goValueName(kv)} where a string is expected`);
+        }
+      }
+    }
+  }
+}
+
+function goValueName(v) {
+  const t = jsonType(v);
+  if (t === 'number') return `number ${v}`;
+  return t === 'boolean' ? 'bool' : t;
+}
+
+const BASE64_STD = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+function decodeSecret(field, s) {
+  if (!BASE64_STD.test(s)) throw new KeyringError(field, 'not standard padded base64');
+  const b = Buffer.from(s, 'base64');
+  if (b.toString('base64') !== s) throw new KeyringError(field, 'not standard padded base64'); // non-zero padding bits
+  return b;
+}
+
+function validateKey(field, k) {
+  if (k.secret.length < MIN_SECRET_BYTES) throw new KeyringError(field('secret'), `${k.secret.length} bytes, at least ${MIN_SECRET_BYTES} are required`);
+  if (k.secret.length > MAX_SECRET_BYTES) throw new KeyringError(field('secret'), `${k.secret.length} bytes, the limit is ${MAX_SECRET_BYTES}`);
+  if (k.id.length !== KEY_ID_LEN || !/^[0-9a-f]+$/.test(k.id)) throw new KeyringError(field('id'), `not ${KEY_ID_LEN} lower-case hex digits`);
+  if (k.id !== keyId(k.secret)) throw new KeyringError(field('id'), 'does not match the fingerprint of its secret');
+  if (k.notBefore === GO_ZERO_TIME_MS) throw new KeyringError(field('not_before'), 'missing');
+  if (k.notAfter !== null && !(k.notAfter > k.notBefore)) throw new KeyringError(field('not_after'), 'not after not_before');
+}
+
+/**
+ * parse decodes and validates a keyring document (a string or Buffer) by the rules of
+ * docs/keyring-format.md. It throws KeyringError naming the field; messages never hold
+ * secret bytes.
+ */
+function parse(data) {
+  const buf = Buffer.isBuffer(data) ? data : Buffer.from(String(data), 'utf8');
+  const text = buf.toString('utf8');
+  if (text.trim() === '') throw new KeyringError('', 'empty document');
+  if (buf.length > MAX_DOCUMENT_BYTES) throw new KeyringError('', `document is ${buf.length} bytes, the limit is ${MAX_DOCUMENT_BYTES}`);
+  let doc;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new KeyringError('', 'not valid JSON'); // the parser's message may quote document bytes
+  }
+  if (doc !== null && jsonType(doc) !== 'object') throw new KeyringError('', `the document is a JSON ${goValueName(doc)}, want an object`);
+  doc = doc || {};
+  checkTypes(doc);
+  const has = (o, f) => o[f] !== undefined && o[f] !== null;
+  if (!has(doc, 'version')) throw new KeyringError('version', 'missing');
+  if (doc.version !== FORMAT_VERSION) throw new KeyringError('version', `unknown format version ${doc.version}, this build reads version ${FORMAT_VERSION}`);
+  if (!has(doc, 'generation')) throw new KeyringError('generation', 'missing');
+  if (!has(doc, 'rotated_at')) throw new KeyringError('rotated_at', 'missing');
+  const wireKeys = doc.keys || [];
+  if (wireKeys.length > MAX_KEYS) throw new KeyringError('keys', `${wireKeys.length} keys, the limit is ${MAX_KEYS}`);
+  const rotatedAt = parseTime('rotated_at', doc.rotated_at);
+  const keys = wireKeys.map((wk, i) => {
+    const field = (n) => `keys[${i}].${n}`;
+    if (wk === null) throw new KeyringError(`keys[${i}]`, 'null where an object is expected');
+    if (!has(wk, 'id')) throw new KeyringError(field('id'), 'missing');
+    if (!has(wk, 'secret')) throw new KeyringError(field('secret'), 'missing');
+    if (!has(wk, 'not_before')) throw new KeyringError(field('not_before'), 'missing');
+    const k = { id: wk.id, secret: decodeSecret(field('secret'), wk.secret), notBefore: parseTime(field('not_before'), wk.not_before), notAfter: null };
+    if (has(wk, 'not_after')) k.notAfter = parseTime(field('not_after'), wk.not_after);
+    validateKey(field, k);
+    return k;
+  });
+  keys.sort((a, b) => a.notBefore - b.notBefore);
+  const r = {
+    generation: doc.generation, rotatedAt, rotatedBy: doc.rotated_by || '', reason: doc.reason || '', keys,
+  };
+  validate(r);
+  return r;
+}
+
+function validate(r) {
+  if (!(r.generation > 0)) throw new KeyringError('generation', `must be positive, got ${r.generation}`);
+  if (r.generation > MAX_GENERATION) throw new KeyringError('generation', 'larger than 2^53-1');
+  if (r.rotatedAt === GO_ZERO_TIME_MS) throw new KeyringError('rotated_at', 'missing');
+  if (Buffer.byteLength(r.rotatedBy) > MAX_TEXT_LEN) throw new KeyringError('rotated_by', `longer than ${MAX_TEXT_LEN} bytes`);
+  if (Buffer.byteLength(r.reason) > MAX_TEXT_LEN) throw new KeyringError('reason', `longer than ${MAX_TEXT_LEN} bytes`);
+  if (r.keys.length === 0) throw new KeyringError('keys', 'no keys');
+  const seen = new Map();
+  r.keys.forEach((k, i) => {
+    const field = (n) => `keys[${i}].${n}`;
+    validateKey(field, k);
+    if (seen.has(k.id)) throw new KeyringError(field('id'), `duplicate of keys[${seen.get(k.id)}].id ${k.id}`);
+    seen.set(k.id, i);
+    if (i > 0 && k.notBefore === r.keys[i - 1].notBefore) throw new KeyringError(field('not_before'), `same not_before as key ${r.keys[i - 1].id}`);
+  });
+}
+
+const validAt = (k, now) => k.notAfter === null || now < k.notAfter;
+
+/** Error codes shared with the Go library (keyring.Err… sentinels). */
+const Errors = Object.freeze({
+  MALFORMED: 'malformed_signature', UNKNOWN_KEY: 'unknown_key', EXPIRED_KEY: 'expired_key',
+  BAD_SIGNATURE: 'bad_signature', NO_SIGNING_KEY: 'no_signing_key',
+});
+
+/** Signer signs and verifies with one parsed keyring. Times are milliseconds since the epoch. */
+class Signer {
+  constructor(keyring) {
+    this.keyring = keyring;
+  }
+
+  /** signingKey: the latest not_before <= now among valid keys, else the earliest valid pending key. */
+  signingKey(now) {
+    const ks = this.keyring.keys;
+    for (let i = ks.length - 1; i >= 0; i--) if (validAt(ks[i], now) && ks[i].notBefore <= now) return ks[i];
+    for (const k of ks) if (validAt(k, now)) return k;
+    return null;
+  }
+
+  /** verifyKeys: every key not expired at now, pending included. */
+  verifyKeys(now) {
+    return this.keyring.keys.filter((k) => validAt(k, now));
+  }
+
+  /** sign returns 'ks1.<id>.<hex>' or throws an Error whose code is 'no_signing_key'. */
+  sign(now, payload) {
+    const k = this.mustSigningKey(now);
+    return SIG_PREFIX + k.id + '.' + hexMac(k.secret, payload);
+  }
+
+  /** signLegacy returns the bare hex HMAC-SHA256 that eventSign produces. */
+  signLegacy(now, payload) {
+    return hexMac(this.mustSigningKey(now).secret, payload);
+  }
+
+  mustSigningKey(now) {
+    const k = this.signingKey(now);
+    if (!k) {
+      const e = new Error('keyring: no key is valid for signing');
+      e.code = Errors.NO_SIGNING_KEY;
+      throw e;
+    }
+    return k;
+  }
+
+  /** check returns null when sig is valid over payload at now, else an Errors code. */
+  check(now, payload, sig) {
+    if (typeof sig !== 'string') return Errors.MALFORMED;
+    if (sig.length === MAC_HEX_LEN) {
+      const want = decodeHex(sig);
+      if (!want) return Errors.MALFORMED;
+      let match = false;
+      for (const k of this.keyring.keys) {
+        if (!validAt(k, now)) continue;
+        // Every valid key is tried, without an early exit.
+        if (crypto.timingSafeEqual(mac(k.secret, payload), want)) match = true;
+      }
+      return match ? null : Errors.BAD_SIGNATURE;
+    }
+    if (sig.length === KEYED_SIG_LEN) {
+      const id = sig.slice(SIG_PREFIX.length, SIG_PREFIX.length + KEY_ID_LEN);
+      const want = decodeHex(sig.slice(SIG_PREFIX.length + KEY_ID_LEN + 1));
+      if (!sig.startsWith(SIG_PREFIX) || sig[SIG_PREFIX.length + KEY_ID_LEN] !== '.' || !want) return Errors.MALFORMED;
+      const k = this.keyring.keys.find((c) => c.id === id);
+      if (!k) return Errors.UNKNOWN_KEY;
+      if (!validAt(k, now)) return Errors.EXPIRED_KEY;
+      return crypto.timingSafeEqual(mac(k.secret, payload), want) ? null : Errors.BAD_SIGNATURE;
+    }
+    return Errors.MALFORMED;
+  }
+}
+
+function mac(secret, payload) {
+  return crypto.createHmac('sha256', secret).update(payload).digest();
+}
+
+// decodeHex accepts hex of either case; Buffer.from stops at the first bad digit, which
+// the length check catches.
+function hexMac(secret, payload) {
+  return crypto.createHmac('sha256', secret).update(payload).digest('hex');
+}
+
+function decodeHex(s) {
+  if (s.length % 2 !== 0) return null;
+  const b = Buffer.from(s, 'hex');
+  return b.length * 2 === s.length ? b : null;
+}
+
+module.exports = {
+  parse, keyId, parseTime, Signer, KeyringError, Errors,
+  FORMAT_VERSION, MIN_SECRET_BYTES, MAX_KEYS, MAX_DOCUMENT_BYTES,
+};

@@ -1,0 +1,48 @@
+'use strict';
+// The shared test vectors of keyring/testdata/vectors.json: the Go library passes the
+// same file (go test ./keyring -run TestVectors).
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('fs');
+const path = require('path');
+const { parse, keyId, Signer, KeyringError, parseTime } = require('../keyring');
+
+const vectors = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'keyring', 'testdata', 'vectors.json'), 'utf8'));
+const at = (s) => parseTime('at', s);
+
+test('the vectors file has every kind of case', () => {
+  assert.ok(vectors.keyrings.length >= 5);
+  assert.ok(vectors.rejected.length >= 30);
+});
+
+test('key ids', () => {
+  for (const v of vectors.key_ids) assert.strictEqual(keyId(Buffer.from(v.secret_hex, 'hex')), v.id);
+});
+
+for (const kv of vectors.keyrings) {
+  test(`keyring: ${kv.name}`, () => {
+    const s = new Signer(parse(kv.document));
+    for (const sv of kv.sign) {
+      if (sv.error) {
+        assert.throws(() => s.sign(at(sv.at), sv.payload), (e) => e.code === sv.error);
+        continue;
+      }
+      assert.strictEqual(s.sign(at(sv.at), sv.payload), sv.signature, `sign at ${sv.at} ${JSON.stringify(sv.payload)}`);
+      assert.strictEqual(s.signLegacy(at(sv.at), sv.payload), sv.legacy);
+      assert.strictEqual(s.sign(at(sv.at), Buffer.from(sv.payload, 'utf8')), sv.signature, 'Buffer payload');
+    }
+    for (const vv of kv.verify) {
+      assert.strictEqual(s.check(at(vv.at), vv.payload, vv.signature), vv.error || null, vv.name);
+    }
+  });
+}
+
+for (const rv of vectors.rejected) {
+  test(`rejected: ${rv.name}`, () => {
+    assert.throws(() => parse(rv.document), (e) => {
+      assert.ok(e instanceof KeyringError, `${e}`);
+      assert.strictEqual(e.field, rv.field, e.message);
+      return true;
+    });
+  });
+}
