@@ -9,13 +9,18 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/keysync
 
-# The whole suite: lint, then every Go test with the race detector. test/servers/vault.sh
-# first obtains a real Vault server: built once per machine from the Go module proxy
-# (15-30 minutes), cached in $${KEYSYNC_TESTBIN:-~/.cache/keysync/testbin}, reused after.
+# The whole suite: lint, the Node tests, then every Go test with the race detector. The
+# scripts in test/servers first obtain the real servers the tests use (Vault, etcd,
+# kube-apiserver, kubectl, helm): built once per machine from the Go module proxy (the
+# first time takes 30-60 minutes on 2 cores, one build after the other), cached in
+# $${KEYSYNC_TESTBIN:-~/.cache/keysync/testbin} and reused after.
 test: lint
 	cd reload/node && node --test test/*.test.js
 	vault=$$(bash test/servers/vault.sh) && \
-	KEYSYNC_VAULT_BIN=$$vault $(GO) test -race -count=1 -timeout 30m ./...
+	kube=$$(bash test/servers/kube.sh) && \
+	helm=$$(bash test/servers/helm.sh) && \
+	KEYSYNC_VAULT_BIN=$$vault KUBEBUILDER_ASSETS=$$kube KEYSYNC_HELM_BIN=$$helm \
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi

@@ -33,7 +33,8 @@ type Options struct {
 	Bytes   int // new secret length, at least keyring.MinSecretBytes
 	Keyring keyring.Options
 	DryRun  bool
-	// Retries bounds the re-reads after a compare-and-swap conflict.
+	// Retries bounds the re-reads after a compare-and-swap conflict: 0 means
+	// DefaultRetries, a negative number none.
 	Retries  int
 	AuditLog string // append one JSON line per rotation, fsynced
 	Now      func() time.Time
@@ -89,6 +90,12 @@ func Run(ctx context.Context, primary store.Store, mirrors []store.Store, o Opti
 	}
 	if o.Action == "" {
 		o.Action = ActionStage
+	}
+	switch {
+	case o.Retries == 0:
+		o.Retries = DefaultRetries
+	case o.Retries < 0:
+		o.Retries = 0
 	}
 	var res *Result
 	var err error

@@ -49,7 +49,8 @@ type Config struct {
 	Signal         syscall.Signal
 	ConfirmURL     string
 	ConfirmTimeout time.Duration
-	MaxStale       time.Duration // readiness fails after this long without a good read; 0: never
+	MaxStale       time.Duration      // readiness fails after this long without a good read; 0: never
+	Plain          store.PlainOptions // the plain-value schedule, for stores that keep no history
 	BackoffCap     time.Duration
 	Log            *slog.Logger
 	Now            func() time.Time
@@ -256,7 +257,11 @@ func (s *Sidecar) sync(ctx context.Context) error {
 	s.metrics.syncs.WithLabelValues("ok").Inc()
 	s.metrics.lastSuccess.Set(float64(now.UnixNano()) / 1e9)
 
-	r := snap.Keyring.Prune(now)
+	r := snap.Keyring
+	if snap.PlainCurrent != nil {
+		r = s.withPreviousFromFile(snap, prev)
+	}
+	r = r.Prune(now)
 	if len(r.Keys) == 0 {
 		return s.readFailed(fmt.Errorf("%w: every key in generation %d has expired", keyring.ErrInvalid, r.Generation))
 	}
@@ -285,6 +290,31 @@ func (s *Sidecar) sync(ctx context.Context) error {
 	}
 	s.notify(ctx)
 	return nil
+}
+
+// withPreviousFromFile completes a plain value from a store without history: the newest
+// other key of the keys file written before is the previous value, so it keeps verifying
+// for the window after the new value starts signing. Its times come from the file, so the
+// result is the same on every poll.
+func (s *Sidecar) withPreviousFromFile(snap *store.Snapshot, prev *keyring.Keyring) *keyring.Keyring {
+	if prev == nil {
+		return snap.Keyring
+	}
+	newID := keyring.KeyID(snap.PlainCurrent.Value)
+	for i := len(prev.Keys) - 1; i >= 0; i-- {
+		k := prev.Keys[i]
+		if k.ID == newID {
+			continue
+		}
+		r, err := keyring.FromPlain(*snap.PlainCurrent, &keyring.PlainValue{Value: k.Secret, CreatedAt: k.NotBefore, Version: prev.Generation},
+			s.cfg.Plain, snap.Keyring.RotatedBy)
+		if err != nil {
+			s.cfg.Log.Warn("cannot keep the previous plain value", "key_id", k.ID, "error", err)
+			return snap.Keyring
+		}
+		return r
+	}
+	return snap.Keyring
 }
 
 func (s *Sidecar) readFailed(err error) error {

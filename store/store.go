@@ -28,6 +28,10 @@ type Snapshot struct {
 	Version string
 	// Plain reports that the store held a bare secret, not a keyring document.
 	Plain bool
+	// PlainCurrent is set for a plain value from a store that keeps no history (a
+	// Kubernetes Secret): the reader then takes the previous value from what it wrote
+	// before (the sidecar's keys file), so a brand-new reader sees no previous key.
+	PlainCurrent *keyring.PlainValue
 }
 
 // Store is a secret manager holding one keyring. Implementations are safe for

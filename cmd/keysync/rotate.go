@@ -54,7 +54,7 @@ Otherwise the previous key (which still verifies) becomes pending again and sign
 	c.StringVar(&f.initiator, "initiator", defaultInitiator(), "who rotates, recorded in the keyring and the audit event")
 	c.StringVar(&f.reason, "reason", "", "why, recorded in the keyring and the audit event")
 	c.StringVar(&f.auditLog, "audit-log", "", "`file` to append one JSON audit line to (fsynced)")
-	c.IntVar(&f.retries, "retries", rotate.DefaultRetries, "re-reads after a compare-and-swap conflict")
+	c.IntVar(&f.retries, "retries", rotate.DefaultRetries, "re-reads after a compare-and-swap conflict (0: fail at the first conflict)")
 	c.BoolVar(&f.dryRun, "dry-run", false, "show what would change and write nothing")
 	c.StringVar(&f.output, "o", "text", "output: text or json")
 	f.stores.register(c)
@@ -106,8 +106,12 @@ func rotateOrRollback(ctx context.Context, name string, args []string, getenv fu
 	case f.emergency:
 		action = rotate.ActionEmergency
 	}
+	retries := f.retries
+	if retries == 0 {
+		retries = -1 // the library reads 0 as its default
+	}
 	res, err := rotate.Run(ctx, primary, mirrors, rotate.Options{
-		Action: action, Bytes: f.bytes, DryRun: f.dryRun, Retries: f.retries, AuditLog: f.auditLog, Log: log,
+		Action: action, Bytes: f.bytes, DryRun: f.dryRun, Retries: retries, AuditLog: f.auditLog, Log: log,
 		Keyring: keyring.Options{ActivationDelay: f.delay, VerifyWindow: f.window, MinPropagation: f.minPropagation,
 			RotatedBy: f.initiator, Reason: f.reason},
 	})

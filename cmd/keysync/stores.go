@@ -13,6 +13,7 @@ import (
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/file"
+	"github.com/sigil-dna/keysync/store/kube"
 	"github.com/sigil-dna/keysync/store/vault"
 )
 
@@ -23,6 +24,7 @@ type storeFlags struct {
 	vault                   struct {
 		addr, namespace, cacert, auth, tokenFile, roleID, secretIDFile, role, jwtFile, mount string
 	}
+	kube struct{ kubeconfig, key, plainKey string }
 }
 
 func (f *storeFlags) register(c *cli.Command) {
@@ -39,6 +41,9 @@ func (f *storeFlags) register(c *cli.Command) {
 	c.StringVar(&v.role, "vault-role", "", "Vault role for --vault-auth kubernetes")
 	c.StringVar(&v.jwtFile, "vault-jwt-file", vault.DefaultJWTFile, "service-account token `file` for --vault-auth kubernetes")
 	c.StringVar(&v.mount, "vault-auth-mount", "", "auth mount path (default: approle or kubernetes)")
+	c.StringVar(&f.kube.kubeconfig, "kubeconfig", "", "kubeconfig `file` for k8s:// stores (default: in-cluster config in a pod, else $KUBECONFIG or ~/.kube/config)")
+	c.StringVar(&f.kube.key, "kube-key", kube.DefaultKey, "data key of the keyring document in the Secret")
+	c.StringVar(&f.kube.plainKey, "kube-plain-key", kube.DefaultPlainKey, "data key of a plain value in the Secret")
 }
 
 func (f *storeFlags) plain() store.PlainOptions {
@@ -77,12 +82,19 @@ func (f *storeFlags) open(ctx context.Context, raw string, getenv func(string) s
 			Auth: vault.Auth{Method: v.auth, Token: keyring.Secret(getenv("VAULT_TOKEN")), TokenFile: v.tokenFile,
 				RoleID: v.roleID, SecretIDFile: v.secretIDFile, Role: v.role, JWTFile: v.jwtFile, Mount: v.mount},
 		})
+	case "k8s":
+		ns, name, err := kube.ParseURL(raw)
+		if err != nil {
+			return nil, cli.UsageError{Err: err}
+		}
+		return kube.New(kube.Config{Namespace: ns, Name: name, Key: f.kube.key, PlainKey: f.kube.plainKey,
+			Kubeconfig: f.kube.kubeconfig, Plain: f.plain(), Log: log})
 	case "":
 		if strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, ".") {
 			return file.New(raw, f.plain())
 		}
 	}
-	return nil, cli.Usagef("--store %s: unknown scheme %q; supported: file, vault", u.Redacted(), u.Scheme)
+	return nil, cli.Usagef("--store %s: unknown scheme %q; supported: file, vault, k8s", u.Redacted(), u.Scheme)
 }
 
 func (f *storeFlags) openAll(ctx context.Context, primary string, mirrors []string, getenv func(string) string, log *slog.Logger) (store.Store, []store.Store, error) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Obtains etcd and a real kube-apiserver (v1.37.2) for the tests and prints the folder
-# that holds both (usable as KUBEBUILDER_ASSETS for controller-runtime's envtest).
+# Obtains etcd, a real kube-apiserver (v1.37.2) and kubectl (same version) for the tests
+# and prints the folder that holds them (usable as KUBEBUILDER_ASSETS for
+# controller-runtime's envtest, and put first on PATH for kubectl).
 # etcd comes from Debian's etcd-server package, unpacked without installing it.
 # kube-apiserver is built from the Go module proxy in a throwaway module outside the repo
 # (10-25 minutes on 2 cores the first time); later runs reuse the cached binaries.
@@ -22,9 +23,11 @@ etcd() {
 	rm -rf "$tmp"
 }
 
-apiserver() {
-	[ -x "$ASSETS/kube-apiserver" ] && return 0
-	say "building kube-apiserver v$KUBE_VERSION from the Go module proxy into $ASSETS"
+# kube_build NAME: builds k8s.io/kubernetes/cmd/NAME from the throwaway module.
+kube_build() {
+	local name=$1
+	[ -x "$ASSETS/$name" ] && return 0
+	say "building $name v$KUBE_VERSION from the Go module proxy into $ASSETS"
 	say "this happens once per machine and takes 10-25 minutes on 2 cores; later runs reuse it"
 	local dir="$TESTBIN/kubebuild" minor=${KUBE_VERSION#1.}
 	minor=${minor%%.*}
@@ -49,17 +52,21 @@ apiserver() {
 
 package kubebuild
 
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
 GO
 	local v="k8s.io/component-base/version"
 	(cd "$dir" &&
 		GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go mod tidy &&
 		GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go build -ldflags "-s -w -X $v.gitVersion=v$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean" \
-			-o "$ASSETS/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
-	mv "$ASSETS/kube-apiserver.tmp" "$ASSETS/kube-apiserver"
-	say "built $ASSETS/kube-apiserver"
+			-o "$ASSETS/$name.tmp" "k8s.io/kubernetes/cmd/$name")
+	mv "$ASSETS/$name.tmp" "$ASSETS/$name"
+	say "built $ASSETS/$name"
 }
 
 with_lock kube etcd
-with_lock kube apiserver
+with_lock kube kube_build kube-apiserver
+with_lock kube kube_build kubectl
 echo "$ASSETS"

@@ -1,0 +1,75 @@
+{{- define "keysync-app.labels" -}}
+app.kubernetes.io/name: {{ .Values.app.name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
+{{- end }}
+
+{{- define "keysync.store" -}}
+{{- default (printf "k8s://%s/%s" .Release.Namespace .Values.keysync.secretName) .Values.keysync.store -}}
+{{- end }}
+
+{{- define "keysync.serviceAccount" -}}
+{{- default (printf "%s-keysync" .Values.app.name) .Values.app.serviceAccountName -}}
+{{- end }}
+
+{{- define "keysync.securityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities: { drop: ["ALL"] }
+{{- end }}
+
+{{/* The sidecar as a native sidecar: an init container with restartPolicy Always whose
+startup probe passes after the first complete write, so the app starts only with keys. */}}
+{{- define "keysync.sidecar" -}}
+- name: keysync
+  image: {{ .Values.keysync.image }}
+  imagePullPolicy: {{ .Values.keysync.imagePullPolicy }}
+  restartPolicy: Always
+  args:
+    - sidecar
+    - --store={{ include "keysync.store" . }}
+    - --out={{ .Values.keysync.mountPath }}
+    - --interval={{ .Values.keysync.interval }}
+    - --signal={{ .Values.keysync.signal }}
+    - --signal-process={{ .Values.keysync.processName }}
+    {{- with .Values.keysync.confirmURL }}
+    - --confirm-url={{ . }}
+    {{- end }}
+    - --plain-activation-delay={{ .Values.keysync.activationDelay }}
+    - --plain-verify-window={{ .Values.keysync.verifyWindow }}
+    - --listen=$(POD_IP):{{ .Values.keysync.port }}
+    - --log-format=json
+    {{- range .Values.keysync.extraArgs }}
+    - {{ . }}
+    {{- end }}
+  env:
+    - name: POD_IP
+      valueFrom: { fieldRef: { fieldPath: status.podIP } }
+  ports:
+    - { name: keysync-http, containerPort: {{ .Values.keysync.port }} }
+  startupProbe:
+    httpGet: { path: /readyz, port: keysync-http }
+    periodSeconds: 1
+    failureThreshold: 60
+  livenessProbe:
+    httpGet: { path: /healthz, port: keysync-http }
+  readinessProbe:
+    httpGet: { path: /readyz, port: keysync-http }
+  resources: {{- toYaml .Values.keysync.resources | nindent 4 }}
+  securityContext: {{- include "keysync.securityContext" . | nindent 4 }}
+  volumeMounts:
+    - { name: keysync-keys, mountPath: {{ .Values.keysync.mountPath }} }
+    - { name: keysync-api-access, mountPath: /var/run/secrets/kubernetes.io/serviceaccount, readOnly: true }
+{{- end }}
+
+{{- define "keysync.volumes" -}}
+- name: keysync-keys
+  emptyDir: { medium: Memory, sizeLimit: 1Mi }
+- name: keysync-api-access
+  projected:
+    sources:
+      - serviceAccountToken: { path: token, expirationSeconds: 3600 }
+      - configMap: { name: kube-root-ca.crt, items: [{ key: ca.crt, path: ca.crt }] }
+      - downwardAPI: { items: [{ path: namespace, fieldRef: { fieldPath: metadata.namespace } }] }
+{{- end }}

@@ -1,0 +1,170 @@
+// Package manifests holds the Kubernetes manifests and the Helm chart; its test renders
+// every one of them and has the real API server validate them.
+package manifests
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sigil-dna/keysync/internal/testserver"
+)
+
+var (
+	cluster *testserver.Kube
+	helmBin string
+)
+
+func TestMain(m *testing.M) {
+	dir, _ := os.MkdirTemp("", "keysync-manifests-")
+	var err error
+	if helmBin, err = testserver.HelmBinary(); err == nil {
+		cluster, err = testserver.StartKube(dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	cluster.Stop()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func run(t *testing.T, stdin []byte, name string, args ...string) []byte {
+	t.Helper()
+	if name == "kubectl" {
+		name = filepath.Join(cluster.Assets, "kubectl") // the one test/servers/kube.sh built
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Env = cluster.CommandEnv(t.TempDir())
+	cmd.Stdin = bytes.NewReader(stdin)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return out
+}
+
+func helmTemplate(t *testing.T, set ...string) []byte {
+	args := []string{"template", "r", "helm/keysync-app", "--namespace", "sigil"}
+	for _, s := range set {
+		args = append(args, "--set", s)
+	}
+	return run(t, nil, helmBin, args...)
+}
+
+// TestEveryManifestIsAcceptedByTheAPIServer: kubectl apply --dry-run=server of every
+// kustomize build and of the chart with the toggle off, on, and on with the CronJob.
+func TestEveryManifestIsAcceptedByTheAPIServer(t *testing.T) {
+	run(t, nil, "kubectl", "create", "namespace", "sigil")
+	renders := map[string][]byte{
+		"kustomize base":                  run(t, nil, "kubectl", "kustomize", "base"),
+		"kustomize no-native-sidecar":     run(t, nil, "kubectl", "kustomize", "overlays/no-native-sidecar"),
+		"kustomize rotation":              run(t, nil, "kubectl", "kustomize", "rotation"),
+		"helm, keysync off":               helmTemplate(t),
+		"helm, keysync on":                helmTemplate(t, "keysync.enabled=true"),
+		"helm, keysync on with a CronJob": helmTemplate(t, "keysync.enabled=true", "keysync.rotation.enabled=true"),
+	}
+	for name, doc := range renders {
+		t.Run(name, func(t *testing.T) {
+			out := run(t, doc, "kubectl", "apply", "--dry-run=server", "-n", "sigil", "-f", "-")
+			if !bytes.Contains(out, []byte("(server dry run)")) {
+				t.Fatalf("not a server dry run:\n%s", out)
+			}
+			t.Logf("%s", bytes.TrimSpace(out))
+		})
+	}
+	run(t, nil, helmBin, "lint", "helm/keysync-app", "--strict")
+}
+
+func deployment(t *testing.T, doc []byte) *appsv1.Deployment {
+	t.Helper()
+	for _, part := range bytes.Split(doc, []byte("\n---")) {
+		if bytes.Contains(part, []byte("kind: Deployment")) {
+			var d appsv1.Deployment
+			if err := yaml.Unmarshal(part, &d); err != nil {
+				t.Fatal(err)
+			}
+			return &d
+		}
+	}
+	t.Fatal("no Deployment rendered")
+	return nil
+}
+
+// TestTheToggleOnlyAdds: with keysync.enabled=false the pod spec carries nothing of
+// keysync, and the pod spec with it on, less exactly what keysync adds, is the same.
+func TestTheToggleOnlyAdds(t *testing.T) {
+	off := deployment(t, helmTemplate(t)).Spec.Template
+	on := deployment(t, helmTemplate(t, "keysync.enabled=true")).Spec.Template
+	if len(off.Spec.InitContainers) != 0 || off.Spec.ShareProcessNamespace != nil || len(off.Spec.Volumes) != 0 ||
+		off.Spec.ServiceAccountName != "" || len(off.Annotations) != 0 {
+		t.Fatalf("keysync traces with the toggle off: %+v", off.Spec)
+	}
+	if len(on.Spec.InitContainers) != 1 || on.Spec.InitContainers[0].RestartPolicy == nil ||
+		*on.Spec.InitContainers[0].RestartPolicy != corev1.ContainerRestartPolicyAlways || on.Spec.InitContainers[0].StartupProbe == nil {
+		t.Fatal("the sidecar is not a native sidecar with a startup probe")
+	}
+	if on.Spec.ShareProcessNamespace == nil || !*on.Spec.ShareProcessNamespace {
+		t.Fatal("no shared process namespace")
+	}
+	app := on.Spec.Containers[0]
+	if m := app.VolumeMounts[len(app.VolumeMounts)-1]; m.Name != "keysync-keys" || !m.ReadOnly {
+		t.Fatalf("the app does not mount the keys read-only: %+v", m)
+	}
+	if v := on.Spec.Volumes[0]; v.EmptyDir == nil || v.EmptyDir.Medium != corev1.StorageMediumMemory {
+		t.Fatalf("keys volume is not in memory: %+v", v)
+	}
+	// Take away what keysync adds.
+	on.Annotations = nil
+	on.Spec.InitContainers, on.Spec.ShareProcessNamespace, on.Spec.Volumes = nil, nil, nil
+	on.Spec.ServiceAccountName, on.Spec.AutomountServiceAccountToken = "", nil
+	on.Spec.Containers[0].Env = on.Spec.Containers[0].Env[:len(on.Spec.Containers[0].Env)-1]
+	on.Spec.Containers[0].VolumeMounts = on.Spec.Containers[0].VolumeMounts[:len(on.Spec.Containers[0].VolumeMounts)-1]
+	if len(on.Spec.Containers[0].Env) == 0 {
+		on.Spec.Containers[0].Env = nil
+	}
+	if len(on.Spec.Containers[0].VolumeMounts) == 0 {
+		on.Spec.Containers[0].VolumeMounts = nil
+	}
+	if !reflect.DeepEqual(on, off) {
+		t.Fatalf("the toggle changes more than it adds:\non  %+v\noff %+v", on.Spec, off.Spec)
+	}
+}
+
+// TestTheKustomizeBaseMatchesTheIssue checks the security properties of the shipped pod.
+func TestTheKustomizeBaseMatchesTheIssue(t *testing.T) {
+	d := deployment(t, run(t, nil, "kubectl", "kustomize", "base"))
+	spec := d.Spec.Template.Spec
+	sc := spec.InitContainers[0]
+	if spec.SecurityContext.RunAsUser == nil || *spec.SecurityContext.RunAsUser == 0 || spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+		t.Fatal("pod runs as root or mounts an API token in every container")
+	}
+	for _, c := range append([]corev1.Container{sc}, spec.Containers...) {
+		s := c.SecurityContext
+		if s == nil || s.ReadOnlyRootFilesystem == nil || !*s.ReadOnlyRootFilesystem || len(s.Capabilities.Drop) != 1 || s.Capabilities.Drop[0] != "ALL" ||
+			c.Resources.Limits == nil || c.Resources.Requests == nil {
+			t.Fatalf("container %s: not read-only, not dropping all capabilities, or without resources", c.Name)
+		}
+	}
+	for _, m := range spec.Containers[0].VolumeMounts {
+		if m.Name == "kube-api-access" {
+			t.Fatal("the app container gets the API token")
+		}
+	}
+	if !strings.Contains(strings.Join(sc.Args, " "), "--listen=$(POD_IP):9102") || d.Spec.Template.Annotations["prometheus.io/port"] != "9102" {
+		t.Fatal("the health and metrics listener is not on the pod IP with scrape annotations")
+	}
+}
