@@ -12,7 +12,13 @@ import (
 	"github.com/sigil-dna/keysync/internal/demo"
 )
 
-func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+type demoFlags struct {
+	cfg             demo.Config
+	asJSON, noPIDNS bool
+	log             cli.LogFlags
+}
+
+func demoCommand() (*cli.Command, *demoFlags) {
 	c := cli.New("demo", "Run a local fleet on the embedded file store and rotate its key under load.", `
 Starts --pods pods, each a real sidecar process and a real app process built on the
 reload library (in a PID namespace of their own when run as root, so signals cross a
@@ -20,8 +26,8 @@ shared process namespace as in Kubernetes). Every app sends signed events to the
 while the key is rotated every --rotate-every. Prints progress each second and a
 summary at the end; exits 1 if any verification failed or a secret appeared in any
 process's output.`)
-	var cfg demo.Config
-	var asJSON, noPIDNS bool
+	f := &demoFlags{}
+	cfg := &f.cfg
 	c.IntVar(&cfg.Pods, "pods", 4, "number of pods")
 	c.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to run")
 	c.DurationVar(&cfg.RotateEvery, "rotate-every", 4*time.Second, "time between rotations")
@@ -30,13 +36,18 @@ process's output.`)
 	c.DurationVar(&cfg.VerifyWindow, "verify-window", 6*time.Second, "verify window of each rotation")
 	c.IntVar(&cfg.Rate, "rate", 200, "events per second across all apps")
 	c.StringVar(&cfg.Dir, "dir", "", "working directory to keep (default: a temporary one, removed after)")
-	c.BoolVar(&noPIDNS, "no-pid-namespaces", false, "do not give each pod a PID namespace even when root")
-	c.BoolVar(&asJSON, "json", false, "print the summary as one JSON object")
-	var logFlags cli.LogFlags
-	logFlags.Register(c)
+	c.BoolVar(&f.noPIDNS, "no-pid-namespaces", false, "do not give each pod a PID namespace even when root")
+	c.BoolVar(&f.asJSON, "json", false, "print the summary as one JSON object")
+	f.log.Register(c)
+	return c, f
+}
+
+func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, f := demoCommand()
 	if err := c.Parse(args, getenv, stdout); err != nil {
 		return err
 	}
+	cfg, asJSON, noPIDNS, logFlags := f.cfg, f.asJSON, f.noPIDNS, f.log
 	log, err := logFlags.Logger(stderr)
 	if err != nil {
 		return err

@@ -102,3 +102,14 @@ with a KEYSYNC_* environment variable (--signal-process: KEYSYNC_SIGNAL_PROCESS)
 Exit codes: 0 success, 1 failure, 2 usage error.
 `)
 }
+
+// flagSets returns the flag set of every public command, for --help, the configuration
+// reference (docs/configuration.md) and the compose test.
+func flagSets() map[string]*cli.Command {
+	sc, _ := sidecarCommand()
+	rot, _ := rotateCommand("rotate")
+	rb, _ := rotateCommand("rollback")
+	st, _ := statusCommand()
+	dm, _ := demoCommand()
+	return map[string]*cli.Command{"sidecar": sc, "rotate": rot, "rollback": rb, "status": st, "demo": dm}
+}

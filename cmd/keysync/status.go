@@ -34,16 +34,26 @@ type storeStatus struct {
 	Keys       []keyStatus `json:"keys"`
 }
 
-func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer) error {
+type statusFlags struct {
+	storeURL, output string
+	stores           storeFlags
+}
+
+func statusCommand() (*cli.Command, *statusFlags) {
 	c := cli.New("status", "Show the keys in the store: state, validity and time left. No secret is shown.", "")
-	var storeURL, output string
-	var stores storeFlags
-	c.StringVar(&storeURL, "store", "", "store `URL`")
-	c.StringVar(&output, "o", "table", "output: table or json")
-	stores.register(c)
+	f := &statusFlags{}
+	c.StringVar(&f.storeURL, "store", "", "store `URL`")
+	c.StringVar(&f.output, "o", "table", "output: table or json")
+	f.stores.register(c)
+	return c, f
+}
+
+func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer) error {
+	c, f := statusCommand()
 	if err := c.Parse(args, getenv, stdout); err != nil {
 		return err
 	}
+	storeURL, output, stores := f.storeURL, f.output, &f.stores
 	if output != "table" && output != "json" {
 		return cli.Usagef("-o %q: use table or json", output)
 	}

@@ -32,22 +32,34 @@ type SendResult struct {
 	Error    string `json:"error,omitempty"`
 }
 
+// Flags are the demo app's settings.
+type Flags struct {
+	Keys, Listen, PidFile string
+	Offset, Poll          time.Duration
+	Watch, Legacy         bool
+}
+
+// Command returns the demo app's flag set.
+func Command() (*cli.Command, *Flags) {
+	c := cli.New("demo-app", "The demo app: signs and verifies events with the reload library.", "")
+	f := &Flags{}
+	c.StringVar(&f.Keys, "keys", "", "keys file written by the sidecar")
+	c.StringVar(&f.Listen, "listen", "127.0.0.1:0", "HTTP address")
+	c.StringVar(&f.PidFile, "pid-file", "", "write the pid here")
+	c.DurationVar(&f.Offset, "clock-offset", 0, "run the app's clock this much ahead (negative: behind)")
+	c.DurationVar(&f.Poll, "poll", reload.DefaultPollInterval, "periodic re-read (0: off)")
+	c.BoolVar(&f.Watch, "watch", true, "reload on changes of the keys directory")
+	c.BoolVar(&f.Legacy, "legacy", false, "sign bare legacy signatures")
+	return c, f
+}
+
 // Main runs the app until ctx ends.
 func Main(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	c := cli.New("demo-app", "The demo app: signs and verifies events with the reload library.", "")
-	var keys, listen, pidFile string
-	var offset, poll time.Duration
-	var watch, legacy bool
-	c.StringVar(&keys, "keys", "", "keys file written by the sidecar")
-	c.StringVar(&listen, "listen", "127.0.0.1:0", "HTTP address")
-	c.StringVar(&pidFile, "pid-file", "", "write the pid here")
-	c.DurationVar(&offset, "clock-offset", 0, "run the app's clock this much ahead (negative: behind)")
-	c.DurationVar(&poll, "poll", reload.DefaultPollInterval, "periodic re-read (0: off)")
-	c.BoolVar(&watch, "watch", true, "reload on changes of the keys directory")
-	c.BoolVar(&legacy, "legacy", false, "sign bare legacy signatures")
+	c, f := Command()
 	if err := c.Parse(args, getenv, stderr); err != nil {
 		return err
 	}
+	keys, listen, pidFile, offset, poll, watch, legacy := f.Keys, f.Listen, f.PidFile, f.Offset, f.Poll, f.Watch, f.Legacy
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("app_pid", os.Getpid())
 	clock := func() time.Time { return time.Now().Add(offset) }
 	// Open first: it installs the SIGHUP handler before anything else can take time.
