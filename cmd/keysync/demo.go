@@ -10,6 +10,7 @@ import (
 
 	"github.com/sigil-dna/keysync/internal/cli"
 	"github.com/sigil-dna/keysync/internal/demo"
+	"github.com/sigil-dna/keysync/internal/podfleet"
 )
 
 type demoFlags struct {
@@ -55,7 +56,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if cfg.Exe, err = os.Executable(); err != nil {
 		return err
 	}
-	cfg.PIDNamespaces = !noPIDNS && demo.PIDNamespacesAvailable()
+	cfg.PIDNamespaces = !noPIDNS && podfleet.PIDNamespacesAvailable()
 	cfg.Progress, cfg.Log = stderr, log
 	sum, err := demo.Run(ctx, cfg)
 	if err != nil {

@@ -10,14 +10,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/sigil-dna/keysync/internal/podfleet"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate"
 	"github.com/sigil-dna/keysync/store/file"
@@ -96,26 +95,26 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if _, err := rotate.Run(ctx, st, nil, rot); err != nil {
 		return nil, fmt.Errorf("demo: first keyring: %w", err)
 	}
-	fl, err := startFleet(ctx, fleetConfig{work: work, store: st.String(), pods: cfg.Pods, exe: cfg.Exe,
-		pidns: cfg.PIDNamespaces, interval: cfg.Interval, log: cfg.Log})
+	fl, err := podfleet.Start(ctx, podfleet.Config{Work: work, Store: st.String(), Pods: cfg.Pods, Exe: cfg.Exe,
+		PIDNamespaces: cfg.PIDNamespaces, Interval: cfg.Interval, Log: cfg.Log})
 	if err != nil {
 		return nil, err
 	}
-	defer fl.stop()
-	if err := fl.waitReady(ctx, 1); err != nil {
+	defer fl.Stop()
+	if err := fl.WaitReady(ctx, 1); err != nil {
 		return nil, err
 	}
 
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	start := time.Now()
-	tr := &traffic{fleet: fl}
+	tr := &podfleet.Traffic{Fleet: fl}
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); tr.run(runCtx, cfg.Rate) }()
+	go func() { defer wg.Done(); tr.Run(runCtx, cfg.Rate) }()
 
 	var rotations atomic.Int64
-	prop := &latencies{}
+	prop := &podfleet.Latencies{}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -136,7 +135,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			}
 			rotations.Add(1)
 			wg.Add(1)
-			go func() { defer wg.Done(); fl.measure(runCtx, res.Generation, res.RotatedAt, prop) }()
+			go func() { defer wg.Done(); fl.Measure(runCtx, res.Generation, res.RotatedAt, 5*time.Millisecond, prop) }()
 			t.Reset(cfg.RotateEvery)
 		}
 	}()
@@ -148,27 +147,25 @@ loop:
 		case <-runCtx.Done():
 			break loop
 		case <-progress.C:
-			p := prop.percentiles()
+			p := prop.Percentiles()
 			fmt.Fprintf(cfg.Progress, "demo %4.0fs  pods %d  rotations %d  events signed %d  verified %d  failed %d  reload p50 %.0fms p99 %.0fms\n",
-				time.Since(start).Seconds(), cfg.Pods, rotations.Load(), tr.signed.Load(), tr.verified.Load(), tr.failed.Load(), p[0], p[2])
+				time.Since(start).Seconds(), cfg.Pods, rotations.Load(), tr.Signed.Load(), tr.Verified.Load(), tr.Failed.Load(), p[0], p[2])
 		}
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	fl.stop()
+	fl.Stop()
 
-	p := prop.percentiles()
+	p := prop.Percentiles()
 	sum := &Summary{
-		Pods: cfg.Pods, PIDNamespaces: fl.pidns, DurationSeconds: elapsed.Round(time.Millisecond).Seconds(),
-		Rotations: int(rotations.Load()), EventsSigned: tr.signed.Load(), EventsVerified: tr.verified.Load(),
-		FailedVerifications: tr.failed.Load(), DeliveryErrors: tr.deliveryErrors.Load(), Reloads: prop.count(),
+		Pods: cfg.Pods, PIDNamespaces: fl.PIDNamespaces, DurationSeconds: elapsed.Round(time.Millisecond).Seconds(),
+		Rotations: int(rotations.Load()), EventsSigned: tr.Signed.Load(), EventsVerified: tr.Verified.Load(),
+		FailedVerifications: tr.Failed.Load(), DeliveryErrors: tr.DeliveryErrors.Load(), Reloads: prop.Count(),
 		PropagationP50Ms: p[0], PropagationP90Ms: p[1], PropagationP99Ms: p[2], PropagationMaxMs: p[3],
-	}
-	if f := tr.firstFailure.Load(); f != nil {
-		sum.FirstFailure = *f
+		FirstFailure: tr.FirstFailure(),
 	}
 	secretsMu.Lock()
-	sum.SecretsInOutput, err = scanForSecrets(fl.logFiles(), secrets)
+	sum.SecretsInOutput, err = podfleet.ScanForSecrets(fl.LogFiles(), secrets)
 	secretsMu.Unlock()
 	return sum, err
 }
@@ -182,58 +179,4 @@ func workDir(dir string) (string, func(), error) {
 		return "", nil, err
 	}
 	return d, func() { os.RemoveAll(d) }, nil
-}
-
-// traffic makes every app send signed events to every other app.
-type traffic struct {
-	fleet                                    *fleet
-	signed, verified, failed, deliveryErrors atomic.Int64
-	firstFailure                             atomic.Pointer[string]
-}
-
-func (t *traffic) run(ctx context.Context, rate int) {
-	const senders = 4
-	interval := time.Duration(float64(time.Second) * senders / float64(max(rate, 1)))
-	var wg sync.WaitGroup
-	for range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(interval)
-			defer tick.Stop()
-			seq := 0
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				n := len(t.fleet.pods)
-				src := rand.IntN(n)
-				dst := (src + 1 + rand.IntN(n-1)) % n
-				seq++
-				res, err := t.fleet.pods[src].send(ctx, t.fleet.pods[dst], fmt.Sprintf(`{"type":"spiral","from":%d,"seq":%d}`, src, seq))
-				switch {
-				case ctx.Err() != nil:
-					return
-				case err != nil:
-					t.deliveryErrors.Add(1)
-				case res.Verified:
-					t.signed.Add(1)
-					t.verified.Add(1)
-				case res.Signed && strings.HasPrefix(res.Error, "rejected"):
-					t.signed.Add(1)
-					t.failed.Add(1)
-					msg := fmt.Sprintf("pod %d -> pod %d: %s", src, dst, res.Error)
-					t.firstFailure.CompareAndSwap(nil, &msg)
-				default:
-					if res.Signed {
-						t.signed.Add(1)
-					}
-					t.deliveryErrors.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sigil-dna/keysync/internal/demo"
+	"github.com/sigil-dna/keysync/internal/podfleet"
 )
 
 // TestDemo is the README's first command with the numbers: 4 pods for 30 s.
@@ -24,7 +25,7 @@ func TestDemo(t *testing.T) {
 	if s.Rotations < 5 || s.FailedVerifications != 0 || s.EventsVerified == 0 || s.SecretsInOutput != 0 || s.Reloads < 4*s.Rotations-4 {
 		t.Fatalf("summary %+v", s)
 	}
-	if demo.PIDNamespacesAvailable() && !s.PIDNamespaces {
+	if podfleet.PIDNamespacesAvailable() && !s.PIDNamespaces {
 		t.Fatal("root with unshare, but the pods shared one PID namespace")
 	}
 	if !strings.Contains(stderr, "rotations") {

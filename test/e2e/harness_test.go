@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sigil-dna/keysync/internal/demo"
+	"github.com/sigil-dna/keysync/internal/podfleet"
 	"github.com/sigil-dna/keysync/internal/secretscan"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/reload"
@@ -275,7 +275,7 @@ func storeGeneration(t *testing.T, e *env) int64 {
 
 func needPIDNamespaces(t *testing.T) {
 	t.Helper()
-	if !demo.PIDNamespacesAvailable() {
+	if !podfleet.PIDNamespacesAvailable() {
 		t.Skip("precondition: a PID namespace of its own needs root and unshare(1); run as root (CI does)")
 	}
 }

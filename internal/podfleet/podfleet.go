@@ -1,0 +1,355 @@
+// Package podfleet starts and drives a fleet of local pods — each a `keysync pod` process
+// supervising a real sidecar and a real demo app, in a PID namespace of its own when
+// root — and the signed traffic between them. The demo and the fleet benchmark use it.
+package podfleet
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sigil-dna/keysync/internal/demoapp"
+	"github.com/sigil-dna/keysync/internal/pod"
+	"github.com/sigil-dna/keysync/internal/secretscan"
+	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/reload"
+)
+
+// Config shapes a fleet.
+type Config struct {
+	Work          string          // working directory: pod logs, pid files, the demo-app link
+	Exe           string          // the keysync binary
+	Store         string          // --store URL for every sidecar
+	Pods          int             // number of pods
+	PIDNamespaces bool            // one PID namespace per pod (root and unshare(1))
+	Interval      time.Duration   // sidecar poll interval
+	SidecarArgs   []string        // more sidecar flags
+	Env           []string        // more environment for both processes (VAULT_ADDR, …)
+	ClockOffsets  []time.Duration // per pod, cycled; the apps' clocks run this far ahead
+	Log           *slog.Logger
+}
+
+// Fleet is N pods.
+type Fleet struct {
+	Pods          []*Pod
+	PIDNamespaces bool
+	once          sync.Once
+}
+
+// Pod is one `keysync pod` process: a sidecar and an app.
+type Pod struct {
+	Index       int
+	AppURL      string
+	ClockOffset time.Duration
+	KeysDir     string
+	cmd         *exec.Cmd
+	logPath     string
+	logFile     *os.File
+}
+
+var httpClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
+
+// PIDNamespacesAvailable reports whether pods can get PID namespaces of their own.
+func PIDNamespacesAvailable() bool {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	_, err := exec.LookPath("unshare")
+	return err == nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// memDir is where keys files go: tmpfs like an emptyDir with medium: Memory, when the
+// machine has /dev/shm.
+func memDir(work string) string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "keysync-demo-"); err == nil {
+			return d
+		}
+	}
+	return filepath.Join(work, "keys")
+}
+
+// Start starts the pods. It does not wait for them: see WaitReady.
+func Start(ctx context.Context, cfg Config) (*Fleet, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	bin := filepath.Join(cfg.Work, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return nil, err
+	}
+	app := filepath.Join(bin, "demo-app")
+	_ = os.Remove(app)
+	if err := os.Symlink(cfg.Exe, app); err != nil {
+		return nil, fmt.Errorf("podfleet: linking the demo app: %w", err)
+	}
+	mem := memDir(cfg.Work)
+	fl := &Fleet{PIDNamespaces: cfg.PIDNamespaces}
+	for i := range cfg.Pods {
+		p, err := fl.startPod(cfg, app, mem, i)
+		if err != nil {
+			fl.Stop()
+			return nil, err
+		}
+		fl.Pods = append(fl.Pods, p)
+	}
+	return fl, nil
+}
+
+func (fl *Fleet) startPod(cfg Config, app, mem string, i int) (*Pod, error) {
+	podDir := filepath.Join(cfg.Work, fmt.Sprintf("pod%d", i))
+	out := filepath.Join(mem, fmt.Sprintf("pod%d", i))
+	for _, d := range []string{podDir, out} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	appPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	sidecarPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	appURL := "http://127.0.0.1:" + strconv.Itoa(appPort)
+	pidFile := filepath.Join(podDir, "app.pid")
+	var offset time.Duration
+	if len(cfg.ClockOffsets) > 0 {
+		offset = cfg.ClockOffsets[i%len(cfg.ClockOffsets)]
+	}
+	appArgs := []string{app, "--keys", filepath.Join(out, "keys.json"), "--listen", "127.0.0.1:" + strconv.Itoa(appPort),
+		"--pid-file", pidFile, "--clock-offset", offset.String()}
+	sidecarArgs := []string{cfg.Exe, "sidecar", "--store", cfg.Store, "--out", out, "--interval", cfg.Interval.String(),
+		"--listen", "127.0.0.1:" + strconv.Itoa(sidecarPort), "--confirm-url", appURL + "/keysync/status", "--log-format", "json"}
+	if cfg.PIDNamespaces {
+		sidecarArgs = append(sidecarArgs, "--signal-process", "demo-app")
+	} else {
+		sidecarArgs = append(sidecarArgs, "--pid-file", pidFile)
+	}
+	sidecarArgs = append(sidecarArgs, cfg.SidecarArgs...)
+	argv := append(append(append([]string{cfg.Exe, "pod"}, appArgs...), pod.Separator), sidecarArgs...)
+	if cfg.PIDNamespaces {
+		argv = append([]string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM", "--"}, argv...)
+	}
+	logPath := filepath.Join(podDir, "output.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), cfg.Env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("podfleet: starting pod %d: %w", i, err)
+	}
+	cfg.Log.Debug("pod started", "pod", i, "pid", cmd.Process.Pid, "app", appURL)
+	return &Pod{Index: i, AppURL: appURL, ClockOffset: offset, KeysDir: out, cmd: cmd, logPath: logPath, logFile: logFile}, nil
+}
+
+// Stop ends every pod (SIGTERM, then SIGKILL after 5 s) and removes the in-memory keys.
+func (fl *Fleet) Stop() {
+	fl.once.Do(func() {
+		for _, p := range fl.Pods {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+		for _, p := range fl.Pods {
+			done := make(chan struct{})
+			go func() { _ = p.cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				_ = p.cmd.Process.Kill()
+				<-done
+			}
+			p.logFile.Close()
+			os.RemoveAll(p.KeysDir)
+		}
+	})
+}
+
+// LogFiles are the files holding everything each pod's processes printed.
+func (fl *Fleet) LogFiles() []string {
+	var out []string
+	for _, p := range fl.Pods {
+		out = append(out, p.logPath)
+	}
+	return out
+}
+
+// Status is the app's reload status.
+func (p *Pod) Status(ctx context.Context) (reload.Status, error) {
+	var st reload.Status
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.AppURL+"/keysync/status", nil)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("status: %s", resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// Send has the app sign payload and deliver it to another app, which verifies it.
+func (p *Pod) Send(ctx context.Context, to *Pod, payload string) (demoapp.SendResult, error) {
+	var res demoapp.SendResult
+	u := p.AppURL + "/send?to=" + url.QueryEscape(to.AppURL)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader([]byte(payload)))
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return res, err
+	}
+	defer resp.Body.Close()
+	return res, json.NewDecoder(resp.Body).Decode(&res)
+}
+
+// Deliver posts an event with a signature of the caller's to the app and returns the
+// HTTP status: 204 verified, 401 refused.
+func (p *Pod) Deliver(ctx context.Context, payload []byte, sig string) (int, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.AppURL+"/event", bytes.NewReader(payload))
+	req.Header.Set(demoapp.SignatureHeader, sig)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// HostPIDs returns the host pids of this pod's processes whose comm is name.
+func (p *Pod) HostPIDs(name string) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, en := range entries {
+		pid, err := strconv.Atoi(en.Name())
+		if err != nil {
+			continue
+		}
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if strings.TrimSpace(string(comm)) == name && bytes.Contains(cmdline, []byte(p.KeysDir)) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// WaitReady waits until every app has loaded generation gen or later.
+func (fl *Fleet) WaitReady(ctx context.Context, gen int64) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for _, p := range fl.Pods {
+		for {
+			st, err := p.Status(ctx)
+			if err == nil && st.Generation >= gen {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("podfleet: pod %d never became ready (see %s): %v", p.Index, p.logPath, err)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// Measure records, for each app, the time from the store write to the app's reload of
+// generation gen (the app's own loaded_at), polling every step until ctx ends.
+func (fl *Fleet) Measure(ctx context.Context, gen int64, written time.Time, step time.Duration, into *Latencies) {
+	for _, p := range fl.Pods {
+		for ctx.Err() == nil {
+			st, err := p.Status(ctx)
+			if err == nil && st.Generation >= gen {
+				if st.Generation == gen {
+					into.Add(st.LoadedAt.Sub(written))
+				}
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(step):
+			}
+		}
+	}
+}
+
+// Latencies collects durations; safe for concurrent use.
+type Latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+// Add records one duration (negative ones count as zero).
+func (l *Latencies) Add(d time.Duration) {
+	l.mu.Lock()
+	l.d = append(l.d, max(d, 0))
+	l.mu.Unlock()
+}
+
+// Count is how many were recorded.
+func (l *Latencies) Count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.d)
+}
+
+// Percentiles returns p50, p90, p99 and max in milliseconds.
+func (l *Latencies) Percentiles() [4]float64 {
+	l.mu.Lock()
+	d := slices.Clone(l.d)
+	l.mu.Unlock()
+	var out [4]float64
+	if len(d) == 0 {
+		return out
+	}
+	slices.Sort(d)
+	at := func(q float64) float64 {
+		i := int(q * float64(len(d)-1))
+		return float64(d[i].Microseconds()) / 1000
+	}
+	return [4]float64{at(0.50), at(0.90), at(0.99), at(1)}
+}
+
+// ScanForSecrets counts, over the files, the occurrences of every secret in hex, base64
+// and base64url.
+func ScanForSecrets(files []string, secrets []keyring.Secret) (int, error) {
+	hits := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return hits, err
+		}
+		for _, s := range secrets {
+			hits += secretscan.Count(data, s)
+		}
+	}
+	return hits, nil
+}
