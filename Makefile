@@ -4,7 +4,7 @@ BIN       := bin/keysync
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test lint demo bench fuzz clean
+.PHONY: build test lint demo bench bench-fleet fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/keysync
@@ -37,6 +37,12 @@ demo: build
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./reload/ ./keyring/
 	node reload/node/test/bench.js
+
+# The fleet benchmark and chaos suite with its defaults: 20 pods x 200 rotations per
+# scheme against a real Vault (about 25 minutes); rewrites its section of docs/benchmarks.md.
+bench-fleet: build
+	vault=$$(bash test/servers/vault.sh) && \
+	KEYSYNC_VAULT_BIN=$$vault $(GO) run ./test/fleet --keysync $(BIN) --report docs/benchmarks.md
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./keyring/

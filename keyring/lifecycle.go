@@ -96,6 +96,28 @@ func Emergency(r *Keyring, now time.Time, secret Secret, o Options) (*Keyring, e
 	return finish(r, &Keyring{Keys: []Key{{ID: KeyID(secret), Secret: secret, NotBefore: now}}}, now, o)
 }
 
+// Naive is the ticket's original scheme, kept only as the baseline of the fleet
+// benchmark: secret signs from now, with no pending phase, and every other key verifies
+// for VerifyWindow more. Pods that reload at different moments then reject each other's
+// signatures; use Stage to rotate.
+func Naive(r *Keyring, now time.Time, secret Secret, o Options) (*Keyring, error) {
+	now = ms(now)
+	if r == nil {
+		return first(now, secret, o)
+	}
+	next := retire(r.Prune(now), now.Add(o.window()))
+	next.Keys = append(next.Keys, Key{ID: KeyID(secret), Secret: secret, NotBefore: now})
+	// Keys staged earlier but not yet active would otherwise sign after this one.
+	kept := next.Keys[:0]
+	for _, k := range next.Keys {
+		if !k.NotBefore.After(now) {
+			kept = append(kept, k)
+		}
+	}
+	next.Keys = kept
+	return finish(r, next, now, o)
+}
+
 // Rollback makes the previous key sign again under a new generation. If the newest key
 // is still pending, it is withdrawn and the current key keeps signing with no expiry.
 // Otherwise the previous key is staged again: it becomes pending (it verifies all

@@ -275,3 +275,18 @@ func TestFromPlain(t *testing.T) {
 		}
 	})
 }
+
+func TestNaiveSignsAtOnceAndKeepsTheOldKeyForTheWindow(t *testing.T) {
+	r, _ := Stage(nil, t0, testSecret("a"), Options{})
+	at := t0.Add(time.Hour)
+	n, err := Naive(r, at, testSecret("b"), Options{VerifyWindow: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := n.SigningKey(at); k.ID != KeyID(testSecret("b")) {
+		t.Fatal("the naive key does not sign at once")
+	}
+	if old, _ := n.Key(KeyID(testSecret("a"))); !old.NotAfter.Equal(at.Add(time.Minute)) {
+		t.Fatalf("old key expires at %v", old.NotAfter)
+	}
+}

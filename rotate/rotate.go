@@ -25,6 +25,8 @@ const (
 	ActionStage     Action = "stage"
 	ActionEmergency Action = "emergency"
 	ActionRollback  Action = "rollback"
+	// ActionNaive is the ticket's scheme without a pending phase: the benchmark baseline.
+	ActionNaive Action = "naive"
 )
 
 // Options configure a run.
@@ -141,15 +143,18 @@ func attemptOnce(ctx context.Context, primary store.Store, o Options) (*Result, 
 	var next *keyring.Keyring
 	newID := ""
 	switch o.Action {
-	case ActionStage, ActionEmergency:
+	case ActionStage, ActionEmergency, ActionNaive:
 		secret, err := o.NewSecret(o.Bytes)
 		if err != nil {
 			return nil, err
 		}
 		newID = keyring.KeyID(secret)
-		if o.Action == ActionEmergency {
+		switch o.Action {
+		case ActionEmergency:
 			next, err = keyring.Emergency(prev, now, secret, o.Keyring)
-		} else {
+		case ActionNaive:
+			next, err = keyring.Naive(prev, now, secret, o.Keyring)
+		default:
 			next, err = keyring.Stage(prev, now, secret, o.Keyring)
 		}
 		if err != nil {

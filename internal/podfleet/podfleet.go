@@ -254,7 +254,9 @@ func (p *Pod) HostPIDs(name string) []int {
 		}
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if strings.TrimSpace(string(comm)) == name && bytes.Contains(cmdline, []byte(p.KeysDir)) {
+		// Whole arguments only: pod1's directory is a prefix of pod10's.
+		if strings.TrimSpace(string(comm)) == name && (bytes.Contains(cmdline, []byte("\x00"+p.KeysDir+"\x00")) ||
+			bytes.Contains(cmdline, []byte("\x00"+filepath.Join(p.KeysDir, "keys.json")+"\x00"))) {
 			out = append(out, pid)
 		}
 	}
@@ -312,6 +314,13 @@ func (l *Latencies) Add(d time.Duration) {
 	l.mu.Lock()
 	l.d = append(l.d, max(d, 0))
 	l.mu.Unlock()
+}
+
+// Durations returns a copy of what was recorded.
+func (l *Latencies) Durations() []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.d)
 }
 
 // Count is how many were recorded.

@@ -5,6 +5,7 @@ package testserver
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -116,4 +117,24 @@ func (v *Vault) CLI(args ...string) ([]byte, error) {
 	cmd := exec.Command(v.Bin, args...)
 	cmd.Env = append(os.Environ(), "VAULT_ADDR="+v.Addr, "VAULT_TOKEN="+v.Token, "HOME="+os.TempDir())
 	return cmd.CombinedOutput()
+}
+
+// PutRaw writes data to the KV v2 secret at path under the "secret" mount with the root
+// token, bypassing keysync (to plant a document keysync would refuse).
+func (v *Vault) PutRaw(path string, data map[string]any) error {
+	body, err := json.Marshal(map[string]any{"data": data})
+	if err != nil {
+		return err
+	}
+	req, _ := http.NewRequest(http.MethodPost, v.Addr+"/v1/secret/data/"+path, bytes.NewReader(body))
+	req.Header.Set("X-Vault-Token", v.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("vault put %s: %s", path, resp.Status)
+	}
+	return nil
 }

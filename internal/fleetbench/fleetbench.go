@@ -1,0 +1,542 @@
+// Package fleetbench is the fleet benchmark and chaos suite: N real pods (sidecar + app
+// processes) against a real store, signed traffic between every app, R staged rotations
+// and then R rotations of the ticket's own scheme (the naive baseline) under the same
+// traffic, chaos on the way, and a report with propagation, failures, forgeries refused,
+// store load and sidecar footprint.
+package fleetbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sigil-dna/keysync/internal/podfleet"
+	"github.com/sigil-dna/keysync/internal/testserver"
+	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/rotate"
+	"github.com/sigil-dna/keysync/store"
+	"github.com/sigil-dna/keysync/store/file"
+	"github.com/sigil-dna/keysync/store/vault"
+)
+
+// Config shapes a run.
+type Config struct {
+	Pods            int
+	Rotations       int           // per scheme
+	RotateEvery     time.Duration // between rotations
+	Poll            time.Duration // sidecar poll interval
+	BackoffCap      time.Duration // sidecar --backoff-cap
+	Store           string        // "vault" (default) or "file"
+	Rate            int           // events per second, all apps together
+	Skew            time.Duration // app clocks spread over ±Skew
+	ActivationDelay time.Duration // staged scheme
+	VerifyWindow    time.Duration // both schemes: how long old keys verify
+	Naive           bool          // also run the ticket's scheme as a baseline
+	// Chaos, each off when zero or false.
+	StoreOutage     time.Duration
+	KillSidecars    bool
+	InvalidDocument bool
+	RestartApp      bool
+	Emergency       bool
+
+	Exe, VaultBin, Work string
+	Progress            io.Writer // progress lines
+	LogOutput           io.Writer // the harness's JSON log (rotations); nil discards
+	Log                 *slog.Logger
+}
+
+// Phase is the result of one scheme.
+type Phase struct {
+	Scheme              string     `json:"scheme"`
+	Rotations           int        `json:"rotations"`
+	EventsSigned        int64      `json:"events_signed"`
+	EventsVerified      int64      `json:"events_verified"`
+	FailedVerifications int64      `json:"failed_verifications"`
+	DeliveryErrors      int64      `json:"delivery_errors"`
+	FirstFailure        string     `json:"first_failure,omitempty"`
+	Reloads             int        `json:"reloads_measured"`
+	PropagationMs       [4]float64 `json:"propagation_ms_p50_p90_p99_max"`
+	PerRotationMaxMs    []float64  `json:"-"`
+	FailureSeconds      []float64  `json:"-"` // failure instants, seconds from the phase start
+	DurationSeconds     float64    `json:"duration_seconds"`
+}
+
+// Report is the whole run.
+type Report struct {
+	Config                Config     `json:"-"`
+	Pods                  int        `json:"pods"`
+	PIDNamespaces         bool       `json:"pid_namespaces"`
+	Store                 string     `json:"store"`
+	Phases                []*Phase   `json:"phases"`
+	StoreReqPerSecSteady  float64    `json:"store_requests_per_second_steady"`
+	StoreReqPerSecMaxPost float64    `json:"store_requests_per_second_max_after_outage"`
+	Chaos                 []string   `json:"chaos"`
+	EmergencyFailures     int64      `json:"emergency_failed_verifications"`
+	ForgeriesAttempted    int        `json:"forgeries_attempted"`
+	ForgeriesRefused      int        `json:"forgeries_refused"`
+	ForgeriesAccepted     []string   `json:"forgeries_accepted,omitempty"`
+	SecretsInOutput       int        `json:"secrets_in_output"`
+	BytesScanned          int64      `json:"bytes_scanned"`
+	SidecarRSSMiB         [2]float64 `json:"sidecar_rss_mib_median_max"`
+	SidecarCPUPercent     float64    `json:"sidecar_cpu_percent_mean"`
+}
+
+const storePath = "sigil/fleet"
+
+// Run runs the benchmark. The error reports a broken run, not a failed verification:
+// the report carries those.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	if cfg.LogOutput == nil {
+		cfg.LogOutput = io.Discard
+	}
+	if err := os.MkdirAll(cfg.Work, 0o700); err != nil {
+		return nil, err
+	}
+	// Everything the harness prints is kept for the secret scan too.
+	own, err := os.Create(filepath.Join(cfg.Work, "harness-output.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer own.Close()
+	cfg.Progress = io.MultiWriter(cfg.Progress, own)
+	cfg.Log = slog.New(slog.NewJSONHandler(io.MultiWriter(cfg.LogOutput, own), nil))
+	rep := &Report{Config: cfg, Pods: cfg.Pods, Store: cfg.Store}
+	b := &bench{cfg: cfg, rep: rep, forg: newForgeries(), progressLog: own.Name()}
+	defer b.close()
+	if err := b.startStore(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := b.rotate(ctx, rotate.ActionStage); err != nil {
+		return nil, fmt.Errorf("fleet: first keyring: %w", err)
+	}
+	offsets := make([]time.Duration, cfg.Pods)
+	for i := range offsets { // spread over [-Skew, +Skew]
+		if cfg.Pods > 1 {
+			offsets[i] = -cfg.Skew + time.Duration(int64(2*cfg.Skew)*int64(i)/int64(cfg.Pods-1))
+		}
+	}
+	b.fleet, err = podfleet.Start(ctx, podfleet.Config{
+		Work: cfg.Work, Exe: cfg.Exe, Store: b.sidecarStore, Pods: cfg.Pods, PIDNamespaces: podfleet.PIDNamespacesAvailable(),
+		Interval: cfg.Poll, ClockOffsets: offsets, Env: b.env, Log: cfg.Log,
+		SidecarArgs: []string{"--backoff-cap", cfg.BackoffCap.String(), "--log-level", "info"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.PIDNamespaces = b.fleet.PIDNamespaces
+	if err := b.fleet.WaitReady(ctx, 1); err != nil {
+		return nil, err
+	}
+	b.startedAt = time.Now()
+
+	checkCtx, stopChecks := context.WithCancel(ctx)
+	var checks sync.WaitGroup
+	checks.Add(1)
+	go func() {
+		defer checks.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-checkCtx.Done():
+				return
+			case now := <-t.C:
+				b.forg.due(checkCtx, b.fleet, now)
+			}
+		}
+	}()
+
+	staged, err := b.phase(ctx, "staged", rotate.ActionStage, true)
+	if err != nil {
+		stopChecks()
+		checks.Wait()
+		return nil, err
+	}
+	rep.Phases = append(rep.Phases, staged)
+	b.footprint()
+	if cfg.Naive {
+		// Let every staged key become active, so the baseline starts from a settled fleet.
+		b.sleep(ctx, cfg.ActivationDelay+cfg.Skew)
+		naive, err := b.phase(ctx, "naive (the ticket's scheme, baseline)", rotate.ActionNaive, false)
+		if err != nil {
+			stopChecks()
+			checks.Wait()
+			return nil, err
+		}
+		rep.Phases = append(rep.Phases, naive)
+	}
+	if cfg.Emergency {
+		if err := b.emergency(ctx); err != nil {
+			stopChecks()
+			checks.Wait()
+			return nil, err
+		}
+	}
+	// Wait until every key made has been retired for every app, and try each forgery.
+	b.settleForgeries(ctx)
+	stopChecks()
+	checks.Wait()
+	b.fleet.Stop()
+	rep.ForgeriesAttempted, rep.ForgeriesRefused, rep.ForgeriesAccepted = b.forg.attempts, b.forg.refused, b.forg.accepted
+	rep.SecretsInOutput, rep.BytesScanned, err = b.scan()
+	return rep, err
+}
+
+type bench struct {
+	cfg          Config
+	rep          *Report
+	forg         *forgeries
+	fleet        *podfleet.Fleet
+	vault        *testserver.Vault
+	proxy        *countingProxy
+	st           store.Store
+	sidecarStore string
+	env          []string
+	last         *keyring.Keyring
+	startedAt    time.Time
+	outageEnd    time.Time
+	progressLog  string
+}
+
+func (b *bench) startStore(ctx context.Context) error {
+	plain := store.PlainOptions{}
+	if b.cfg.Store == "file" {
+		path := filepath.Join(b.cfg.Work, "store", "keys.json")
+		st, err := file.New(path, plain)
+		if err != nil {
+			return err
+		}
+		b.st, b.sidecarStore = st, "file://"+path
+		return nil
+	}
+	v, err := testserver.StartVault(b.cfg.VaultBin)
+	if err != nil {
+		return err
+	}
+	b.vault = v
+	if b.proxy, err = newCountingProxy(v.Addr); err != nil {
+		return err
+	}
+	b.env = []string{"VAULT_ADDR=" + b.proxy.URL(), "VAULT_TOKEN=" + v.Token}
+	b.sidecarStore = "vault://secret/" + storePath
+	b.st, err = b.openVault(ctx)
+	return err
+}
+
+// openVault is the harness's own client, straight to Vault: its requests are not counted.
+func (b *bench) openVault(ctx context.Context) (store.Store, error) {
+	return vault.New(ctx, vault.Config{Mount: "secret", Path: storePath, Address: b.vault.Addr, Auth: vault.Auth{Token: keyring.Secret(b.vault.Token)}})
+}
+
+func (b *bench) close() {
+	if b.fleet != nil {
+		b.fleet.Stop()
+	}
+	if b.st != nil {
+		b.st.Close()
+	}
+	if b.proxy != nil {
+		b.proxy.Close()
+	}
+	if b.vault != nil {
+		b.vault.Stop()
+	}
+}
+
+func (b *bench) rotate(ctx context.Context, action rotate.Action) (*rotate.Result, error) {
+	res, err := rotate.Run(ctx, b.st, nil, rotate.Options{
+		Action: action, Log: b.cfg.Log,
+		Keyring: keyring.Options{ActivationDelay: b.cfg.ActivationDelay, VerifyWindow: b.cfg.VerifyWindow, RotatedBy: "fleet benchmark", Reason: string(action)},
+		NewSecret: func(n int) (keyring.Secret, error) {
+			s, err := keyring.NewSecret(n)
+			if err == nil {
+				b.forg.remember(s)
+			}
+			return s, err
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.forg.observe(b.last, res.Keyring, res.RotatedAt, b.cfg.Skew, b.worstPropagation())
+	b.last = res.Keyring
+	return res, nil
+}
+
+// worstPropagation bounds the time for every pod to load a new document.
+func (b *bench) worstPropagation() time.Duration {
+	return time.Duration(float64(b.cfg.Poll)*1.2) + b.cfg.BackoffCap + 2*time.Second
+}
+
+func (b *bench) sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// phase runs R rotations of one scheme under continuous traffic; chaos only in the
+// staged phase, which is the one that must show zero failures.
+func (b *bench) phase(ctx context.Context, name string, action rotate.Action, chaos bool) (*Phase, error) {
+	ph := &Phase{Scheme: name}
+	tr := &podfleet.Traffic{Fleet: b.fleet}
+	trafficCtx, stopTraffic := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); tr.Run(trafficCtx, b.cfg.Rate) }()
+	prop := &podfleet.Latencies{}
+	start := time.Now()
+	var measures sync.WaitGroup
+	var perRotation []*podfleet.Latencies
+	R := b.cfg.Rotations
+	var runErr error
+	for i := 1; i <= R && ctx.Err() == nil; i++ {
+		if chaos {
+			if err := b.chaosBefore(ctx, i, R); err != nil {
+				runErr = err
+				break
+			}
+		}
+		res, err := b.rotate(ctx, action)
+		if err != nil {
+			runErr = fmt.Errorf("fleet: %s rotation %d: %w", name, i, err)
+			break
+		}
+		ph.Rotations++
+		one := &podfleet.Latencies{}
+		perRotation = append(perRotation, one)
+		measures.Add(1)
+		go func() {
+			defer measures.Done()
+			mctx, cancel := context.WithTimeout(ctx, 2*b.worstPropagation()+b.cfg.StoreOutage)
+			defer cancel()
+			b.fleet.Measure(mctx, res.Generation, res.RotatedAt, 50*time.Millisecond, one)
+		}()
+		if chaos && b.cfg.RestartApp && i == R/2 {
+			b.killApp()
+		}
+		// Sidecar kills, but not while the sidecars recover from the outage: that window
+		// measures the request burst of the recovery alone.
+		if chaos && b.cfg.KillSidecars && i%max(R/10, 2) == 0 && time.Since(b.outageEnd) > b.recoveryWindow() {
+			b.killSidecar()
+		}
+		fmt.Fprintf(b.cfg.Progress, "fleet %-8s %5.0fs  rotation %3d/%d  events %6d  failed %d  delivery errors %d\n",
+			firstWord(name), time.Since(b.startedAt).Seconds(), i, R, tr.Signed.Load(), tr.Failed.Load(), tr.DeliveryErrors.Load())
+		b.sleep(ctx, b.cfg.RotateEvery)
+	}
+	measures.Wait()
+	// Traffic goes on until the last switch has happened everywhere.
+	b.sleep(ctx, b.cfg.ActivationDelay+b.cfg.Skew+time.Second)
+	stopTraffic()
+	wg.Wait()
+	for _, l := range perRotation {
+		for _, d := range l.Durations() {
+			prop.Add(d)
+		}
+		ph.PerRotationMaxMs = append(ph.PerRotationMaxMs, l.Percentiles()[3])
+	}
+	ph.EventsSigned, ph.EventsVerified, ph.FailedVerifications = tr.Signed.Load(), tr.Verified.Load(), tr.Failed.Load()
+	ph.DeliveryErrors, ph.FirstFailure = tr.DeliveryErrors.Load(), tr.FirstFailure()
+	ph.Reloads, ph.PropagationMs = prop.Count(), prop.Percentiles()
+	for _, t := range tr.FailureTimes() {
+		ph.FailureSeconds = append(ph.FailureSeconds, t.Sub(start).Seconds())
+	}
+	ph.DurationSeconds = time.Since(start).Seconds()
+	if chaos && b.proxy != nil {
+		b.storeLoad(start)
+	}
+	return ph, runErr
+}
+
+func firstWord(s string) string {
+	for i, c := range s {
+		if c == ' ' {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// chaosBefore injects the configured faults at fixed points of the staged phase.
+func (b *bench) chaosBefore(ctx context.Context, i, R int) error {
+	switch {
+	case b.cfg.StoreOutage > 0 && b.vault != nil && i == R/4+1:
+		return b.outage(ctx)
+	case b.cfg.InvalidDocument && i == 3*R/4+1:
+		return b.invalidDocument(ctx)
+	}
+	return nil
+}
+
+func (b *bench) outage(ctx context.Context) error {
+	doc := b.last
+	b.note(fmt.Sprintf("store stopped for %s (Vault killed, then started again with the last keyring written back)", b.cfg.StoreOutage))
+	b.vault.Stop()
+	b.sleep(ctx, b.cfg.StoreOutage)
+	if err := b.vault.Start(); err != nil {
+		return err
+	}
+	b.st.Close()
+	st, err := b.openVault(ctx)
+	if err != nil {
+		return err
+	}
+	b.st = st
+	if _, err := b.st.Write(ctx, doc, ""); err != nil {
+		return fmt.Errorf("fleet: writing the keyring back after the outage: %w", err)
+	}
+	b.outageEnd = time.Now()
+	// Rotations resume once every sidecar has retried (their backoff is capped).
+	b.sleep(ctx, b.recoveryWindow())
+	return nil
+}
+
+// recoveryWindow is the time in which every sidecar retries after the store returns:
+// its backoff cap, then one poll, with margin.
+func (b *bench) recoveryWindow() time.Duration { return b.cfg.BackoffCap + 2*b.cfg.Poll + time.Second }
+
+func (b *bench) invalidDocument(ctx context.Context) error {
+	b.note("invalid document written to the store (generation 0), the last good keyring written back after 3 polls")
+	snap, err := b.st.Read(ctx)
+	if err != nil {
+		return err
+	}
+	bad := []byte(`{"version":1,"generation":0,"rotated_at":"2026-11-27T12:00:00Z","keys":[]}`)
+	if b.vault == nil {
+		if err := os.WriteFile(filepath.Join(b.cfg.Work, "store", "keys.json"), bad, 0o600); err != nil {
+			return err
+		}
+	} else if err := b.vault.PutRaw(storePath, map[string]any{vault.FieldKeyring: string(bad)}); err != nil {
+		return err
+	}
+	b.sleep(ctx, 3*b.cfg.Poll)
+	good := snap.Keyring
+	if b.vault == nil {
+		return os.WriteFile(filepath.Join(b.cfg.Work, "store", "keys.json"), mustEncode(good), 0o600)
+	}
+	return b.vault.PutRaw(storePath, map[string]any{vault.FieldKeyring: string(mustEncode(good))})
+}
+
+func mustEncode(r *keyring.Keyring) []byte {
+	b, err := keyring.Encode(r)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func (b *bench) killSidecar() {
+	p := b.fleet.Pods[rand.IntN(len(b.fleet.Pods))]
+	for _, pid := range p.HostPIDs("keysync") {
+		if isSidecar(pid) {
+			_ = killPID(pid)
+			b.note(fmt.Sprintf("sidecar of pod %d killed with SIGKILL (restarted by its pod)", p.Index))
+		}
+	}
+}
+
+func (b *bench) killApp() {
+	p := b.fleet.Pods[rand.IntN(len(b.fleet.Pods))]
+	for _, pid := range p.HostPIDs("demo-app") {
+		_ = killPID(pid)
+		b.note(fmt.Sprintf("app of pod %d killed right after a rotation's store write (restarted by its pod)", p.Index))
+	}
+}
+
+// emergency rotates with --emergency under traffic and counts the failures it causes
+// (expected: events signed with the replaced key while pods reload).
+func (b *bench) emergency(ctx context.Context) error {
+	tr := &podfleet.Traffic{Fleet: b.fleet}
+	tctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); tr.Run(tctx, b.cfg.Rate) }()
+	b.sleep(ctx, time.Second)
+	res, err := b.rotate(ctx, rotate.ActionEmergency)
+	if err != nil {
+		stop()
+		wg.Wait()
+		return err
+	}
+	mctx, cancel := context.WithTimeout(ctx, 2*b.worstPropagation())
+	b.fleet.Measure(mctx, res.Generation, res.RotatedAt, 50*time.Millisecond, &podfleet.Latencies{})
+	cancel()
+	b.sleep(ctx, 2*time.Second)
+	stop()
+	wg.Wait()
+	b.rep.EmergencyFailures = tr.Failed.Load()
+	b.note(fmt.Sprintf("emergency rotation: %d verifications failed while pods reloaded (expected: the replaced key stops working)", tr.Failed.Load()))
+	return nil
+}
+
+func (b *bench) settleForgeries(ctx context.Context) {
+	b.forg.mu.Lock()
+	var last time.Time
+	for _, t := range b.forg.retiredAt {
+		if t.After(last) {
+			last = t
+		}
+	}
+	b.forg.mu.Unlock()
+	if d := time.Until(last); d > 0 {
+		fmt.Fprintf(b.cfg.Progress, "fleet: waiting %s for the last verify window to close, to try every retired key\n", d.Round(time.Second))
+		b.sleep(ctx, d+time.Second)
+	}
+	b.forg.due(ctx, b.fleet, time.Now().Add(time.Hour))
+}
+
+func (b *bench) note(s string) {
+	b.rep.Chaos = append(b.rep.Chaos, s)
+	fmt.Fprintf(b.cfg.Progress, "fleet chaos: %s\n", s)
+}
+
+// storeLoad computes the steady request rate — the median requests per second of the
+// staged phase, robust to the chaos spikes — and the peak while the sidecars recovered
+// from the outage.
+func (b *bench) storeLoad(start time.Time) {
+	all := b.proxy.window(start.Add(5*time.Second), time.Now())
+	b.rep.StoreReqPerSecSteady = median(all)
+	if !b.outageEnd.IsZero() {
+		for _, c := range b.proxy.window(b.outageEnd, b.outageEnd.Add(b.recoveryWindow())) {
+			b.rep.StoreReqPerSecMaxPost = max(b.rep.StoreReqPerSecMaxPost, float64(c))
+		}
+	}
+}
+
+func median(xs []int) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return float64(s[len(s)/2])
+}
+
+func (b *bench) scan() (int, int64, error) {
+	files := b.fleet.LogFiles()
+	if b.progressLog != "" {
+		files = append(files, b.progressLog)
+	}
+	var bytes int64
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil {
+			bytes += fi.Size()
+		}
+	}
+	n, err := podfleet.ScanForSecrets(files, b.forg.all())
+	if err != nil {
+		return 0, bytes, errors.Join(errors.New("fleet: scanning output"), err)
+	}
+	return n, bytes, nil
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sigil-dna/keysync/internal/fleetbench"
+	"github.com/sigil-dna/keysync/internal/testserver"
+)
+
+// TestFleetShort is the benchmark's short mode (5 pods, 10 rotations per scheme) with
+// every chaos scenario, against a real Vault: the staged scheme must show no failed
+// verification, every forgery with a retired key must be refused, and no secret may
+// appear in any output.
+func TestFleetShort(t *testing.T) {
+	work := t.TempDir()
+	exe := filepath.Join(work, "keysync")
+	build := exec.Command("go", "build", "-o", exe, "./cmd/keysync")
+	build.Dir = testserver.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	vaultBin, err := testserver.VaultBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress strings.Builder
+	rep, err := fleetbench.Run(t.Context(), fleetbench.Config{
+		Pods: 5, Rotations: 10, RotateEvery: 2 * time.Second, Poll: time.Second, BackoffCap: 2 * time.Second,
+		Store: "vault", Rate: 100, Skew: 2 * time.Second, ActivationDelay: 7 * time.Second, VerifyWindow: 10 * time.Second,
+		Naive: true, StoreOutage: 5 * time.Second, KillSidecars: true, InvalidDocument: true, RestartApp: true, Emergency: true,
+		Exe: exe, VaultBin: vaultBin, Work: filepath.Join(work, "run"), Progress: &progress,
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	staged := rep.Phases[0]
+	t.Logf("\n%s", rep.Markdown("go test ./test/fleet", "fleet"))
+	if staged.Rotations != 10 || staged.EventsVerified == 0 || staged.Reloads == 0 {
+		t.Fatalf("the staged phase did not run: %+v", staged)
+	}
+	if staged.FailedVerifications != 0 {
+		t.Errorf("staged scheme: %d failed verifications (first: %s)", staged.FailedVerifications, staged.FirstFailure)
+	}
+	if len(rep.Phases) != 2 || rep.Phases[1].Rotations != 10 {
+		t.Errorf("the naive baseline did not run")
+	}
+	if rep.ForgeriesAttempted == 0 || rep.ForgeriesRefused != rep.ForgeriesAttempted {
+		t.Errorf("forgeries: %d attempted, %d refused: %v", rep.ForgeriesAttempted, rep.ForgeriesRefused, rep.ForgeriesAccepted)
+	}
+	if rep.SecretsInOutput != 0 || rep.BytesScanned == 0 {
+		t.Errorf("secret scan: %d hits in %d bytes", rep.SecretsInOutput, rep.BytesScanned)
+	}
+	if len(rep.Chaos) < 4 {
+		t.Errorf("chaos scenarios that ran: %v", rep.Chaos)
+	}
+	docs := filepath.Join(work, "benchmarks.md")
+	if err := rep.WriteDocs(docs, "go test ./test/fleet"); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"fleet-propagation.png", "fleet-failures.png"} {
+		if fi, err := os.Stat(filepath.Join(work, f)); err != nil || fi.Size() < 1000 {
+			t.Errorf("chart %s: %v", f, err)
+		}
+	}
+}

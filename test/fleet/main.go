@@ -1,0 +1,102 @@
+// Command fleet is the fleet benchmark and chaos suite: `make bench-fleet` runs it with
+// the defaults (20 pods × 200 rotations per scheme against a real Vault) and writes the
+// report into docs/benchmarks.md with two PNG charts.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sigil-dna/keysync/internal/fleetbench"
+	"github.com/sigil-dna/keysync/internal/testserver"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fleet:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	var c fleetbench.Config
+	var keysyncBin, report string
+	var asJSON bool
+	flag.IntVar(&c.Pods, "pods", 20, "pods (sidecar + app each)")
+	flag.IntVar(&c.Rotations, "rotations", 200, "rotations per scheme")
+	flag.DurationVar(&c.RotateEvery, "rotate-every", 3*time.Second, "time between rotations")
+	flag.DurationVar(&c.Poll, "poll", 2*time.Second, "sidecar poll interval")
+	flag.DurationVar(&c.BackoffCap, "backoff-cap", 4*time.Second, "sidecar backoff cap")
+	flag.StringVar(&c.Store, "store", "vault", "store: vault or file")
+	flag.IntVar(&c.Rate, "rate", 200, "events per second, all apps together")
+	flag.DurationVar(&c.Skew, "skew", 5*time.Second, "app clocks spread over ±skew")
+	flag.DurationVar(&c.ActivationDelay, "activation-delay", 15*time.Second, "staged activation delay (> skew + poll×1.2 + backoff cap)")
+	flag.DurationVar(&c.VerifyWindow, "verify-window", 24*time.Second, "how long replaced keys verify, both schemes")
+	flag.BoolVar(&c.Naive, "naive", true, "also run the ticket's scheme (new key at once, old+new for the window) as a baseline")
+	flag.DurationVar(&c.StoreOutage, "store-outage", 60*time.Second, "stop the store this long mid-run (0: no outage)")
+	flag.BoolVar(&c.KillSidecars, "kill-sidecars", true, "SIGKILL random sidecars during the staged phase")
+	flag.BoolVar(&c.InvalidDocument, "invalid-document", true, "write an invalid document to the store mid-run")
+	flag.BoolVar(&c.RestartApp, "restart-app", true, "kill an app right after a rotation's store write")
+	flag.BoolVar(&c.Emergency, "emergency", true, "end with an emergency rotation")
+	flag.StringVar(&keysyncBin, "keysync", "", "keysync binary (default: built into the work dir)")
+	flag.StringVar(&c.Work, "work", "", "work dir (default: a temporary one, removed after)")
+	flag.StringVar(&report, "report", "", "benchmarks file whose fleet section is replaced (e.g. docs/benchmarks.md)")
+	flag.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	flag.Parse()
+	if c.Work == "" {
+		d, err := os.MkdirTemp("", "keysync-fleet-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		c.Work = d
+	}
+	if keysyncBin == "" {
+		keysyncBin = filepath.Join(c.Work, "keysync")
+		build := exec.Command("go", "build", "-o", keysyncBin, "./cmd/keysync")
+		build.Dir, build.Stderr = testserver.RepoRoot(), os.Stderr
+		if err := build.Run(); err != nil {
+			return err
+		}
+	}
+	c.Exe = keysyncBin
+	if c.Store == "vault" {
+		bin, err := testserver.VaultBinary()
+		if err != nil {
+			return err
+		}
+		c.VaultBin = bin
+	}
+	c.Progress = os.Stderr
+	rep, err := fleetbench.Run(ctx, c)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		out, _ := json.MarshalIndent(rep, "", "  ")
+		fmt.Println(string(out))
+	} else {
+		fmt.Println(rep.Markdown("go run ./test/fleet "+strings.Join(os.Args[1:], " "), "fleet"))
+	}
+	if report != "" {
+		if err := rep.WriteDocs(report, "make bench-fleet  # go run ./test/fleet "+strings.Join(os.Args[1:], " ")); err != nil {
+			return err
+		}
+	}
+	if f := rep.Phases[0].FailedVerifications; f > 0 || rep.SecretsInOutput > 0 || len(rep.ForgeriesAccepted) > 0 {
+		return fmt.Errorf("staged scheme: %d failed verifications, %d secrets in output, %d forgeries accepted", f, rep.SecretsInOutput, len(rep.ForgeriesAccepted))
+	}
+	return nil
+}
