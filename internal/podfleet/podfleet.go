@@ -97,6 +97,11 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	exe, err := filepath.Abs(cfg.Exe) // the demo-app link and the pods need it from anywhere
+	if err != nil {
+		return nil, err
+	}
+	cfg.Exe = exe
 	bin := filepath.Join(cfg.Work, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return nil, err
