@@ -251,12 +251,8 @@ func (s *Sidecar) sync(ctx context.Context) error {
 		return s.readFailed(err)
 	}
 	s.mu.Lock()
-	s.lastSuccess = now
 	prev := s.current
 	s.mu.Unlock()
-	s.metrics.syncs.WithLabelValues("ok").Inc()
-	s.metrics.lastSuccess.Set(float64(now.UnixNano()) / 1e9)
-
 	r := snap.Keyring
 	if snap.PlainCurrent != nil {
 		r = s.withPreviousFromFile(snap, prev)
@@ -265,6 +261,12 @@ func (s *Sidecar) sync(ctx context.Context) error {
 	if len(r.Keys) == 0 {
 		return s.readFailed(fmt.Errorf("%w: every key in generation %d has expired", keyring.ErrInvalid, r.Generation))
 	}
+	// Only a usable document counts as a successful read.
+	s.mu.Lock()
+	s.lastSuccess = now
+	s.mu.Unlock()
+	s.metrics.syncs.WithLabelValues("ok").Inc()
+	s.metrics.lastSuccess.Set(float64(now.UnixNano()) / 1e9)
 	if prev != nil && r.Generation < prev.Generation {
 		s.cfg.Log.Warn("store generation went backwards", "generation", r.Generation, "previous_generation", prev.Generation)
 	}

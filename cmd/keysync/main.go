@@ -96,6 +96,7 @@ Stores (--store):
   file:///path/keys.json                    a local file (the embedded default)
   vault://MOUNT/PATH                        HashiCorp Vault KV v2 (VAULT_ADDR, VAULT_TOKEN, …)
   k8s://NAMESPACE/NAME                      a Kubernetes Secret (in-cluster config, or --kubeconfig)
+  gcpsm://projects/PROJECT/secrets/NAME     Google Cloud Secret Manager (Application Default Credentials)
 
 Run 'keysync <command> --help' for the flags of a command. Every flag can also be set
 with a KEYSYNC_* environment variable (--signal-process: KEYSYNC_SIGNAL_PROCESS).

@@ -13,6 +13,7 @@ import (
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/file"
+	"github.com/sigil-dna/keysync/store/gcpsm"
 	"github.com/sigil-dna/keysync/store/kube"
 	"github.com/sigil-dna/keysync/store/vault"
 )
@@ -25,6 +26,7 @@ type storeFlags struct {
 		addr, namespace, cacert, auth, tokenFile, roleID, secretIDFile, role, jwtFile, mount string
 	}
 	kube struct{ kubeconfig, key, plainKey string }
+	gcp  struct{ disableOld bool }
 }
 
 func (f *storeFlags) register(c *cli.Command) {
@@ -44,6 +46,7 @@ func (f *storeFlags) register(c *cli.Command) {
 	c.StringVar(&f.kube.kubeconfig, "kubeconfig", "", "kubeconfig `file` for k8s:// stores (default: in-cluster config in a pod, else $KUBECONFIG or ~/.kube/config)")
 	c.StringVar(&f.kube.key, "kube-key", kube.DefaultKey, "data key of the keyring document in the Secret")
 	c.StringVar(&f.kube.plainKey, "kube-plain-key", kube.DefaultPlainKey, "data key of a plain value in the Secret")
+	c.BoolVar(&f.gcp.disableOld, "gcp-disable-old-versions", false, "gcpsm:// stores: after each write, disable enabled versions older than --plain-activation-delay + --plain-verify-window")
 }
 
 func (f *storeFlags) plain() store.PlainOptions {
@@ -89,12 +92,19 @@ func (f *storeFlags) open(ctx context.Context, raw string, getenv func(string) s
 		}
 		return kube.New(kube.Config{Namespace: ns, Name: name, Key: f.kube.key, PlainKey: f.kube.plainKey,
 			Kubeconfig: f.kube.kubeconfig, Plain: f.plain(), Log: log})
+	case "gcpsm":
+		project, secret, err := gcpsm.ParseURL(raw)
+		if err != nil {
+			return nil, cli.UsageError{Err: err}
+		}
+		return gcpsm.New(ctx, gcpsm.Config{Project: project, Secret: secret, DisableOldVersions: f.gcp.disableOld,
+			OldAfter: f.plainDelay + f.plainWindow, Plain: f.plain(), Log: log})
 	case "":
 		if strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, ".") {
 			return file.New(raw, f.plain())
 		}
 	}
-	return nil, cli.Usagef("--store %s: unknown scheme %q; supported: file, vault, k8s", u.Redacted(), u.Scheme)
+	return nil, cli.Usagef("--store %s: unknown scheme %q; supported: file, vault, k8s, gcpsm", u.Redacted(), u.Scheme)
 }
 
 func (f *storeFlags) openAll(ctx context.Context, primary string, mirrors []string, getenv func(string) string, log *slog.Logger) (store.Store, []store.Store, error) {

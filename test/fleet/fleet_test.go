@@ -59,7 +59,7 @@ func TestFleetShort(t *testing.T) {
 		t.Errorf("chaos scenarios that ran: %v", rep.Chaos)
 	}
 	docs := filepath.Join(work, "benchmarks.md")
-	if err := rep.WriteDocs(docs, "go test ./test/fleet"); err != nil {
+	if err := rep.WriteDocs(docs, "go test ./test/fleet", "fleet"); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"fleet-propagation.png", "fleet-failures.png"} {

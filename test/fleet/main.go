@@ -32,7 +32,7 @@ func main() {
 
 func run(ctx context.Context) error {
 	var c fleetbench.Config
-	var keysyncBin, report string
+	var keysyncBin, report, section string
 	var asJSON bool
 	flag.IntVar(&c.Pods, "pods", 20, "pods (sidecar + app each)")
 	flag.IntVar(&c.Rotations, "rotations", 200, "rotations per scheme")
@@ -53,6 +53,7 @@ func run(ctx context.Context) error {
 	flag.StringVar(&keysyncBin, "keysync", "", "keysync binary (default: built into the work dir)")
 	flag.StringVar(&c.Work, "work", "", "work dir (default: a temporary one, removed after)")
 	flag.StringVar(&report, "report", "", "benchmarks file whose fleet section is replaced (e.g. docs/benchmarks.md)")
+	flag.StringVar(&section, "section", "fleet", "name of the report's section in --report, and of its charts")
 	flag.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	flag.Parse()
 	if c.Work == "" {
@@ -88,10 +89,10 @@ func run(ctx context.Context) error {
 		out, _ := json.MarshalIndent(rep, "", "  ")
 		fmt.Println(string(out))
 	} else {
-		fmt.Println(rep.Markdown("go run ./test/fleet "+strings.Join(os.Args[1:], " "), "fleet"))
+		fmt.Println(rep.Markdown("go run ./test/fleet "+strings.Join(os.Args[1:], " "), section))
 	}
 	if report != "" {
-		if err := rep.WriteDocs(report, "make bench-fleet  # go run ./test/fleet "+strings.Join(os.Args[1:], " ")); err != nil {
+		if err := rep.WriteDocs(report, "go run ./test/fleet "+strings.Join(os.Args[1:], " "), section); err != nil {
 			return err
 		}
 	}

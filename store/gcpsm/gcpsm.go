@@ -1,0 +1,290 @@
+// Package gcpsm is the Google Cloud Secret Manager store, with Application Default
+// Credentials (Workload Identity on GKE). The keyring document, or a plain value, is the
+// payload of the newest enabled version. An idle poll is one ListSecretVersions call
+// (filter state:ENABLED, two results, no payload); the payload is accessed only when the
+// newest enabled version or its etag changed, and its CRC32C is checked. A write claims
+// the rotation with an etag-guarded UpdateSecret (Secret Manager has no compare-and-swap
+// on AddSecretVersion: a concurrent rotation fails that update with ABORTED), then adds
+// the version.
+package gcpsm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	secretmanager "cloud.google.com/go/secretmanager/apiv1"
+	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+	"google.golang.org/api/iterator"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+var crc32c = crc32.MakeTable(crc32.Castagnoli)
+
+// Annotation keys on the Secret recording the last rotation.
+const annotation = "keysync.sigil-dna.io/"
+
+// claimTTL bounds how long a rotation's claim blocks others.
+const claimTTL = time.Minute
+
+// Config locates the secret.
+type Config struct {
+	Project, Secret string
+	// ClientOptions are passed to the client (an endpoint, credentials); none means ADC.
+	ClientOptions []option.ClientOption
+	// DisableOldVersions disables enabled versions older than OldAfter after each write.
+	DisableOldVersions bool
+	OldAfter           time.Duration
+	Plain              store.PlainOptions
+	Log                *slog.Logger
+}
+
+// ParseURL reads gcpsm://projects/PROJECT/secrets/NAME.
+func ParseURL(raw string) (project, secret string, err error) {
+	rest, ok := strings.CutPrefix(raw, "gcpsm://")
+	parts := strings.Split(strings.Trim(rest, "/"), "/")
+	if !ok || len(parts) != 4 || parts[0] != "projects" || parts[2] != "secrets" || parts[1] == "" || parts[3] == "" {
+		return "", "", fmt.Errorf("gcpsm: %q is not a gcpsm://projects/PROJECT/secrets/NAME URL", raw)
+	}
+	return parts[1], parts[3], nil
+}
+
+// Store is one Secret Manager secret.
+type Store struct {
+	cfg    Config
+	client *secretmanager.Client
+	name   string
+
+	mu         sync.Mutex
+	cached     *store.Snapshot
+	cachedName string // version name and etag of what cached holds
+}
+
+// New creates the client.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	c, err := secretmanager.NewClient(ctx, cfg.ClientOptions...)
+	if err != nil {
+		return nil, fmt.Errorf("gcpsm: creating the client: %w", err)
+	}
+	return &Store{cfg: cfg, client: c, name: "projects/" + cfg.Project + "/secrets/" + cfg.Secret}, nil
+}
+
+// String implements store.Store.
+func (s *Store) String() string { return "gcpsm://" + s.name }
+
+// Close implements store.Store.
+func (s *Store) Close() error { return s.client.Close() }
+
+// enabled returns the newest enabled versions, newest first, at most n.
+func (s *Store) enabled(ctx context.Context, n int32) ([]*secretmanagerpb.SecretVersion, error) {
+	it := s.client.ListSecretVersions(ctx, &secretmanagerpb.ListSecretVersionsRequest{Parent: s.name, PageSize: n, Filter: "state:ENABLED"})
+	var out []*secretmanagerpb.SecretVersion
+	for len(out) < int(n) {
+		v, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return nil, s.apiError("listing versions", err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (s *Store) apiError(what string, err error) error {
+	if status.Code(err) == codes.NotFound {
+		return fmt.Errorf("gcpsm %s: %s: %w", s.name, what, store.ErrNotFound)
+	}
+	return fmt.Errorf("gcpsm %s: %s: %w", s.name, what, err)
+}
+
+// Read implements store.Store. The version is the name of the newest enabled version.
+func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
+	vs, err := s.enabled(ctx, 2)
+	if err != nil {
+		return nil, err
+	}
+	if len(vs) == 0 {
+		return nil, fmt.Errorf("gcpsm %s: no enabled version: %w", s.name, store.ErrNotFound)
+	}
+	key := vs[0].Name + "@" + vs[0].Etag
+	s.mu.Lock()
+	if s.cached != nil && s.cachedName == key {
+		snap := s.cached
+		s.mu.Unlock()
+		return snap, nil
+	}
+	s.mu.Unlock()
+	data, err := s.access(ctx, vs[0].Name)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := s.decode(ctx, vs, data)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.cached, s.cachedName = snap, key
+	s.mu.Unlock()
+	return snap, nil
+}
+
+// access reads a version's payload and checks the CRC32C the API returns with it.
+func (s *Store) access(ctx context.Context, name string) ([]byte, error) {
+	resp, err := s.client.AccessSecretVersion(ctx, &secretmanagerpb.AccessSecretVersionRequest{Name: name})
+	if err != nil {
+		return nil, s.apiError("accessing "+name, err)
+	}
+	p := resp.GetPayload()
+	if p.DataCrc32C == nil {
+		return nil, fmt.Errorf("gcpsm %s: %s came without a CRC32C: %w", s.name, name, keyring.ErrInvalid)
+	}
+	if int64(crc32.Checksum(p.Data, crc32c)) != *p.DataCrc32C {
+		return nil, fmt.Errorf("gcpsm %s: %s: the payload does not match its CRC32C (corrupted in transit or at rest): %w", s.name, name, keyring.ErrInvalid)
+	}
+	return p.Data, nil
+}
+
+func versionNumber(name string) int64 {
+	n, _ := strconv.ParseInt(name[strings.LastIndexByte(name, '/')+1:], 10, 64)
+	return n
+}
+
+func (s *Store) decode(ctx context.Context, vs []*secretmanagerpb.SecretVersion, data []byte) (*store.Snapshot, error) {
+	cur := vs[0]
+	if t := strings.TrimSpace(string(data)); strings.HasPrefix(t, "{") {
+		r, err := keyring.Parse(data)
+		if err != nil {
+			return nil, fmt.Errorf("gcpsm %s: %s: %w", s.name, cur.Name, err)
+		}
+		return &store.Snapshot{Keyring: r, Version: cur.Name}, nil
+	}
+	now := keyring.PlainValue{Value: data, CreatedAt: cur.CreateTime.AsTime(), Version: versionNumber(cur.Name)}
+	var prev *keyring.PlainValue
+	if len(vs) > 1 {
+		if pdata, err := s.access(ctx, vs[1].Name); err == nil && !strings.HasPrefix(strings.TrimSpace(string(pdata)), "{") {
+			prev = &keyring.PlainValue{Value: pdata, CreatedAt: vs[1].CreateTime.AsTime(), Version: versionNumber(vs[1].Name)}
+		}
+	}
+	r, err := keyring.FromPlain(now, prev, s.cfg.Plain, "gcp secret manager "+s.name)
+	if err != nil {
+		return nil, fmt.Errorf("gcpsm %s: %s: %w", s.name, cur.Name, err)
+	}
+	return &store.Snapshot{Keyring: r, Version: cur.Name, Plain: true}, nil
+}
+
+// Write implements store.Store.
+func (s *Store) Write(ctx context.Context, r *keyring.Keyring, ifVersion string) (string, error) {
+	doc, err := keyring.Encode(r)
+	if err != nil {
+		return "", fmt.Errorf("gcpsm: %w", err)
+	}
+	sec, err := s.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: s.name})
+	if status.Code(err) == codes.NotFound && ifVersion == "" {
+		sec, err = s.client.CreateSecret(ctx, &secretmanagerpb.CreateSecretRequest{
+			Parent: "projects/" + s.cfg.Project, SecretId: s.cfg.Secret,
+			Secret: &secretmanagerpb.Secret{Replication: &secretmanagerpb.Replication{
+				Replication: &secretmanagerpb.Replication_Automatic_{Automatic: &secretmanagerpb.Replication_Automatic{}}}},
+		})
+		if status.Code(err) == codes.AlreadyExists {
+			return "", fmt.Errorf("gcpsm %s was created meanwhile: %w", s.name, store.ErrConflict)
+		}
+	}
+	if err != nil {
+		return "", s.apiError("reading the secret", err)
+	}
+	vs, err := s.enabled(ctx, 1)
+	if err != nil {
+		return "", err
+	}
+	current := ""
+	if len(vs) > 0 {
+		current = vs[0].Name
+	}
+	if current != ifVersion {
+		return "", fmt.Errorf("gcpsm %s: newest enabled version is %q, the write was based on %q: %w", s.name, current, ifVersion, store.ErrConflict)
+	}
+	// Claim the rotation: the update carries the etag read above, so of two rotations
+	// that read the same secret only one gets past here; and the claim names the version
+	// it is based on, so a rotation that read the secret after another's claim but before
+	// its new version sees the claim. A claim older than claimTTL is from a rotation that
+	// died between claim and write, and is ignored.
+	base := current
+	if base == "" {
+		base = "none"
+	}
+	if sec.Annotations[annotation+"based-on"] == base {
+		if at, err := time.Parse(time.RFC3339Nano, sec.Annotations[annotation+"claimed-at"]); err == nil && time.Since(at) < claimTTL {
+			return "", fmt.Errorf("gcpsm %s: another rotation based on %s is in progress: %w", s.name, base, store.ErrConflict)
+		}
+	}
+	notes := map[string]string{}
+	for k, v := range sec.Annotations {
+		notes[k] = v
+	}
+	notes[annotation+"generation"] = strconv.FormatInt(r.Generation, 10)
+	notes[annotation+"rotated-by"] = r.RotatedBy
+	notes[annotation+"reason"] = r.Reason
+	notes[annotation+"key-ids"] = strings.Join(r.IDs(), ",")
+	notes[annotation+"based-on"] = base
+	notes[annotation+"claimed-at"] = time.Now().UTC().Format(time.RFC3339Nano)
+	_, err = s.client.UpdateSecret(ctx, &secretmanagerpb.UpdateSecretRequest{
+		Secret:     &secretmanagerpb.Secret{Name: s.name, Etag: sec.Etag, Annotations: notes},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"annotations"}},
+	})
+	if c := status.Code(err); c == codes.Aborted || c == codes.FailedPrecondition {
+		return "", fmt.Errorf("gcpsm %s: another rotation changed the secret (etag): %w", s.name, store.ErrConflict)
+	}
+	if err != nil {
+		return "", s.apiError("claiming the rotation", err)
+	}
+	sum := int64(crc32.Checksum(doc, crc32c))
+	v, err := s.client.AddSecretVersion(ctx, &secretmanagerpb.AddSecretVersionRequest{
+		Parent: s.name, Payload: &secretmanagerpb.SecretPayload{Data: doc, DataCrc32C: &sum},
+	})
+	if err != nil {
+		return "", s.apiError("adding a version", err)
+	}
+	if s.cfg.DisableOldVersions {
+		s.disableOld(ctx, v.Name)
+	}
+	return v.Name, nil
+}
+
+// disableOld disables enabled versions, other than keep, created more than OldAfter ago:
+// a keyring document carries every key it needs, so older versions only widen exposure.
+func (s *Store) disableOld(ctx context.Context, keep string) {
+	it := s.client.ListSecretVersions(ctx, &secretmanagerpb.ListSecretVersionsRequest{Parent: s.name, Filter: "state:ENABLED"})
+	for {
+		v, err := it.Next()
+		if err != nil {
+			return
+		}
+		if v.Name == keep || time.Since(v.CreateTime.AsTime()) < s.cfg.OldAfter {
+			continue
+		}
+		if _, err := s.client.DisableSecretVersion(ctx, &secretmanagerpb.DisableSecretVersionRequest{Name: v.Name, Etag: v.Etag}); err != nil {
+			s.cfg.Log.Warn("cannot disable an old version", "version", v.Name, "error", err)
+		} else {
+			s.cfg.Log.Info("old version disabled", "version", v.Name)
+		}
+	}
+}

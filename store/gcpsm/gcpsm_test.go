@@ -1,0 +1,252 @@
+package gcpsm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/reload"
+	"github.com/sigil-dna/keysync/rotate"
+	"github.com/sigil-dna/keysync/sidecar"
+	"github.com/sigil-dna/keysync/store"
+	"github.com/sigil-dna/keysync/store/storetest"
+)
+
+var seq atomic.Int64
+
+func open(t *testing.T, cfg Config) *Store {
+	t.Helper()
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestContract(t *testing.T) {
+	_, opts := startFake(t)
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return open(t, Config{Project: "sigil", Secret: fmt.Sprintf("s%d", seq.Add(1)), ClientOptions: opts})
+	})
+}
+
+func TestParseURL(t *testing.T) {
+	p, s, err := ParseURL("gcpsm://projects/sigil/secrets/spiral-event-secret")
+	if err != nil || p != "sigil" || s != "spiral-event-secret" {
+		t.Fatal(p, s, err)
+	}
+	for _, bad := range []string{"gcpsm://sigil/spiral", "gcpsm://projects/p/secrets/", "vault://a/b"} {
+		if _, _, err := ParseURL(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+// addPlain adds a bare secret, as `gcloud secrets versions add --data-file=-` would.
+func addPlain(t *testing.T, st *Store, value string) {
+	t.Helper()
+	if _, err := st.client.GetSecret(t.Context(), &secretmanagerpb.GetSecretRequest{Name: st.name}); err != nil {
+		if _, err := st.client.CreateSecret(t.Context(), &secretmanagerpb.CreateSecretRequest{Parent: "projects/" + st.cfg.Project, SecretId: st.cfg.Secret,
+			Secret: &secretmanagerpb.Secret{}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.client.AddSecretVersion(t.Context(), &secretmanagerpb.AddSecretVersionRequest{Parent: st.name,
+		Payload: &secretmanagerpb.SecretPayload{Data: []byte(value)}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPlainValueWithThePreviousVersion(t *testing.T) {
+	_, opts := startFake(t)
+	st := open(t, Config{Project: "sigil", Secret: "plain", ClientOptions: opts})
+	addPlain(t, st, "4e1f0a8c2b7d93e65f10c4a7b8d2e93f06a1c5b7d9e2f4a6c8b0d2e4f6a8c0b2")
+	addPlain(t, st, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
+	snap, err := st.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := snap.Keyring
+	if !snap.Plain || r.Generation != 2 || len(r.Keys) != 2 || string(r.Keys[1].Secret) != "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" {
+		t.Fatalf("%+v", r)
+	}
+	if r.Keys[0].NotAfter.IsZero() || !r.Keys[1].NotAfter.IsZero() {
+		t.Fatal("the previous version is not a verify-only key")
+	}
+	// A disabled previous version is not used.
+	if _, err := st.client.DisableSecretVersion(t.Context(), &secretmanagerpb.DisableSecretVersionRequest{Name: st.name + "/versions/1"}); err != nil {
+		t.Fatal(err)
+	}
+	addPlain(t, st, "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752")
+	if snap, err = st.Read(t.Context()); err != nil || len(snap.Keyring.Keys) != 2 || snap.Keyring.Generation != 3 {
+		t.Fatalf("%v %+v", err, snap)
+	}
+}
+
+func TestRotateAndRollbackAddVersionsWithAnnotations(t *testing.T) {
+	_, opts := startFake(t)
+	st := open(t, Config{Project: "sigil", Secret: "rot", ClientOptions: opts})
+	for _, a := range []rotate.Action{rotate.ActionStage, rotate.ActionStage, rotate.ActionRollback} {
+		if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{Action: a, Keyring: keyring.Options{RotatedBy: "ops", Reason: string(a)}}); err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+	}
+	snap, err := st.Read(t.Context())
+	if err != nil || snap.Keyring.Generation != 3 || snap.Version != st.name+"/versions/3" {
+		t.Fatalf("%v %+v", err, snap)
+	}
+	sec, _ := st.client.GetSecret(t.Context(), &secretmanagerpb.GetSecretRequest{Name: st.name})
+	if sec.Annotations[annotation+"reason"] != "rollback" || sec.Annotations[annotation+"generation"] != "3" || sec.Annotations[annotation+"key-ids"] == "" {
+		t.Fatalf("annotations %v", sec.Annotations)
+	}
+}
+
+func TestAStaleEtagIsAConflict(t *testing.T) {
+	_, opts := startFake(t)
+	st := open(t, Config{Project: "sigil", Secret: "etag", ClientOptions: opts})
+	first, _ := keyring.Stage(nil, time.Now(), storetest.Secret("1"), keyring.Options{})
+	v1, err := st.Write(t.Context(), first, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another rotator claims a rotation based on v1 (and has not added its version yet).
+	other := open(t, Config{Project: "sigil", Secret: "etag", ClientOptions: opts})
+	sec, _ := other.client.GetSecret(t.Context(), &secretmanagerpb.GetSecretRequest{Name: other.name})
+	second, _ := keyring.Stage(first, time.Now(), storetest.Secret("2"), keyring.Options{})
+	if _, err := other.Write(t.Context(), second, v1); err != nil {
+		t.Fatal(err)
+	}
+	// An update with the etag read before that is refused by the service.
+	_, err = st.client.UpdateSecret(t.Context(), &secretmanagerpb.UpdateSecretRequest{Secret: &secretmanagerpb.Secret{Name: st.name, Etag: sec.Etag, Annotations: map[string]string{"x": "y"}},
+		UpdateMask: fieldMask("annotations")})
+	if err == nil {
+		t.Fatal("a stale etag was accepted")
+	}
+	third, _ := keyring.Stage(first, time.Now(), storetest.Secret("3"), keyring.Options{})
+	if _, err := st.Write(t.Context(), third, v1); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("write based on v1 after another rotation: %v", err)
+	}
+}
+
+func TestACorruptedPayloadIsRejectedAndTheFileKept(t *testing.T) {
+	f, opts := startFake(t)
+	st := open(t, Config{Project: "sigil", Secret: "crc", ClientOptions: opts})
+	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	sc, err := sidecar.New(sidecar.Config{Store: st, OutDir: out, Interval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- sc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	app, err := reload.Open(t.Context(), filepath.Join(out, "keys.json"), reload.WithSignals())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{Keyring: keyring.Options{ActivationDelay: time.Second}}); err != nil {
+		t.Fatal(err)
+	}
+	storetest.WaitFor(t, "the app to reload generation 2", func() bool { return app.Status().Generation == 2 })
+	before, _ := os.ReadFile(filepath.Join(out, "keys.json"))
+
+	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{Keyring: keyring.Options{ActivationDelay: time.Second}}); err != nil {
+		t.Fatal(err)
+	}
+	f.corrupt(st.name)
+	_, err = st.Read(t.Context())
+	if !errors.Is(err, keyring.ErrInvalid) || !strings.Contains(err.Error(), "CRC32C") {
+		t.Fatalf("a corrupted payload was accepted: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond) // several polls
+	if now, _ := os.ReadFile(filepath.Join(out, "keys.json")); string(now) != string(before) {
+		t.Fatal("the keys file changed after a corrupted read")
+	}
+	if app.Status().Generation != 2 {
+		t.Fatal("the app moved on")
+	}
+}
+
+func TestAnIdlePollIsOneListCall(t *testing.T) {
+	f, opts := startFake(t)
+	st := open(t, Config{Project: "sigil", Secret: "idle", ClientOptions: opts})
+	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Read(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	f.Calls()
+	const polls = 10
+	for range polls {
+		if _, err := st.Read(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls := f.Calls()
+	if len(calls) != 1 || calls["ListSecretVersions"] != polls {
+		t.Fatalf("%d idle polls made %v", polls, calls)
+	}
+	t.Logf("idle poll: 1 request per poll (ListSecretVersions, state:ENABLED, page size 2, no payload)")
+}
+
+func TestDisableOldVersions(t *testing.T) {
+	_, opts := startFake(t)
+	st := open(t, Config{Project: "sigil", Secret: "old", ClientOptions: opts, DisableOldVersions: true, OldAfter: 0})
+	for range 3 {
+		if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vs, err := st.enabled(t.Context(), 10)
+	if err != nil || len(vs) != 1 || vs[0].Name != st.name+"/versions/3" {
+		t.Fatalf("enabled after disabling old versions: %v %v", vs, err)
+	}
+}
+
+func fieldMask(paths ...string) *fieldmaskpb.FieldMask { return &fieldmaskpb.FieldMask{Paths: paths} }
+
+// TestAClaimBlocksARotationFromTheSameVersion: a rotation that reads the secret after
+// another's claim, but before that one's new version exists, must not also win; a claim
+// left by a rotation that died long ago does not block.
+func TestAClaimBlocksARotationFromTheSameVersion(t *testing.T) {
+	_, opts := startFake(t)
+	st := open(t, Config{Project: "sigil", Secret: "claim", ClientOptions: opts})
+	first, _ := keyring.Stage(nil, time.Now(), storetest.Secret("1"), keyring.Options{})
+	v1, err := st.Write(t.Context(), first, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim := func(at time.Time) {
+		sec, _ := st.client.GetSecret(t.Context(), &secretmanagerpb.GetSecretRequest{Name: st.name})
+		notes := map[string]string{annotation + "based-on": v1, annotation + "claimed-at": at.UTC().Format(time.RFC3339Nano)}
+		if _, err := st.client.UpdateSecret(t.Context(), &secretmanagerpb.UpdateSecretRequest{
+			Secret: &secretmanagerpb.Secret{Name: st.name, Etag: sec.Etag, Annotations: notes}, UpdateMask: fieldMask("annotations")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next, _ := keyring.Stage(first, time.Now(), storetest.Secret("2"), keyring.Options{})
+	claim(time.Now())
+	if _, err := st.Write(t.Context(), next, v1); !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "in progress") {
+		t.Fatalf("a second rotation from %s: %v", v1, err)
+	}
+	claim(time.Now().Add(-2 * claimTTL))
+	if _, err := st.Write(t.Context(), next, v1); err != nil {
+		t.Fatalf("a stale claim blocked the rotation: %v", err)
+	}
+}
