@@ -14,7 +14,6 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-
 // Markdown renders the report; command is how it was produced.
 func (r *Report) Markdown(command, chartPrefix string) string {
 	var b strings.Builder

@@ -250,6 +250,13 @@ func (p *Pod) Deliver(ctx context.Context, payload []byte, sig string) (int, err
 
 // HostPIDs returns the host pids of this pod's processes whose comm is name.
 func (p *Pod) HostPIDs(name string) []int {
+	return append(ProcessesWithArg(name, p.KeysDir), ProcessesWithArg(name, filepath.Join(p.KeysDir, "keys.json"))...)
+}
+
+// ProcessesWithArg returns the pids of the processes whose comm is name and whose command
+// line has arg as one whole argument (a path is never matched by its prefix: pod1's
+// directory is a prefix of pod10's).
+func ProcessesWithArg(name, arg string) []int {
 	var out []int
 	entries, _ := os.ReadDir("/proc")
 	for _, en := range entries {
@@ -259,9 +266,7 @@ func (p *Pod) HostPIDs(name string) []int {
 		}
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		// Whole arguments only: pod1's directory is a prefix of pod10's.
-		if strings.TrimSpace(string(comm)) == name && (bytes.Contains(cmdline, []byte("\x00"+p.KeysDir+"\x00")) ||
-			bytes.Contains(cmdline, []byte("\x00"+filepath.Join(p.KeysDir, "keys.json")+"\x00"))) {
+		if strings.TrimSpace(string(comm)) == name && slices.ContainsFunc(bytes.Split(cmdline, []byte{0}), func(a []byte) bool { return string(a) == arg }) {
 			out = append(out, pid)
 		}
 	}

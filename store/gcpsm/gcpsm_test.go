@@ -18,6 +18,7 @@ import (
 	"github.com/sigil-dna/keysync/reload"
 	"github.com/sigil-dna/keysync/rotate"
 	"github.com/sigil-dna/keysync/sidecar"
+	"github.com/sigil-dna/keysync/sidecar/sidecartest"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/storetest"
 )
@@ -146,14 +147,7 @@ func TestACorruptedPayloadIsRejectedAndTheFileKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	sc, err := sidecar.New(sidecar.Config{Store: st, OutDir: out, Interval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- sc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	sidecartest.Run(t, sidecar.Config{Store: st, OutDir: out, Interval: 50 * time.Millisecond})
 	app, err := reload.Open(t.Context(), filepath.Join(out, "keys.json"), reload.WithSignals())
 	if err != nil {
 		t.Fatal(err)
@@ -188,16 +182,8 @@ func TestAnIdlePollIsOneListCall(t *testing.T) {
 	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Read(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	f.Calls()
 	const polls = 10
-	for range polls {
-		if _, err := st.Read(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	storetest.IdlePolls(t, st, polls, func() { f.Calls() })
 	calls := f.Calls()
 	if len(calls) != 1 || calls["ListSecretVersions"] != polls {
 		t.Fatalf("%d idle polls made %v", polls, calls)

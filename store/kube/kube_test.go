@@ -24,6 +24,7 @@ import (
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate"
 	"github.com/sigil-dna/keysync/sidecar"
+	"github.com/sigil-dna/keysync/sidecar/sidecartest"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/storetest"
 )
@@ -92,15 +93,7 @@ func TestParseURL(t *testing.T) {
 func runSidecar(t *testing.T, st store.Store, out string) *sidecar.Sidecar {
 	t.Helper()
 	// A one-minute poll: anything faster than that came through the watch.
-	sc, err := sidecar.New(sidecar.Config{Store: st, OutDir: out, Interval: time.Minute, Jitter: 0.01})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- sc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return sc
+	return sidecartest.Run(t, sidecar.Config{Store: st, OutDir: out, Interval: time.Minute, Jitter: 0.01})
 }
 
 // TestTheSidecarFollowsSecretUpdatesThroughTheWatch measures, over 20 rotations, the time

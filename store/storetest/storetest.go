@@ -130,3 +130,18 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// IdlePolls reads s once, then n more times with nothing changed, for a caller that
+// counts what the n polls cost.
+func IdlePolls(t *testing.T, s store.Store, n int, before func()) {
+	t.Helper()
+	if _, err := s.Read(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	before()
+	for range n {
+		if _, err := s.Read(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

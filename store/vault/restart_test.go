@@ -2,7 +2,6 @@ package vault
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate"
 	"github.com/sigil-dna/keysync/sidecar"
+	"github.com/sigil-dna/keysync/sidecar/sidecartest"
 	"github.com/sigil-dna/keysync/store/storetest"
 )
 
@@ -35,14 +35,7 @@ func TestVaultRestartIsSurvived(t *testing.T) {
 	}
 	out := t.TempDir()
 	keys := filepath.Join(out, "keys.json")
-	sc, err := sidecar.New(sidecar.Config{Store: st, OutDir: out, Interval: 100 * time.Millisecond, BackoffCap: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- sc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	sc := sidecartest.Run(t, sidecar.Config{Store: st, OutDir: out, Interval: 100 * time.Millisecond, BackoffCap: 300 * time.Millisecond})
 	storetest.WaitFor(t, "the first keys file", func() bool { _, err := os.Stat(keys); return err == nil })
 	before, _ := os.ReadFile(keys)
 	doc, err := keyring.Encode(mustRead(t, st))

@@ -24,6 +24,7 @@ import (
 	"github.com/sigil-dna/keysync/reload"
 	"github.com/sigil-dna/keysync/rotate"
 	"github.com/sigil-dna/keysync/sidecar"
+	"github.com/sigil-dna/keysync/sidecar/sidecartest"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/storetest"
 )
@@ -124,16 +125,8 @@ func TestAnIdlePollIsOneMetadataRead(t *testing.T) {
 	if _, err := s.Write(t.Context(), r, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Read(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	ct.take()
 	const polls = 10
-	for range polls {
-		if _, err := s.Read(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	storetest.IdlePolls(t, s, polls, func() { ct.take() })
 	reqs := ct.take()
 	if len(reqs) != polls {
 		t.Fatalf("%d requests for %d idle polls: %v", len(reqs), polls, reqs)
@@ -249,14 +242,7 @@ func TestRotateReachesTheApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	sc, err := sidecar.New(sidecar.Config{Store: newStore(t, path), OutDir: out, Interval: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- sc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	sidecartest.Run(t, sidecar.Config{Store: newStore(t, path), OutDir: out, Interval: 100 * time.Millisecond})
 	app, err := reload.Open(t.Context(), filepath.Join(out, "keys.json"), reload.WithSignals())
 	if err != nil {
 		t.Fatal(err)

@@ -12,8 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -278,21 +276,4 @@ func needPIDNamespaces(t *testing.T) {
 	if !podfleet.PIDNamespacesAvailable() {
 		t.Skip("precondition: a PID namespace of its own needs root and unshare(1); run as root (CI does)")
 	}
-}
-
-func hostPIDsOf(name, marker string) []int {
-	var out []int
-	entries, _ := os.ReadDir("/proc")
-	for _, en := range entries {
-		pid, err := strconv.Atoi(en.Name())
-		if err != nil {
-			continue
-		}
-		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if strings.TrimSpace(string(comm)) == name && bytes.Contains(cmdline, []byte(marker)) {
-			out = append(out, pid)
-		}
-	}
-	return out
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigil-dna/keysync/internal/podfleet"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/file"
@@ -51,7 +52,7 @@ func TestSidecarSignalsTheAppThroughASharedPIDNamespace(t *testing.T) {
 	}
 
 	t.Run("an app restarted gets a new pid that the sidecar finds", func(t *testing.T) {
-		pids := hostPIDsOf("demo-app", out)
+		pids := podfleet.ProcessesWithArg("demo-app", filepath.Join(out, "keys.json"))
 		if len(pids) != 1 {
 			t.Fatalf("found app pids %v", pids)
 		}
@@ -59,7 +60,7 @@ func TestSidecarSignalsTheAppThroughASharedPIDNamespace(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, "the app to restart", 10*time.Second, func() bool {
-			p := hostPIDsOf("demo-app", out)
+			p := podfleet.ProcessesWithArg("demo-app", filepath.Join(out, "keys.json"))
 			return len(p) == 1 && p[0] != pids[0]
 		})
 		waitGeneration(t, appURL, 2) // the restarted app loads the file at start
