@@ -31,6 +31,27 @@ var (
 	ErrNoSigningKey       = errors.New("keyring: no key is valid for signing")
 )
 
+// ErrorCode names a verification or signing outcome as both libraries do (the Node
+// library's codes, the test vectors' "error" field): "" for nil, "malformed_signature",
+// "unknown_key", "expired_key", "bad_signature", "no_signing_key", or the error's text.
+func ErrorCode(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrMalformedSignature):
+		return "malformed_signature"
+	case errors.Is(err, ErrUnknownKey):
+		return "unknown_key"
+	case errors.Is(err, ErrExpiredKey):
+		return "expired_key"
+	case errors.Is(err, ErrBadSignature):
+		return "bad_signature"
+	case errors.Is(err, ErrNoSigningKey):
+		return "no_signing_key"
+	}
+	return err.Error()
+}
+
 // Signer signs and verifies with a keyring. It precomputes each key's HMAC state and is
 // safe for concurrent use; it never locks on the hot path.
 type Signer struct {

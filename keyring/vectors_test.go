@@ -65,25 +65,6 @@ type RejectVector struct {
 	Field    string `json:"field"`
 }
 
-// errorCode is the library-neutral name of a verification outcome.
-func errorCode(err error) string {
-	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, ErrMalformedSignature):
-		return "malformed_signature"
-	case errors.Is(err, ErrUnknownKey):
-		return "unknown_key"
-	case errors.Is(err, ErrExpiredKey):
-		return "expired_key"
-	case errors.Is(err, ErrBadSignature):
-		return "bad_signature"
-	case errors.Is(err, ErrNoSigningKey):
-		return "no_signing_key"
-	}
-	return "other: " + err.Error()
-}
-
 // rawHMAC is the reference: crypto/hmac with no keysync code in between.
 func rawHMAC(secret, payload []byte) string {
 	m := hmac.New(sha256.New, secret)
@@ -115,7 +96,7 @@ func generateVectors(t *testing.T) Vectors {
 			for _, p := range payloads {
 				sig, err := s.Sign(at, []byte(p))
 				leg, _ := s.SignLegacy(at, []byte(p))
-				kv.Sign = append(kv.Sign, SignVector{At: ts(at), Payload: p, Signature: sig, Legacy: leg, Error: errorCode(err)})
+				kv.Sign = append(kv.Sign, SignVector{At: ts(at), Payload: p, Signature: sig, Legacy: leg, Error: ErrorCode(err)})
 			}
 		}
 		kv.Verify = verify(s)
@@ -246,7 +227,7 @@ func TestVectors(t *testing.T) {
 				at, _ := time.Parse(time.RFC3339Nano, sv.At)
 				sig, err := s.Sign(at, []byte(sv.Payload))
 				leg, _ := s.SignLegacy(at, []byte(sv.Payload))
-				if sig != sv.Signature || leg != sv.Legacy || errorCode(err) != sv.Error {
+				if sig != sv.Signature || leg != sv.Legacy || ErrorCode(err) != sv.Error {
 					t.Errorf("sign at %s %q: got %q %q %v", sv.At, sv.Payload, sig, leg, err)
 				}
 				if sv.Error != "" {
@@ -260,7 +241,7 @@ func TestVectors(t *testing.T) {
 			}
 			for _, vv := range kv.Verify {
 				at, _ := time.Parse(time.RFC3339Nano, vv.At)
-				if got := errorCode(s.Verify(at, []byte(vv.Payload), vv.Signature)); got != vv.Error {
+				if got := ErrorCode(s.Verify(at, []byte(vv.Payload), vv.Signature)); got != vv.Error {
 					t.Errorf("verify %q: got %q, want %q", vv.Name, got, vv.Error)
 				}
 			}

@@ -3,7 +3,6 @@ package reload
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"os/exec"
 	"testing"
 	"time"
@@ -54,7 +53,7 @@ func TestCrossLanguage(t *testing.T) {
 				legacy, _ := one.SignLegacy(at, p)
 				for _, sig := range []string{keyed, legacy} {
 					req.Verify = append(req.Verify, item{At: at.Format(time.RFC3339Nano), Payload: p, Signature: sig})
-					wantVerify = append(wantVerify, code(s.Verify(at, p, sig)))
+					wantVerify = append(wantVerify, keyring.ErrorCode(s.Verify(at, p, sig)))
 				}
 			}
 		}
@@ -99,7 +98,7 @@ func TestCrossLanguage(t *testing.T) {
 	for i, g := range got.Sign {
 		at, _ := time.Parse(time.RFC3339Nano, req.Sign[i].At)
 		wantKeyed, err := s.Sign(at, req.Sign[i].Payload)
-		if g.Error != code(err) || g.Keyed != wantKeyed {
+		if g.Error != keyring.ErrorCode(err) || g.Keyed != wantKeyed {
 			t.Errorf("node signature %d at %s: %q %q, Go made %q", i, req.Sign[i].At, g.Keyed, g.Error, wantKeyed)
 			continue
 		}
@@ -116,22 +115,4 @@ func TestCrossLanguage(t *testing.T) {
 		t.Fatalf("the cases must include both outcomes: %d accepted, %d refused", accepted, refused)
 	}
 	t.Logf("%d Go signatures checked in Node (%d accepted, %d refused, same as Go); %d Node signatures verified in Go", len(wantVerify), accepted, refused, len(got.Sign))
-}
-
-func code(err error) string {
-	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, keyring.ErrMalformedSignature):
-		return "malformed_signature"
-	case errors.Is(err, keyring.ErrUnknownKey):
-		return "unknown_key"
-	case errors.Is(err, keyring.ErrExpiredKey):
-		return "expired_key"
-	case errors.Is(err, keyring.ErrBadSignature):
-		return "bad_signature"
-	case errors.Is(err, keyring.ErrNoSigningKey):
-		return "no_signing_key"
-	}
-	return err.Error()
 }
