@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/sigil-dna/keysync/internal/demoapp"
 	"github.com/sigil-dna/keysync/internal/pod"
+	"github.com/sigil-dna/keysync/internal/ports"
 	"github.com/sigil-dna/keysync/internal/secretscan"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/reload"
@@ -70,15 +70,6 @@ func PIDNamespacesAvailable() bool {
 	}
 	_, err := exec.LookPath("unshare")
 	return err == nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // memDir is where keys files go: tmpfs like an emptyDir with medium: Memory, when the
@@ -132,11 +123,11 @@ func (fl *Fleet) startPod(cfg Config, app, mem string, i int) (*Pod, error) {
 			return nil, err
 		}
 	}
-	appPort, err := freePort()
+	appPort, err := ports.Free()
 	if err != nil {
 		return nil, err
 	}
-	sidecarPort, err := freePort()
+	sidecarPort, err := ports.Free()
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sigil-dna/keysync/internal/ports"
 )
 
 // RepoRoot finds the repository root from the caller's source file.
@@ -49,27 +50,9 @@ type Vault struct {
 	log   *bytes.Buffer
 }
 
-// FreePort returns a loopback port that was free a moment ago (and so was port+1, which
-// Vault's dev mode also binds).
-func FreePort() (int, error) {
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if ln2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1)); err == nil {
-			ln2.Close()
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("no free pair of ports")
-}
-
 // StartVault starts a dev server on a free port.
 func StartVault(bin string) (*Vault, error) {
-	port, err := FreePort()
+	port, err := ports.FreePair()
 	if err != nil {
 		return nil, err
 	}
