@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	ps "github.com/mitchellh/go-ps"
 	"golang.org/x/sys/unix"
@@ -16,6 +17,10 @@ import (
 
 // ErrNoProcess means the app is not running (yet): a normal, retried state.
 var ErrNoProcess = errors.New("app process not found")
+
+// errTooYoung means the app started a moment ago and may not have installed its signal
+// handler yet: a SIGHUP would then end it. The signal is retried.
+var errTooYoung = errors.New("app process started too recently to have installed its signal handler")
 
 // ErrNotPermitted means the kernel refused the signal; the message says how to fix it.
 var ErrNotPermitted = errors.New("not permitted to signal the app: run the sidecar with the app's UID, or add the CAP_KILL capability to the sidecar container only")
@@ -122,6 +127,24 @@ func startTime(pid int) (uint64, error) {
 		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
 	}
 	return strconv.ParseUint(fields[19], 10, 64) // field 22 overall; state is field 3
+}
+
+// age is how long ago p started, from its start time and the system's uptime.
+func (p process) age() (time.Duration, error) {
+	up, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(up))
+	if len(f) == 0 {
+		return 0, fmt.Errorf("unexpected /proc/uptime")
+	}
+	uptime, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return 0, err
+	}
+	const clockTicks = 100 // USER_HZ
+	return time.Duration((uptime - float64(p.startTime)/clockTicks) * float64(time.Second)), nil
 }
 
 // signal sends sig to p if p is still the process that was found. With a pidfd (Linux

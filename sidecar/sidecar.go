@@ -30,6 +30,7 @@ const (
 	DefaultFileName       = "keys.json"
 	DefaultMode           = 0o440
 	DefaultConfirmTimeout = 10 * time.Second
+	DefaultSignalMinAge   = 2 * time.Second
 	DefaultBackoffCap     = time.Minute
 	backoffBase           = time.Second
 	signalRetry           = time.Second
@@ -38,15 +39,18 @@ const (
 
 // Config is everything the sidecar needs; cmd/keysync fills it from flags.
 type Config struct {
-	Store          store.Store
-	OutDir         string
-	FileName       string
-	Mode           os.FileMode
-	Interval       time.Duration
-	Jitter         float64 // fraction of Interval, ±
-	ProcessName    string
-	PidFile        string
-	Signal         syscall.Signal
+	Store       store.Store
+	OutDir      string
+	FileName    string
+	Mode        os.FileMode
+	Interval    time.Duration
+	Jitter      float64 // fraction of Interval, ±
+	ProcessName string
+	PidFile     string
+	Signal      syscall.Signal
+	// SignalMinAge: a process younger than this is not signalled yet (retried), so a
+	// SIGHUP cannot reach an app before it installed its handler and end it.
+	SignalMinAge   time.Duration
 	ConfirmURL     string
 	ConfirmTimeout time.Duration
 	MaxStale       time.Duration      // readiness fails after this long without a good read; 0: never
@@ -101,6 +105,9 @@ func New(cfg Config) (*Sidecar, error) {
 	}
 	if cfg.Signal == 0 {
 		cfg.Signal = syscall.SIGHUP
+	}
+	if cfg.SignalMinAge < 0 {
+		cfg.SignalMinAge = 0
 	}
 	if cfg.ConfirmTimeout <= 0 {
 		cfg.ConfirmTimeout = DefaultConfirmTimeout
@@ -357,6 +364,12 @@ func (s *Sidecar) notify(ctx context.Context) {
 	if s.finder.enabled() {
 		procs, err := s.finder.find()
 		if err == nil {
+			for _, p := range procs {
+				if age, aerr := p.age(); aerr == nil && age < s.cfg.SignalMinAge {
+					s.cfg.Log.Debug("app too young to signal, will retry", "pid", p.pid, "age", age.String())
+					return
+				}
+			}
 			for _, p := range procs {
 				if err = p.signal(s.cfg.Signal); err != nil {
 					break

@@ -2,9 +2,11 @@ package sidecar
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -132,5 +134,55 @@ func TestAReusedPidIsNotSignalled(t *testing.T) {
 	p.startTime++ // as if the pid now belonged to a process started later
 	if err := p.signal(0); err == nil || !strings.Contains(err.Error(), "reused") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestAYoungProcessIsNotSignalled: a process that started a moment ago may not handle
+// SIGHUP yet, and SIGHUP's default action ends it (regression: an app restarted while a
+// change was pending was killed by the sidecar's signal). `sleep` has no handler at all.
+func TestAYoungProcessIsNotSignalled(t *testing.T) {
+	for name, tc := range map[string]struct {
+		minAge   time.Duration
+		survives bool
+	}{
+		"younger than --signal-min-age: left alone, retried later": {time.Hour, true},
+		"with the guard off: the signal ends it":                   {0, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			st, _ := file.New(filepath.Join(dir, "store.json"), store.PlainOptions{})
+			r, _ := keyring.Stage(nil, time.Now(), storetest.Secret("young"), keyring.Options{})
+			if _, err := st.Write(context.Background(), r, ""); err != nil {
+				t.Fatal(err)
+			}
+			app := exec.Command("sleep", "30")
+			if err := app.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- app.Wait() }()
+			defer app.Process.Kill()
+			pidFile := filepath.Join(dir, "app.pid")
+			os.WriteFile(pidFile, []byte(fmt.Sprint(app.Process.Pid)), 0o644)
+			out := filepath.Join(dir, "out")
+			os.Mkdir(out, 0o755)
+			s, err := New(Config{Store: st, OutDir: out, PidFile: pidFile, SignalMinAge: tc.minAge})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Once(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-exited:
+				if tc.survives {
+					t.Fatal("the young process was signalled and ended")
+				}
+			case <-time.After(500 * time.Millisecond):
+				if !tc.survives {
+					t.Fatal("the process was not signalled")
+				}
+			}
+		})
 	}
 }

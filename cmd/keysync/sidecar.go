@@ -35,6 +35,7 @@ keys file stays and staleness is reported; the file is never blanked.`)
 	c.StringVar(&f.process, "signal-process", "", "`name` of the app's executable to signal (needs shareProcessNamespace)")
 	c.StringVar(&f.pidFile, "pid-file", "", "`path` of a file holding the app's pid, instead of --signal-process")
 	c.StringVar(&f.signal, "signal", "HUP", "signal sent to the app after each change")
+	c.DurationVar(&f.signalMinAge, "signal-min-age", sidecar.DefaultSignalMinAge, "do not signal an app process younger than this (it may not handle the signal yet; it reads the keys file when it starts); retried")
 	c.StringVar(&f.confirmURL, "confirm-url", "", "app status `URL` (the reload library's status handler) to confirm each reload")
 	c.DurationVar(&f.confirmTimeout, "confirm-timeout", sidecar.DefaultConfirmTimeout, "how long to wait for a reload confirmation")
 	c.DurationVar(&f.maxStale, "max-stale", 0, "readiness fails after this long without a good store read (0: never)")
@@ -48,7 +49,7 @@ keys file stays and staleness is reported; the file is never blanked.`)
 
 type sidecarFlags struct {
 	store, out, file, mode, process, pidFile, signal, confirmURL, listen string
-	interval, confirmTimeout, maxStale, backoffCap                       time.Duration
+	interval, confirmTimeout, maxStale, backoffCap, signalMinAge         time.Duration
 	jitter                                                               float64
 	once                                                                 bool
 	stores                                                               storeFlags
@@ -79,7 +80,7 @@ func runSidecar(ctx context.Context, args []string, getenv func(string) string, 
 	defer st.Close()
 	sc, err := sidecar.New(sidecar.Config{
 		Store: st, OutDir: f.out, FileName: f.file, Mode: os.FileMode(mode), Interval: f.interval, Jitter: f.jitter,
-		ProcessName: f.process, PidFile: f.pidFile, Signal: sig, ConfirmURL: f.confirmURL,
+		ProcessName: f.process, PidFile: f.pidFile, Signal: sig, SignalMinAge: f.signalMinAge, ConfirmURL: f.confirmURL,
 		ConfirmTimeout: f.confirmTimeout, MaxStale: f.maxStale, BackoffCap: f.backoffCap, Log: log, Plain: f.stores.plain(),
 	})
 	if err != nil {

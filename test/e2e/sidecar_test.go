@@ -46,9 +46,15 @@ func TestSidecarSignalsTheAppThroughASharedPIDNamespace(t *testing.T) {
 	e.rotate()
 	waitGeneration(t, appURL, 2)
 	waitFor(t, "a reload confirmation", 10*time.Second, func() bool { return len(logLines(t, logPath, "reload_confirmed")) >= 1 })
+	// The pid signalled is the app's pid inside the pod's namespace, not its host pid.
 	sig := logLines(t, logPath, "app_signalled")
-	if len(sig) == 0 || sig[len(sig)-1]["pid"].(float64) > 10 {
-		t.Fatalf("the app was not signalled by its pid inside the namespace: %v", sig)
+	host := podfleet.ProcessesWithArg("demo-app", filepath.Join(out, "keys.json"))
+	if len(sig) == 0 || len(host) != 1 || int(sig[len(sig)-1]["pid"].(float64)) == host[0] {
+		t.Fatalf("the app was not signalled by its pid inside the namespace: signalled %v, host pid %v", sig, host)
+	}
+	// And the app was never killed by an early signal: it is the process that started.
+	if n := strings.Count(string(mustRead(t, logPath)), `"msg":"demo app listening"`); n != 1 {
+		t.Fatalf("the app started %d times", n)
 	}
 
 	t.Run("an app restarted gets a new pid that the sidecar finds", func(t *testing.T) {
@@ -334,4 +340,13 @@ func TestInvalidStoreDocumentKeepsTheFileAndTheApp(t *testing.T) {
 		t.Fatalf("%d rejections logged for %d documents", n, len(v.Rejected)-2)
 	}
 	os.WriteFile(e.store, storeGood, 0o600)
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
