@@ -23,7 +23,7 @@ import (
 
 // fakeSecretManager is a fake: no Secret Manager emulator can be installed here. It
 // serves, over real gRPC on loopback, the calls the store makes, with the API's
-// documented semantics: versions numbered from 1, "latest" the newest version, disabled
+// documented semantics: versions numbered from 1 and listed newest first, disabled
 // versions refused by AccessSecretVersion (FAILED_PRECONDITION), a missing one NOT_FOUND,
 // a stale etag ABORTED, the payload's CRC32C checked on add and returned on access.
 type fakeSecretManager struct {
@@ -83,7 +83,7 @@ func (f *fakeSecretManager) lookup(name string) (*fakeSecret, error) {
 	return s, nil
 }
 
-// version resolves NAME/versions/N or NAME/versions/latest.
+// version resolves NAME/versions/N.
 func (f *fakeSecretManager) version(name string) (*fakeSecret, int, error) {
 	secretName, v, ok := strings.Cut(name, "/versions/")
 	if !ok {
@@ -92,12 +92,6 @@ func (f *fakeSecretManager) version(name string) (*fakeSecret, int, error) {
 	s, err := f.lookup(secretName)
 	if err != nil {
 		return nil, 0, err
-	}
-	if v == "latest" {
-		if len(s.versions) == 0 {
-			return nil, 0, status.Errorf(codes.NotFound, "Secret [%s] has no versions", secretName)
-		}
-		return s, len(s.versions) - 1, nil
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > len(s.versions) {
@@ -209,17 +203,6 @@ func (f *fakeSecretManager) ListSecretVersions(_ context.Context, r *secretmanag
 	}
 	resp.TotalSize = int32(len(resp.Versions))
 	return resp, nil
-}
-
-func (f *fakeSecretManager) GetSecretVersion(_ context.Context, r *secretmanagerpb.GetSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.count("GetSecretVersion")
-	s, i, err := f.version(r.Name)
-	if err != nil {
-		return nil, err
-	}
-	return proto.Clone(s.versions[i]).(*secretmanagerpb.SecretVersion), nil
 }
 
 func (f *fakeSecretManager) AccessSecretVersion(_ context.Context, r *secretmanagerpb.AccessSecretVersionRequest) (*secretmanagerpb.AccessSecretVersionResponse, error) {
