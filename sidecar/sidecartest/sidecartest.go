@@ -4,9 +4,13 @@ package sidecartest
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/sigil-dna/keysync/reload"
 	"github.com/sigil-dna/keysync/sidecar"
+	"github.com/sigil-dna/keysync/store"
 )
 
 // Run starts a sidecar with cfg and stops it, checking it ended cleanly, when the test ends.
@@ -26,4 +30,22 @@ func Run(t *testing.T, cfg sidecar.Config) *sidecar.Sidecar {
 		}
 	})
 	return sc
+}
+
+// WithApp runs a sidecar polling st every interval into a fresh directory and opens the
+// keys file there with the reload library, as the app beside it does. It returns the
+// keys file and the app's keyring, closed when the test ends.
+func WithApp(t *testing.T, st store.Store, interval time.Duration) (string, *reload.Keyring) {
+	t.Helper()
+	out := t.TempDir()
+	Run(t, sidecar.Config{Store: st, OutDir: out, Interval: interval})
+	path := filepath.Join(out, "keys.json")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	app, err := reload.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	return path, app
 }

@@ -1,0 +1,136 @@
+// Package awsapi is what the AWS stores share: loading the SDK configuration through the
+// default credential chain (environment, shared config and credentials files, web
+// identity / IRSA, ECS and EC2 instance roles), a retryer that backs off throttling with
+// full jitter, and error descriptions that name the call and never carry a value.
+package awsapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go"
+)
+
+// Defaults of the retryer.
+const (
+	DefaultMaxAttempts = 6
+	DefaultBaseDelay   = 200 * time.Millisecond
+	DefaultMaxBackoff  = 20 * time.Second
+)
+
+// Config is how a store reaches AWS.
+type Config struct {
+	// Region overrides AWS_REGION / the shared config's region.
+	Region string
+	// Endpoint overrides the service endpoint (AWS_ENDPOINT_URL_SSM,
+	// AWS_ENDPOINT_URL_SECRETS_MANAGER and AWS_ENDPOINT_URL are honoured without it).
+	Endpoint string
+	// Base, when set, is used instead of loading the default chain (tests).
+	Base *aws.Config
+	// MaxAttempts bounds the attempts of one call (0: DefaultMaxAttempts).
+	MaxAttempts int
+	// BaseDelay and MaxBackoff shape the full-jitter backoff between attempts.
+	BaseDelay, MaxBackoff time.Duration
+}
+
+// Load returns the SDK configuration: the default chain (or Base), the region, and a
+// standard retryer with full-jitter backoff and no client-side retry quota (a sidecar
+// that polls for hours must not end up refusing to retry after a burst of throttling).
+func Load(ctx context.Context, c Config) (aws.Config, error) {
+	var cfg aws.Config
+	if c.Base != nil {
+		cfg = c.Base.Copy()
+	} else {
+		var err error
+		if cfg, err = config.LoadDefaultConfig(ctx); err != nil {
+			return aws.Config{}, fmt.Errorf("loading the AWS configuration: %w", err)
+		}
+	}
+	if c.Region != "" {
+		cfg.Region = c.Region
+	}
+	if cfg.Region == "" {
+		return aws.Config{}, errors.New("no AWS region: set --aws-region, AWS_REGION or a region in the shared config")
+	}
+	if c.Endpoint != "" {
+		cfg.BaseEndpoint = aws.String(c.Endpoint)
+	}
+	b := Backoff{Base: c.BaseDelay, Max: c.MaxBackoff}
+	attempts := c.MaxAttempts
+	if attempts <= 0 {
+		attempts = DefaultMaxAttempts
+	}
+	cfg.Retryer = func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = attempts
+			o.Backoff = b
+			o.RateLimiter = ratelimit.None
+		})
+	}
+	return cfg, nil
+}
+
+// Backoff is full-jitter exponential backoff: attempt n waits a uniformly random time in
+// [0, min(Max, Base·2^(n-1))), so that many sidecars throttled together do not retry in
+// step.
+type Backoff struct{ Base, Max time.Duration }
+
+// BackoffDelay implements retry.BackoffDelayer.
+func (b Backoff) BackoffDelay(attempt int, _ error) (time.Duration, error) {
+	return b.Delay(attempt, rand.Float64()), nil
+}
+
+// Delay is the delay of attempt n for a random draw r in [0, 1).
+func (b Backoff) Delay(attempt int, r float64) time.Duration {
+	base, max := b.Base, b.Max
+	if base <= 0 {
+		base = DefaultBaseDelay
+	}
+	if max <= 0 {
+		max = DefaultMaxBackoff
+	}
+	ceiling := max
+	if attempt < 1 {
+		attempt = 1
+	}
+	if attempt < 31 && base<<(attempt-1) < max {
+		ceiling = base << (attempt - 1)
+	}
+	return time.Duration(r * float64(ceiling))
+}
+
+// Code returns the AWS error code of err ("ParameterNotFound"), or "".
+func Code(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// Throttled reports whether err is AWS refusing a request rate.
+func Throttled(err error) bool {
+	switch Code(err) {
+	case "ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException",
+		"RequestLimitExceeded", "RequestThrottled", "RequestThrottledException", "SlowDown":
+		return true
+	}
+	return false
+}
+
+// Describe wraps err from call for a log line: the service's error code and message (AWS
+// messages name resources, never values), and for throttling how many attempts were made.
+func Describe(call string, err error) error {
+	var re *retry.MaxAttemptsError
+	if Throttled(err) && errors.As(err, &re) {
+		return fmt.Errorf("%s: throttled by AWS, still after %d attempts with backoff: %w", call, re.Attempt, err)
+	}
+	return fmt.Errorf("%s: %w", call, err)
+}

@@ -1,0 +1,46 @@
+package awsfake
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/sivchari/kumo"
+
+	"github.com/sigil-dna/keysync/internal/awsapi"
+)
+
+// quick is the retry timing tests use: the real backoff shape, in milliseconds.
+func quick(c awsapi.Config) awsapi.Config {
+	c.BaseDelay, c.MaxBackoff = time.Millisecond, 20*time.Millisecond
+	return c
+}
+
+// AWS returns the store configuration that reaches the fake with its credentials.
+func (f *Server) AWS() awsapi.Config {
+	cfg := Config()
+	return quick(awsapi.Config{Base: &cfg, Endpoint: f.URL})
+}
+
+// StartT starts a fake that stops when the test ends.
+func StartT(t testing.TB) *Server {
+	f := Start()
+	t.Cleanup(f.Close)
+	return f
+}
+
+var (
+	kumoOnce sync.Once
+	kumoSrv  *kumo.Server
+)
+
+// Kumo returns the store configuration that reaches the kumo emulator (an in-process
+// AWS emulator, not a fake), started once per test binary: every kumo server in a
+// binary shares one state, so tests use unique names.
+func Kumo(t testing.TB) awsapi.Config {
+	kumoOnce.Do(func() { kumoSrv = kumo.NewServer() })
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIAKUMOTEST", "kumo-test-secret", "")}
+	return quick(awsapi.Config{Base: &cfg, Endpoint: kumoSrv.URL})
+}

@@ -1,0 +1,287 @@
+package awsssm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/sigil-dna/keysync/internal/awsapi"
+	"github.com/sigil-dna/keysync/internal/awsfake"
+	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/rotate"
+	"github.com/sigil-dna/keysync/sidecar/sidecartest"
+	"github.com/sigil-dna/keysync/store"
+	"github.com/sigil-dna/keysync/store/storetest"
+)
+
+var seq atomic.Int64
+
+// unique names a parameter no other test (or test binary run) uses: kumo's state is
+// shared by every server in a binary.
+func unique(prefix string) string {
+	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano(), seq.Add(1))
+}
+
+func open(t *testing.T, name string, ac awsapi.Config) *Store {
+	t.Helper()
+	s, err := New(context.Background(), Config{Name: name, AWS: ac})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// backends are where the shared cases run: the kumo emulator and the fake.
+func backends(t *testing.T) map[string]awsapi.Config {
+	return map[string]awsapi.Config{"kumo": awsfake.Kumo(t), "fake": awsfake.StartT(t).AWS()}
+}
+
+func TestContract(t *testing.T) {
+	for name, ac := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) store.Store { return open(t, unique("contract"), ac) })
+		})
+	}
+}
+
+func TestParseURL(t *testing.T) {
+	for raw, want := range map[string]string{
+		"ssm:///spiral-event-secret":            "spiral-event-secret",
+		"ssm:///sigil/prod/spiral-event-secret": "/sigil/prod/spiral-event-secret",
+		"ssm:////spiral-event-secret":           "/spiral-event-secret",
+	} {
+		got, err := ParseURL(raw)
+		if err != nil || got != want {
+			t.Errorf("%s: %q %v, want %q", raw, got, err, want)
+		}
+		st := &Store{cfg: Config{Name: got}}
+		if st.String() != raw {
+			t.Errorf("%q prints as %s, want %s", got, st.String(), raw)
+		}
+	}
+	for _, bad := range []string{"ssm://", "ssm:///", "ssm://name", "ssm:///a/", "secretsmanager://x"} {
+		if _, err := ParseURL(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+// putPlain is the ticket's `aws ssm put-parameter --name … --type SecureString --overwrite`.
+func putPlain(t *testing.T, st *Store, value string) int64 {
+	t.Helper()
+	out, err := st.client.PutParameter(t.Context(), &ssm.PutParameterInput{Name: &st.cfg.Name, Value: &value,
+		Type: types.ParameterTypeSecureString, Overwrite: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Version
+}
+
+const (
+	plain1 = "4e1f0a8c2b7d93e65f10c4a7b8d2e93f06a1c5b7d9e2f4a6c8b0d2e4f6a8c0b2"
+	plain2 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+)
+
+func TestPlainValueWithThePreviousFromHistory(t *testing.T) {
+	st := open(t, unique("plain"), awsfake.StartT(t).AWS())
+	putPlain(t, st, plain1)
+	snap, err := st.Read(t.Context())
+	if err != nil || !snap.Plain || len(snap.Keyring.Keys) != 1 || snap.Version != "1" {
+		t.Fatalf("version 1: %v %+v", err, snap)
+	}
+	putPlain(t, st, plain2)
+	snap, err = st.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := snap.Keyring
+	if !snap.Plain || r.Generation != 2 || snap.Version != "2" || len(r.Keys) != 2 {
+		t.Fatalf("%+v", snap)
+	}
+	if string(r.Keys[0].Secret) != plain1 || string(r.Keys[1].Secret) != plain2 {
+		t.Fatal("the keys are not the previous and the current value, byte for byte")
+	}
+	// Times come from the history's LastModifiedDate, the same for every reader.
+	hist, err := st.client.GetParameterHistory(t.Context(), &ssm.GetParameterHistoryInput{Name: &st.cfg.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at2 := aws.ToTime(hist.Parameters[1].LastModifiedDate)
+	o := keyring.Options{}
+	if !r.Keys[1].NotBefore.Equal(at2.Add(keyring.DefaultActivationDelay)) || !r.Keys[0].NotAfter.Equal(at2.Add(keyring.DefaultActivationDelay+keyring.DefaultVerifyWindow)) {
+		t.Fatalf("schedule %+v from version 2 at %s (%v)", r.Keys, at2, o)
+	}
+	// Another reader computes the same keyring.
+	other := open(t, st.cfg.Name, st.cfg.AWS)
+	if snap2, err := other.Read(t.Context()); err != nil || !snap2.Keyring.Equal(r) {
+		t.Fatalf("a second reader: %v", err)
+	}
+}
+
+// kumo has no GetParameterHistory: a plain value past version 1 must fail loudly, naming
+// the permission, rather than silently drop the previous key pods still verify.
+func TestPlainValueWithoutHistoryFailsLoudly(t *testing.T) {
+	st := open(t, unique("nohistory"), awsfake.Kumo(t))
+	putPlain(t, st, plain1)
+	if _, err := st.Read(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	putPlain(t, st, plain2)
+	_, err := st.Read(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "ssm:GetParameterHistory") {
+		t.Fatalf("err = %v", err)
+	}
+	for _, v := range []string{plain1, plain2} {
+		if strings.Contains(err.Error(), v) {
+			t.Fatal("the error carries a value")
+		}
+	}
+}
+
+func TestRotateAndRollbackRecordWhoWhyAndKeys(t *testing.T) {
+	st := open(t, unique("rotate"), awsfake.StartT(t).AWS())
+	putPlain(t, st, plain1)
+	var last *rotate.Result
+	for _, a := range []rotate.Action{rotate.ActionStage, rotate.ActionStage, rotate.ActionRollback} {
+		res, err := rotate.Run(t.Context(), st, nil, rotate.Options{Action: a, Keyring: keyring.Options{RotatedBy: "alice@sigil", Reason: "ticket B7 " + string(a)}})
+		if err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+		last = res
+	}
+	snap, err := st.Read(t.Context())
+	if err != nil || snap.Plain || snap.Version != "4" || snap.Keyring.Generation != 4 {
+		t.Fatalf("%v %+v", err, snap)
+	}
+	hist, err := st.client.GetParameterHistory(t.Context(), &ssm.GetParameterHistoryInput{Name: &st.cfg.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := aws.ToString(hist.Parameters[3].Description)
+	if !strings.Contains(d, "by alice@sigil") || !strings.Contains(d, "reason: ticket B7 rollback") || !strings.Contains(d, strings.Join(last.KeyIDs, ",")) {
+		t.Fatalf("description %q", d)
+	}
+	if hist.Parameters[3].Type != types.ParameterTypeSecureString {
+		t.Fatal("written as", hist.Parameters[3].Type)
+	}
+}
+
+func TestAnIdlePollIsOneGetParameterWithoutDecryption(t *testing.T) {
+	f := awsfake.StartT(t)
+	st := open(t, unique("idle"), f.AWS())
+	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	const polls = 10
+	storetest.IdlePolls(t, st, polls, func() { f.Calls() })
+	if calls := f.Calls(); len(calls) != 1 || calls["ssm.GetParameter"] != polls {
+		t.Fatalf("%d idle polls made %v", polls, calls)
+	}
+	// A change costs the check and one decrypted read.
+	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	f.Calls()
+	if _, err := st.Read(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if calls := f.Calls(); calls["ssm.GetParameter"] != 2 || len(calls) != 1 {
+		t.Fatalf("a changed parameter cost %v", calls)
+	}
+}
+
+// TestALostRaceIsAConflictAndTheWinnerStays: another rotation's PutParameter lands
+// between this write's version check and its own PutParameter — the window no
+// Parameter Store client can close. The loser must report a conflict and leave the
+// winner's document current.
+func TestALostRaceIsAConflictAndTheWinnerStays(t *testing.T) {
+	f := awsfake.StartT(t)
+	name := unique("race")
+	st := open(t, name, f.AWS())
+	other := open(t, name, f.AWS())
+	first, _ := keyring.Stage(nil, time.Now(), storetest.Secret("1"), keyring.Options{})
+	v1, err := st.Write(t.Context(), first, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	winner, _ := keyring.Stage(first, time.Now(), storetest.Secret("winner"), keyring.Options{Reason: "winner"})
+	loser, _ := keyring.Stage(first, time.Now(), storetest.Secret("loser"), keyring.Options{Reason: "loser"})
+	var once atomic.Bool
+	f.Before(func(op string) {
+		if op == "ssm.PutParameter" && once.CompareAndSwap(false, true) {
+			if _, err := other.Write(context.Background(), winner, v1); err != nil {
+				t.Errorf("the winner: %v", err)
+			}
+		}
+	})
+	_, err = st.Write(t.Context(), loser, v1)
+	if !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "put back as version 4") {
+		t.Fatalf("the loser: %v", err)
+	}
+	f.Before(nil)
+	snap, err := open(t, name, f.AWS()).Read(t.Context())
+	if err != nil || !snap.Keyring.Equal(winner) || snap.Version != "4" {
+		t.Fatalf("after the race: %v, reason %q version %s", err, snap.Keyring.Reason, snap.Version)
+	}
+}
+
+func TestThrottlingBacksOffThenSucceedsOrSaysSo(t *testing.T) {
+	f := awsfake.StartT(t)
+	st := open(t, unique("throttle"), f.AWS())
+	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	f.Calls()
+	f.Throttle("ssm.GetParameter", 3)
+	snap, err := open(t, st.cfg.Name, f.AWS()).Read(t.Context())
+	if err != nil || snap.Keyring.Generation != 1 {
+		t.Fatalf("after 3 throttled attempts: %v", err)
+	}
+	if c := f.Calls()["ssm.GetParameter"]; c != 3+2 {
+		t.Fatalf("%d GetParameter requests, want 3 throttled + check + decrypted read", c)
+	}
+	f.Throttle("*", 100)
+	_, err = open(t, st.cfg.Name, f.AWS()).Read(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "throttled by AWS, still after 6 attempts") || !strings.Contains(err.Error(), "ssm "+st.cfg.Name) {
+		t.Fatalf("err = %v", err)
+	}
+	if c := f.Calls()["ssm.GetParameter"]; c != awsapi.DefaultMaxAttempts {
+		t.Fatalf("%d attempts", c)
+	}
+}
+
+// TestSidecarEndToEnd on the kumo emulator: the ticket's plain SecureString, then a
+// keysync rotation; the sidecar writes the keys file and the app reloads each time.
+func TestSidecarEndToEnd(t *testing.T) {
+	st := open(t, unique("e2e"), awsfake.Kumo(t))
+	putPlain(t, st, plain1)
+	path, app := sidecartest.WithApp(t, st, 50*time.Millisecond)
+	if s := app.Status(); s.Generation != 1 || len(s.KeyIDs) != 1 || s.KeyIDs[0] != keyring.KeyID(keyring.Secret(plain1)) {
+		t.Fatalf("app status %+v", s)
+	}
+	res, err := rotate.Run(t.Context(), st, nil, rotate.Options{Keyring: keyring.Options{RotatedBy: "e2e"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.WaitFor(t, "the app to reload generation 2", func() bool { return app.Status().Generation == 2 })
+	if ids := app.Status().KeyIDs; len(ids) != 2 || ids[1] != res.NewKeyID {
+		t.Fatalf("the app holds %v, rotated in %s", ids, res.NewKeyID)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := keyring.Parse(data); err != nil || r.Generation != 2 {
+		t.Fatalf("keys file: %v", err)
+	}
+}
