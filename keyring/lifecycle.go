@@ -28,14 +28,16 @@ type Options struct {
 	Reason    string
 }
 
-func (o Options) delay() time.Duration {
+// Delay is the activation delay in effect: ActivationDelay or its default.
+func (o Options) Delay() time.Duration {
 	if o.ActivationDelay == 0 {
 		return DefaultActivationDelay
 	}
 	return o.ActivationDelay
 }
 
-func (o Options) window() time.Duration {
+// Window is the verify window in effect: VerifyWindow or its default.
+func (o Options) Window() time.Duration {
 	if o.VerifyWindow == 0 {
 		return DefaultVerifyWindow
 	}
@@ -43,7 +45,7 @@ func (o Options) window() time.Duration {
 }
 
 func (o Options) check() error {
-	switch d := o.delay(); {
+	switch d := o.Delay(); {
 	case d < 0 || o.VerifyWindow < 0:
 		return errors.New("keyring: activation delay and verify window must not be negative")
 	case d < o.MinPropagation:
@@ -71,8 +73,8 @@ func Stage(r *Keyring, now time.Time, secret Secret, o Options) (*Keyring, error
 	if r == nil {
 		return first(now, secret, o)
 	}
-	nb := now.Add(o.delay())
-	next := retire(r.Prune(now), nb.Add(o.window()))
+	nb := now.Add(o.Delay())
+	next := retire(r.Prune(now), nb.Add(o.Window()))
 	if _, dup := next.Key(KeyID(secret)); dup {
 		return nil, errors.New("keyring: the new secret is already in the keyring")
 	}
@@ -105,7 +107,7 @@ func Naive(r *Keyring, now time.Time, secret Secret, o Options) (*Keyring, error
 	if r == nil {
 		return first(now, secret, o)
 	}
-	next := retire(r.Prune(now), now.Add(o.window()))
+	next := retire(r.Prune(now), now.Add(o.Window()))
 	next.Keys = append(next.Keys, Key{ID: KeyID(secret), Secret: secret, NotBefore: now})
 	// Keys staged earlier but not yet active would otherwise sign after this one.
 	kept := next.Keys[:0]
@@ -154,8 +156,8 @@ func Rollback(r *Keyring, now time.Time, o Options) (*Keyring, error) {
 		return nil, ErrNoPrevious
 	}
 	prev := live.Keys[len(live.Keys)-2]
-	nb := now.Add(o.delay())
-	retired := retire(live, nb.Add(o.window()))
+	nb := now.Add(o.Delay())
+	retired := retire(live, nb.Add(o.Window()))
 	next := retired.clone()
 	next.Keys = nil
 	for _, k := range retired.Keys {
@@ -240,8 +242,8 @@ func FromPlain(current PlainValue, previous *PlainValue, o Options, rotatedBy st
 	if err := validateKey(func(n string) string { return "previous value." + n }, prev); err != nil {
 		return nil, err
 	}
-	r.Keys[0].NotBefore = cur.NotBefore.Add(o.delay())
-	prev.NotAfter = r.Keys[0].NotBefore.Add(o.window())
+	r.Keys[0].NotBefore = cur.NotBefore.Add(o.Delay())
+	prev.NotAfter = r.Keys[0].NotBefore.Add(o.Window())
 	if !prev.NotBefore.Before(r.Keys[0].NotBefore) {
 		prev.NotBefore = r.Keys[0].NotBefore.Add(-time.Millisecond)
 	}

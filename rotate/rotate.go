@@ -164,6 +164,15 @@ func attemptOnce(ctx context.Context, primary store.Store, o Options) (*Result, 
 		if prev == nil {
 			return nil, fmt.Errorf("rollback: %s holds no keyring", primary.String())
 		}
+		if rb, ok := primary.(store.Rollbacker); ok && snap.Plain {
+			// The store's own rollback (Secrets Manager: AWSCURRENT back to AWSPREVIOUS),
+			// which writes (unless a dry run) and says what readers will compute.
+			next, err = rb.RollbackPlain(ctx, version, o.DryRun)
+			if err != nil {
+				return nil, fmt.Errorf("rollback of %s: %w", primary.String(), err)
+			}
+			return describe(primary.String(), o, prev, next, "", now), nil
+		}
 		next, err = keyring.Rollback(prev, now, o.Keyring)
 		if err != nil {
 			return nil, err

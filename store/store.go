@@ -59,3 +59,13 @@ type Watcher interface {
 // PlainOptions are the schedule every reader applies to plain values; all pods must use
 // the same ones to compute the same keyring.
 type PlainOptions = keyring.Options
+
+// Rollbacker is implemented by stores whose own model has a rollback of a plain value:
+// Secrets Manager moves AWSCURRENT back to the AWSPREVIOUS version. `keysync rotate
+// --rollback` uses it when the store holds a plain value; a keyring document is rolled
+// back by writing the rollback document.
+type Rollbacker interface {
+	// RollbackPlain rolls back if the store still holds ifVersion and returns the keyring
+	// readers compute afterwards; with dryRun it only computes that keyring.
+	RollbackPlain(ctx context.Context, ifVersion string, dryRun bool) (*keyring.Keyring, error)
+}

@@ -96,6 +96,8 @@ Stores (--store):
   file:///path/keys.json                    a local file (the embedded default)
   vault://MOUNT/PATH                        HashiCorp Vault KV v2 (VAULT_ADDR, VAULT_TOKEN, …)
   k8s://NAMESPACE/NAME                      a Kubernetes Secret (in-cluster config, or --kubeconfig)
+  ssm:///NAME                               AWS SSM Parameter Store SecureString (AWS default credential chain)
+  secretsmanager://NAME                     AWS Secrets Manager (name or ARN; AWS default credential chain)
   gcpsm://projects/PROJECT/secrets/NAME     Google Cloud Secret Manager (Application Default Credentials)
 
 Run 'keysync <command> --help' for the flags of a command. Every flag can also be set

@@ -9,9 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sigil-dna/keysync/internal/awsapi"
 	"github.com/sigil-dna/keysync/internal/cli"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/store"
+	"github.com/sigil-dna/keysync/store/awssm"
+	"github.com/sigil-dna/keysync/store/awsssm"
 	"github.com/sigil-dna/keysync/store/file"
 	"github.com/sigil-dna/keysync/store/gcpsm"
 	"github.com/sigil-dna/keysync/store/kube"
@@ -27,6 +30,7 @@ type storeFlags struct {
 	}
 	kube struct{ kubeconfig, key, plainKey string }
 	gcp  struct{ disableOld bool }
+	aws  struct{ region, endpoint, kmsKey string }
 }
 
 func (f *storeFlags) register(c *cli.Command) {
@@ -46,7 +50,14 @@ func (f *storeFlags) register(c *cli.Command) {
 	c.StringVar(&f.kube.kubeconfig, "kubeconfig", "", "kubeconfig `file` for k8s:// stores (default: in-cluster config in a pod, else $KUBECONFIG or ~/.kube/config)")
 	c.StringVar(&f.kube.key, "kube-key", kube.DefaultKey, "data key of the keyring document in the Secret")
 	c.StringVar(&f.kube.plainKey, "kube-plain-key", kube.DefaultPlainKey, "data key of a plain value in the Secret")
+	c.StringVar(&f.aws.region, "aws-region", "", "AWS region for ssm:// and secretsmanager:// stores (default: $AWS_REGION, then the shared config)")
+	c.StringVar(&f.aws.endpoint, "aws-endpoint-url", "", "AWS endpoint `URL` override, e.g. a VPC endpoint (default: $AWS_ENDPOINT_URL_SSM / $AWS_ENDPOINT_URL_SECRETS_MANAGER / $AWS_ENDPOINT_URL)")
+	c.StringVar(&f.aws.kmsKey, "aws-kms-key-id", "", "KMS key id, ARN or alias that encrypts what keysync writes to an ssm:// parameter or creates in secretsmanager:// (default: the account's aws/ssm or aws/secretsmanager key)")
 	c.BoolVar(&f.gcp.disableOld, "gcp-disable-old-versions", false, "gcpsm:// stores: after each write, disable enabled versions older than --plain-activation-delay + --plain-verify-window")
+}
+
+func (f *storeFlags) awsConfig() awsapi.Config {
+	return awsapi.Config{Region: f.aws.region, Endpoint: f.aws.endpoint}
 }
 
 func (f *storeFlags) plain() store.PlainOptions {
@@ -57,6 +68,21 @@ func (f *storeFlags) plain() store.PlainOptions {
 func (f *storeFlags) open(ctx context.Context, raw string, getenv func(string) string, log *slog.Logger) (store.Store, error) {
 	if raw == "" {
 		return nil, cli.Usagef("--store is required (for example file:///var/lib/keysync/keys.json or vault://secret/sigil/spiral-event-secret)")
+	}
+	// An AWS name may be an ARN, which is not a URL host.
+	switch {
+	case strings.HasPrefix(raw, "ssm://"):
+		name, err := awsssm.ParseURL(raw)
+		if err != nil {
+			return nil, cli.UsageError{Err: err}
+		}
+		return awsssm.New(ctx, awsssm.Config{Name: name, KMSKeyID: f.aws.kmsKey, AWS: f.awsConfig(), Plain: f.plain(), Log: log})
+	case strings.HasPrefix(raw, "secretsmanager://"):
+		name, err := awssm.ParseURL(raw)
+		if err != nil {
+			return nil, cli.UsageError{Err: err}
+		}
+		return awssm.New(ctx, awssm.Config{Name: name, KMSKeyID: f.aws.kmsKey, AWS: f.awsConfig(), Plain: f.plain(), Log: log})
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -104,7 +130,7 @@ func (f *storeFlags) open(ctx context.Context, raw string, getenv func(string) s
 			return file.New(raw, f.plain())
 		}
 	}
-	return nil, cli.Usagef("--store %s: unknown scheme %q; supported: file, vault, k8s, gcpsm", u.Redacted(), u.Scheme)
+	return nil, cli.Usagef("--store %s: unknown scheme %q; supported: file, vault, k8s, ssm, secretsmanager, gcpsm", u.Redacted(), u.Scheme)
 }
 
 func (f *storeFlags) openAll(ctx context.Context, primary string, mirrors []string, getenv func(string) string, log *slog.Logger) (store.Store, []store.Store, error) {

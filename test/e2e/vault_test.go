@@ -10,6 +10,7 @@ import (
 
 	"github.com/sigil-dna/keysync/internal/testserver"
 	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/vault"
 )
 
@@ -28,30 +29,37 @@ func TestVaultEndToEnd(t *testing.T) {
 	t.Setenv("VAULT_ADDR", v.Addr)
 	t.Setenv("VAULT_TOKEN", v.Token)
 	e := newEnv(t)
-	url := "vault://secret/sigil/spiral-event-secret"
-	rotateArgs := []string{"--store", url, "--activation-delay", "1s", "--min-propagation", "0s", "--reason", "e2e"}
+	e.cliEndToEnd("vault://secret/sigil/spiral-event-secret", func() { e.recordVault(v) })
+}
+
+// cliEndToEnd drives the real CLI against storeURL: rotate, a pod (sidecar process and
+// app process) following it, status, another rotation and a rollback, each confirmed by
+// the app. record adds what the store holds to the output scan after each write.
+func (e *env) cliEndToEnd(storeURL string, record func()) {
+	t := e.t
+	rotateArgs := []string{"--store", storeURL, "--activation-delay", "1s", "--min-propagation", "0s", "--reason", "e2e"}
 	if out, stderr, err := e.keysync(append([]string{"rotate"}, rotateArgs...)...); err != nil || !strings.Contains(out, "generation 0 -> 1") {
 		t.Fatalf("%v\n%s%s", err, out, stderr)
 	}
-	e.recordVault(v)
+	record()
 
 	out := e.out("pod")
 	port := freePort(t)
 	appURL := fmt.Sprintf("http://127.0.0.1:%d", port)
-	_, logPath := e.start("pod", e.podArgsFor(url, out, appURL, port, "--pid-file", filepath.Join(e.mem, "pod.pid"))...)
+	_, logPath := e.start("pod", e.podArgsFor(storeURL, out, appURL, port, "--pid-file", filepath.Join(e.mem, "pod.pid"))...)
 	waitGeneration(t, appURL, 1)
 	if _, stderr, err := e.keysync(append([]string{"rotate"}, rotateArgs...)...); err != nil {
 		t.Fatal(err, stderr)
 	}
-	e.recordVault(v)
+	record()
 	waitGeneration(t, appURL, 2)
-	if st, _, err := e.keysync("status", "--store", url); err != nil || !strings.Contains(st, "pending") && !strings.Contains(st, "previous") {
+	if st, _, err := e.keysync("status", "--store", storeURL); err != nil || !strings.Contains(st, "pending") && !strings.Contains(st, "previous") {
 		t.Fatalf("status: %v\n%s", err, st)
 	}
 	if o, stderr, err := e.keysync(append([]string{"rollback"}, rotateArgs...)...); err != nil || !strings.Contains(o, "generation 2 -> 3") {
 		t.Fatalf("rollback: %v\n%s%s", err, o, stderr)
 	}
-	e.recordVault(v)
+	record()
 	waitGeneration(t, appURL, 3)
 	defer func() {
 		if t.Failed() {
@@ -86,6 +94,11 @@ func (e *env) recordVault(v *testserver.Vault) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.record(st)
+}
+
+// record adds the secrets st holds to the output scan.
+func (e *env) record(st store.Store) {
 	defer st.Close()
 	snap, err := st.Read(e.t.Context())
 	if err != nil {

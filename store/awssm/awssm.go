@@ -1,0 +1,433 @@
+// Package awssm is the AWS Secrets Manager backend, using the service's staging labels
+// the way its own rotation does.
+//
+// Reading: an idle poll is one DescribeSecret, which lists the versions' staging labels
+// and no value; values are fetched (GetSecretValue by version id) only when a label moved.
+// AWSCURRENT holds the keyring document, or a plain value (`aws secretsmanager
+// put-secret-value --secret-string …`, or a rotation Lambda's). For a plain value the
+// labels map onto the keyring: AWSCURRENT signs (from its creation plus the activation
+// delay, as every plain store does), AWSPREVIOUS keeps verifying for the verify window,
+// and AWSPENDING — a Lambda's createSecret step — verifies but never signs until it is
+// made AWSCURRENT.
+//
+// Writing follows AWS's rotation protocol: PutSecretValue puts the new document as
+// AWSPENDING with a ClientRequestToken derived from the document (a retried call is
+// idempotent), then UpdateSecretVersionStage moves AWSCURRENT to it with
+// RemoveFromVersionId set to the version the write was based on — the service refuses
+// the move if AWSCURRENT is no longer there, which makes it a real compare-and-swap — and
+// AWSPREVIOUS follows to the version it came from. AWSPENDING is then removed, as at the
+// end of a rotation. Rolling back a plain value moves AWSCURRENT back to the AWSPREVIOUS
+// version (RollbackPlain); a keyring document is rolled back by writing the rollback
+// document, which keeps the key being withdrawn verifying for its window.
+package awssm
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/sigil-dna/keysync/internal/awsapi"
+	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/store"
+)
+
+var (
+	_ store.Store      = (*Store)(nil)
+	_ store.Rollbacker = (*Store)(nil)
+)
+
+// Staging labels.
+const (
+	Current  = "AWSCURRENT"
+	Pending  = "AWSPENDING"
+	Previous = "AWSPREVIOUS"
+)
+
+// NotYet is the not_before of an AWSPENDING plain value: it verifies, and signs only once
+// it is made AWSCURRENT.
+var NotYet = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
+// Config locates the secret.
+type Config struct {
+	// Name is the secret's name or ARN.
+	Name string
+	// KMSKeyID encrypts the secret when keysync creates it; empty means aws/secretsmanager.
+	KMSKeyID string
+	AWS      awsapi.Config
+	Plain    store.PlainOptions
+	Log      *slog.Logger
+	// Now is the clock RollbackPlain checks the verify window with; nil means time.Now.
+	Now func() time.Time
+}
+
+// ParseURL reads secretsmanager://NAME (a name may contain slashes, or be an ARN).
+func ParseURL(raw string) (string, error) {
+	rest, ok := strings.CutPrefix(raw, "secretsmanager://")
+	rest = strings.TrimPrefix(rest, "/")
+	if !ok || rest == "" || strings.HasSuffix(rest, "/") {
+		return "", fmt.Errorf("secretsmanager: %q is not a secretsmanager://NAME URL (for example secretsmanager://sigil/spiral-event-secret)", raw)
+	}
+	return rest, nil
+}
+
+// Store is one secret.
+type Store struct {
+	cfg    Config
+	client *secretsmanager.Client
+
+	mu        sync.Mutex
+	cached    *store.Snapshot
+	cachedKey string
+}
+
+// New creates the client. No request is made.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Name == "" {
+		return nil, errors.New("secretsmanager: no secret name")
+	}
+	ac, err := awsapi.Load(ctx, cfg.AWS)
+	if err != nil {
+		return nil, fmt.Errorf("secretsmanager %s: %w", cfg.Name, err)
+	}
+	return &Store{cfg: cfg, client: secretsmanager.NewFromConfig(ac)}, nil
+}
+
+// String implements store.Store.
+func (s *Store) String() string { return "secretsmanager://" + s.cfg.Name }
+
+// Close implements store.Store.
+func (s *Store) Close() error { return nil }
+
+func (s *Store) fail(call string, err error) error {
+	if awsapi.Code(err) == "ResourceNotFoundException" {
+		return fmt.Errorf("secretsmanager %s: %s: %w", s.cfg.Name, call, store.ErrNotFound)
+	}
+	return fmt.Errorf("secretsmanager %s: %w", s.cfg.Name, awsapi.Describe(call, err))
+}
+
+// labels is where the staging labels are, from one DescribeSecret.
+type labels struct {
+	current, pending, previous string
+	changed                    time.Time
+}
+
+func (l labels) key() string {
+	return l.current + "|" + l.pending + "|" + l.previous + "|" + l.changed.Format(time.RFC3339Nano)
+}
+
+func (s *Store) labels(ctx context.Context) (labels, error) {
+	d, err := s.client.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: &s.cfg.Name})
+	if err != nil {
+		return labels{}, s.fail("DescribeSecret", err)
+	}
+	if d.DeletedDate != nil {
+		return labels{}, fmt.Errorf("secretsmanager %s is scheduled for deletion: %w", s.cfg.Name, store.ErrNotFound)
+	}
+	l := labels{changed: aws.ToTime(d.LastChangedDate).UTC()}
+	for id, stages := range d.VersionIdsToStages {
+		for _, st := range stages {
+			switch st {
+			case Current:
+				l.current = id
+			case Pending:
+				l.pending = id
+			case Previous:
+				l.previous = id
+			}
+		}
+	}
+	if l.current == "" {
+		return labels{}, fmt.Errorf("secretsmanager %s: no version is %s: %w", s.cfg.Name, Current, store.ErrNotFound)
+	}
+	return l, nil
+}
+
+type value struct {
+	secret  keyring.Secret
+	created time.Time
+	id      string
+}
+
+func (s *Store) get(ctx context.Context, id string) (value, error) {
+	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &s.cfg.Name, VersionId: &id})
+	if err != nil {
+		return value{}, s.fail("GetSecretValue "+id, err)
+	}
+	v := value{secret: keyring.Secret(aws.ToString(out.SecretString)), created: aws.ToTime(out.CreatedDate).UTC(), id: id}
+	if out.SecretString == nil {
+		v.secret = out.SecretBinary
+	}
+	return v, nil
+}
+
+func isDocument(v keyring.Secret) bool { return strings.HasPrefix(strings.TrimSpace(string(v)), "{") }
+
+// Read implements store.Store. The version is the AWSCURRENT version id.
+func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
+	l, err := s.labels(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.cached != nil && s.cachedKey == l.key() {
+		snap := s.cached
+		s.mu.Unlock()
+		return snap, nil
+	}
+	s.mu.Unlock()
+	snap, err := s.decode(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.cached, s.cachedKey = snap, l.key()
+	s.mu.Unlock()
+	return snap, nil
+}
+
+func (s *Store) decode(ctx context.Context, l labels) (*store.Snapshot, error) {
+	where := fmt.Sprintf("secretsmanager %s %s %s", s.cfg.Name, Current, l.current)
+	cur, err := s.get(ctx, l.current)
+	if err != nil {
+		return nil, err
+	}
+	if isDocument(cur.secret) {
+		r, err := keyring.Parse(cur.secret)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		return &store.Snapshot{Keyring: r, Version: l.current}, nil
+	}
+	var prev, pend *value
+	for _, x := range []struct {
+		id  string
+		dst **value
+	}{{l.previous, &prev}, {l.pending, &pend}} {
+		if x.id == "" || x.id == l.current {
+			continue
+		}
+		v, err := s.get(ctx, x.id)
+		if err != nil {
+			return nil, err
+		}
+		if !isDocument(v.secret) {
+			*x.dst = &v
+		}
+	}
+	r, err := s.plain(l, cur, prev, pend)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	return &store.Snapshot{Keyring: r, Version: l.current, Plain: true}, nil
+}
+
+// plain maps the labelled plain values onto a keyring, the same on every reader: it
+// depends only on the values, their creation dates and the secret's LastChangedDate
+// (the generation, which grows with every put and label move).
+func (s *Store) plain(l labels, cur value, prev, pend *value) (*keyring.Keyring, error) {
+	gen := l.changed.UnixMilli()
+	if gen <= 0 {
+		gen = cur.created.UnixMilli()
+	}
+	now := keyring.PlainValue{Value: cur.secret, CreatedAt: cur.created, Version: gen}
+	rotatedBy := "aws secretsmanager " + s.cfg.Name
+	var r *keyring.Keyring
+	var err error
+	if prev != nil && prev.created.After(cur.created) {
+		// Rolled back: AWSCURRENT was moved back to an older value, which every pod still
+		// verifies, so it signs at once. The newer value keeps verifying until the end of
+		// the window it gave its predecessor, as pods that have not seen the move yet
+		// still sign with it.
+		if r, err = keyring.FromPlain(now, nil, s.cfg.Plain, rotatedBy); err != nil {
+			return nil, err
+		}
+		withdrawn := keyring.Key{ID: keyring.KeyID(prev.secret), Secret: prev.secret, NotBefore: r.Keys[0].NotBefore.Add(-time.Millisecond),
+			NotAfter: rolledBackUntil(prev.created, s.cfg.Plain)}
+		if withdrawn.ID != r.Keys[0].ID {
+			r.Keys = []keyring.Key{withdrawn, r.Keys[0]}
+		}
+	} else {
+		var p *keyring.PlainValue
+		if prev != nil {
+			p = &keyring.PlainValue{Value: prev.secret, CreatedAt: prev.created, Version: 1}
+		}
+		if r, err = keyring.FromPlain(now, p, s.cfg.Plain, rotatedBy); err != nil {
+			return nil, err
+		}
+	}
+	if pend != nil {
+		if _, dup := r.Key(keyring.KeyID(pend.secret)); !dup {
+			r.Keys = append(r.Keys, keyring.Key{ID: keyring.KeyID(pend.secret), Secret: pend.secret, NotBefore: NotYet})
+		}
+	}
+	return r, keyring.Validate(r)
+}
+
+// rolledBackUntil is when a plain value made AWSCURRENT at created stops verifying once
+// it is rolled back: the end of its verify window as a previous value would have been.
+func rolledBackUntil(created time.Time, o store.PlainOptions) time.Time {
+	return created.Truncate(time.Millisecond).Add(o.Delay() + o.Window())
+}
+
+// token is the ClientRequestToken of a document: derived from its bytes, so a retried
+// PutSecretValue of the same document is the same version, and shaped like the UUIDs
+// AWS makes.
+func token(doc []byte) string {
+	h := sha256.Sum256(doc)
+	h[6] = h[6]&0x0f | 0x40
+	h[8] = h[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+// Description is what a write records on the secret: who, why, which keys.
+func Description(r *keyring.Keyring) string {
+	d := fmt.Sprintf("keysync generation %d by %s at %s; keys %s; reason: %s", r.Generation, r.RotatedBy,
+		r.RotatedAt.UTC().Format(time.RFC3339), strings.Join(r.IDs(), ","), r.Reason)
+	if len(d) > 2048 {
+		d = d[:2045] + "..."
+	}
+	return d
+}
+
+// Write implements store.Store.
+func (s *Store) Write(ctx context.Context, r *keyring.Keyring, ifVersion string) (string, error) {
+	doc, err := keyring.Encode(r)
+	if err != nil {
+		return "", fmt.Errorf("secretsmanager %s: %w", s.cfg.Name, err)
+	}
+	tok := token(doc)
+	if ifVersion == "" {
+		return s.create(ctx, r, doc, tok)
+	}
+	if _, err := s.client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: &s.cfg.Name,
+		SecretString: aws.String(string(doc)), ClientRequestToken: &tok, VersionStages: []string{Pending}}); err != nil {
+		if errors.Is(s.fail("", err), store.ErrNotFound) {
+			return "", fmt.Errorf("secretsmanager %s was deleted since it was read: %w", s.cfg.Name, store.ErrConflict)
+		}
+		return "", s.fail("PutSecretValue ("+Pending+")", err)
+	}
+	_, err = s.client.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{SecretId: &s.cfg.Name,
+		VersionStage: aws.String(Current), MoveToVersionId: &tok, RemoveFromVersionId: &ifVersion})
+	if err != nil {
+		l, lerr := s.labels(ctx)
+		switch {
+		case lerr == nil && l.current == tok: // a retry of a move that had succeeded
+		case lerr == nil && l.current != ifVersion:
+			s.unpend(ctx, tok)
+			return "", fmt.Errorf("secretsmanager %s: %s is version %s, the write was based on %s: %w", s.cfg.Name, Current, l.current, ifVersion, store.ErrConflict)
+		default:
+			return "", s.fail("UpdateSecretVersionStage ("+Current+")", err)
+		}
+	}
+	s.unpend(ctx, tok)
+	s.describe(ctx, r)
+	return tok, nil
+}
+
+func (s *Store) create(ctx context.Context, r *keyring.Keyring, doc []byte, tok string) (string, error) {
+	in := &secretsmanager.CreateSecretInput{Name: &s.cfg.Name, SecretString: aws.String(string(doc)),
+		ClientRequestToken: &tok, Description: aws.String(Description(r))}
+	if s.cfg.KMSKeyID != "" {
+		in.KmsKeyId = &s.cfg.KMSKeyID
+	}
+	_, err := s.client.CreateSecret(ctx, in)
+	if err == nil {
+		return tok, nil
+	}
+	if awsapi.Code(err) != "ResourceExistsException" {
+		return "", s.fail("CreateSecret", err)
+	}
+	l, lerr := s.labels(ctx)
+	switch {
+	case lerr == nil && l.current == tok: // a retried creation
+		return tok, nil
+	case lerr == nil:
+		return "", fmt.Errorf("secretsmanager %s was created meanwhile: %w", s.cfg.Name, store.ErrConflict)
+	case errors.Is(lerr, store.ErrNotFound) && strings.Contains(lerr.Error(), "no version is"):
+		// The secret exists without a value (created empty, for its policy or tags):
+		// this first value becomes AWSCURRENT.
+		if _, err := s.client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: &s.cfg.Name,
+			SecretString: aws.String(string(doc)), ClientRequestToken: &tok}); err != nil {
+			return "", s.fail("PutSecretValue", err)
+		}
+		s.describe(ctx, r)
+		return tok, nil
+	}
+	return "", lerr
+}
+
+// unpend removes AWSPENDING from version id if it is there, as the end of a rotation does.
+func (s *Store) unpend(ctx context.Context, id string) {
+	if _, err := s.client.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{SecretId: &s.cfg.Name,
+		VersionStage: aws.String(Pending), RemoveFromVersionId: &id}); err != nil {
+		s.cfg.Log.Debug("AWSPENDING left in place", "store", s.String(), "version", id, "error", s.fail("UpdateSecretVersionStage", err))
+	}
+}
+
+// describe records who rotated, why and the key ids in the secret's description.
+func (s *Store) describe(ctx context.Context, r *keyring.Keyring) {
+	if _, err := s.client.UpdateSecret(ctx, &secretsmanager.UpdateSecretInput{SecretId: &s.cfg.Name, Description: aws.String(Description(r))}); err != nil {
+		s.cfg.Log.Warn("cannot record the rotation in the secret's description", "store", s.String(), "error", s.fail("UpdateSecret", err))
+	}
+}
+
+// RollbackPlain implements store.Rollbacker: it moves AWSCURRENT from ifVersion back to
+// the AWSPREVIOUS version — the rollback AWS documents — and returns the keyring readers
+// compute after the move. It refuses when the previous value's verify window has closed
+// (pods that have not seen the move would refuse its signatures: rotate instead), and
+// when AWSCURRENT is no longer on ifVersion. With dryRun it only computes.
+func (s *Store) RollbackPlain(ctx context.Context, ifVersion string, dryRun bool) (*keyring.Keyring, error) {
+	l, err := s.labels(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if l.current != ifVersion {
+		return nil, fmt.Errorf("secretsmanager %s: %s is version %s, the rollback was based on %s: %w", s.cfg.Name, Current, l.current, ifVersion, store.ErrConflict)
+	}
+	if l.previous == "" || l.previous == l.current {
+		return nil, fmt.Errorf("secretsmanager %s: no %s version to roll back to: %w", s.cfg.Name, Previous, keyring.ErrNoPrevious)
+	}
+	cur, err := s.get(ctx, l.current)
+	if err != nil {
+		return nil, err
+	}
+	prev, err := s.get(ctx, l.previous)
+	if err != nil {
+		return nil, err
+	}
+	if isDocument(cur.secret) || isDocument(prev.secret) {
+		return nil, fmt.Errorf("secretsmanager %s holds a keyring document: roll back with a new document, not by moving labels", s.cfg.Name)
+	}
+	if until := rolledBackUntil(cur.created, s.cfg.Plain); !s.cfg.Now().Before(until) {
+		return nil, fmt.Errorf("secretsmanager %s: the %s value stopped verifying at %s; pods would refuse its signatures: rotate to a new value instead: %w",
+			s.cfg.Name, Previous, until.Format(time.RFC3339), keyring.ErrNoPrevious)
+	}
+	after := labels{current: l.previous, previous: l.current, changed: s.cfg.Now().UTC()}
+	if !dryRun {
+		if _, err := s.client.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{SecretId: &s.cfg.Name,
+			VersionStage: aws.String(Current), MoveToVersionId: &l.previous, RemoveFromVersionId: &l.current}); err != nil {
+			if l2, err2 := s.labels(ctx); err2 == nil && l2.current != ifVersion {
+				return nil, fmt.Errorf("secretsmanager %s: %s moved meanwhile: %w", s.cfg.Name, Current, store.ErrConflict)
+			}
+			return nil, s.fail("UpdateSecretVersionStage ("+Current+" back)", err)
+		}
+		if after, err = s.labels(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s.plain(after, prev, &cur, nil)
+}
