@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -76,6 +77,7 @@ func TestEveryManifestIsAcceptedByTheAPIServer(t *testing.T) {
 		"helm, keysync off":               helmTemplate(t),
 		"helm, keysync on":                helmTemplate(t, "keysync.enabled=true"),
 		"helm, keysync on with a CronJob": helmTemplate(t, "keysync.enabled=true", "keysync.rotation.enabled=true"),
+		"helm, keysync on AWS with IRSA":  helmTemplate(t, awsIRSA...),
 	}
 	for name, doc := range renders {
 		t.Run(name, func(t *testing.T) {
@@ -102,6 +104,36 @@ func deployment(t *testing.T, doc []byte) *appsv1.Deployment {
 	}
 	t.Fatal("no Deployment rendered")
 	return nil
+}
+
+// awsIRSA switches keysync on with an SSM parameter, the role annotation EKS's pod
+// identity webhook reads, and the region.
+var awsIRSA = []string{"keysync.enabled=true", "keysync.store=ssm:///spiral-event-secret",
+	`keysync.serviceAccountAnnotations.eks\.amazonaws\.com/role-arn=arn:aws:iam::123456789012:role/keysync-sidecar`,
+	"keysync.env[0].name=AWS_REGION", "keysync.env[0].value=eu-west-1"}
+
+func TestAWSValuesReachTheServiceAccountAndTheSidecar(t *testing.T) {
+	doc := helmTemplate(t, awsIRSA...)
+	sidecar := deployment(t, doc).Spec.Template.Spec.InitContainers[0]
+	if !slices.Contains(sidecar.Args, "--store=ssm:///spiral-event-secret") {
+		t.Fatalf("args %v", sidecar.Args)
+	}
+	if e := sidecar.Env[len(sidecar.Env)-1]; e.Name != "AWS_REGION" || e.Value != "eu-west-1" || sidecar.Env[0].Name != "POD_IP" {
+		t.Fatalf("env %+v", sidecar.Env)
+	}
+	for _, part := range bytes.Split(doc, []byte("\n---")) {
+		if bytes.Contains(part, []byte("kind: ServiceAccount")) {
+			var sa corev1.ServiceAccount
+			if err := yaml.Unmarshal(part, &sa); err != nil {
+				t.Fatal(err)
+			}
+			if sa.Annotations["eks.amazonaws.com/role-arn"] != "arn:aws:iam::123456789012:role/keysync-sidecar" {
+				t.Fatalf("service account annotations %v", sa.Annotations)
+			}
+			return
+		}
+	}
+	t.Fatal("no ServiceAccount rendered")
 }
 
 // TestTheToggleOnlyAdds: with keysync.enabled=false the pod spec carries nothing of

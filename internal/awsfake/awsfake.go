@@ -79,6 +79,16 @@ func (f *Server) Calls() map[string]int {
 	return c
 }
 
+// Requests returns the number of requests since the last Calls or Requests, and resets
+// the counts.
+func (f *Server) Requests() int {
+	n := 0
+	for _, c := range f.Calls() {
+		n += c
+	}
+	return n
+}
+
 // Refused returns how many requests failed signature verification.
 func (f *Server) Refused() int {
 	f.mu.Lock()

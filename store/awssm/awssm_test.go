@@ -389,3 +389,14 @@ func TestSidecarEndToEnd(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkIdlePoll: go test -run '^$' -bench IdlePoll -benchmem ./store/aws...
+func BenchmarkIdlePoll(b *testing.B) {
+	f := awsfake.Start()
+	defer f.Close()
+	s, err := New(context.Background(), Config{Name: "bench", AWS: f.AWS()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	storetest.BenchIdlePoll(b, s, f.Requests)
+}

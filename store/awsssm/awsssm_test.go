@@ -285,3 +285,51 @@ func TestSidecarEndToEnd(t *testing.T) {
 		t.Fatalf("keys file: %v", err)
 	}
 }
+
+// BenchmarkIdlePoll: go test -run '^$' -bench IdlePoll -benchmem ./store/aws...
+func BenchmarkIdlePoll(b *testing.B) {
+	f := awsfake.Start()
+	defer f.Close()
+	s, err := New(context.Background(), Config{Name: "bench", AWS: f.AWS()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	storetest.BenchIdlePoll(b, s, f.Requests)
+}
+
+// TestBadValuesAndAnOutageKeepTheLastGoodKeys: a short plain value, an invalid document
+// and the service going away each leave the keys file and the app as they were, and no
+// error carries a value.
+func TestBadValuesAndAnOutageKeepTheLastGoodKeys(t *testing.T) {
+	f := awsfake.StartT(t)
+	st := open(t, unique("bad"), f.AWS())
+	putPlain(t, st, plain1)
+	path, app := sidecartest.WithApp(t, st, 20*time.Millisecond)
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"0123456789abcdef", `{"version": 1, "generation": 2, "keys": "` + plain2 + `"}`} {
+		v := putPlain(t, st, bad)
+		_, err := st.Read(t.Context())
+		if !errors.Is(err, keyring.ErrInvalid) || !strings.Contains(err.Error(), fmt.Sprintf("version %d", v)) {
+			t.Fatalf("%d: err = %v", v, err)
+		}
+		for _, secret := range []string{bad, plain1, plain2} {
+			if strings.Contains(err.Error(), secret) {
+				t.Fatalf("the error carries a value: %v", err)
+			}
+		}
+		f.Calls()
+		polls := 0
+		storetest.WaitFor(t, "the sidecar to poll the bad version", func() bool { polls += f.Calls()["ssm.GetParameter"]; return polls >= 2 })
+		if now, _ := os.ReadFile(path); string(now) != string(before) || app.Status().Generation != 1 {
+			t.Fatal("a bad value changed the keys file or the app")
+		}
+	}
+	f.Close()
+	time.Sleep(100 * time.Millisecond)
+	if now, _ := os.ReadFile(path); string(now) != string(before) || app.Status().Generation != 1 {
+		t.Fatal("an outage changed the keys file or the app")
+	}
+}

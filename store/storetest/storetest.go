@@ -145,3 +145,25 @@ func IdlePolls(t *testing.T, s store.Store, n int, before func()) {
 		}
 	}
 }
+
+// BenchIdlePoll measures reading s while nothing changes, as a sidecar's idle poll does,
+// and reports the requests each poll makes: requests returns the count since its last
+// call (a counting server's).
+func BenchIdlePoll(b *testing.B, s store.Store, requests func() int) {
+	ctx := context.Background()
+	r, _ := keyring.Stage(nil, time.Now(), Secret("bench"), keyring.Options{})
+	if _, err := s.Write(ctx, r, ""); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Read(ctx); err != nil {
+		b.Fatal(err)
+	}
+	requests()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Read(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(requests())/float64(b.N), "requests/poll")
+}

@@ -54,11 +54,15 @@ func TestCommandLine(t *testing.T) {
 		code int
 		want string
 	}{
-		"no command is a usage error":             {nil, nil, 2, "no command given"},
-		"an unknown command is a usage error":     {[]string{"spin"}, nil, 2, `unknown command "spin"`},
-		"an unknown flag names the command":       {[]string{"rotate", "--nope"}, nil, 2, "rotate: flag provided but not defined: -nope"},
-		"a missing store says which flag":         {[]string{"rotate"}, nil, 2, "--store is required"},
-		"an unknown store scheme lists the known": {[]string{"status", "--store", "ftp://x/y"}, nil, 2, "supported: file"},
+		"no command is a usage error":               {nil, nil, 2, "no command given"},
+		"an unknown command is a usage error":       {[]string{"spin"}, nil, 2, `unknown command "spin"`},
+		"an unknown flag names the command":         {[]string{"rotate", "--nope"}, nil, 2, "rotate: flag provided but not defined: -nope"},
+		"a missing store says which flag":           {[]string{"rotate"}, nil, 2, "--store is required"},
+		"an unknown store scheme lists the known":   {[]string{"status", "--store", "ftp://x/y"}, nil, 2, "supported: file"},
+		"an ssm URL without its slashes":            {[]string{"status", "--store", "ssm://spiral"}, nil, 2, "not an ssm:///NAME URL"},
+		"AWS without a region says where to set it": {[]string{"status", "--store", "secretsmanager://spiral"}, []string{"AWS_CONFIG_FILE=/nonexistent", "AWS_EC2_METADATA_DISABLED=true"}, 1, "no AWS region: set --aws-region, AWS_REGION"},
+		"AWS unreachable names the store and call": {[]string{"status", "--store", "ssm:///spiral", "--aws-region", "eu-west-1", "--aws-endpoint-url", "http://127.0.0.1:9"},
+			[]string{"AWS_ACCESS_KEY_ID=AKIAX", "AWS_SECRET_ACCESS_KEY=x", "AWS_CONFIG_FILE=/nonexistent", "AWS_MAX_ATTEMPTS=1"}, 1, "ssm spiral: GetParameter"},
 		"a short key is refused":                  {[]string{"rotate", "--store", e.storeURL(), "--bytes", "16"}, nil, 2, "--bytes 16: at least 32"},
 		"a bad env value names variable and flag": {[]string{"sidecar"}, []string{"KEYSYNC_INTERVAL=soon"}, 2, "invalid value in KEYSYNC_INTERVAL for --interval"},
 		"a delay under the minimum propagation":   {[]string{"rotate", "--store", e.storeURL(), "--activation-delay", "1s"}, nil, 1, "below the minimum propagation time"},

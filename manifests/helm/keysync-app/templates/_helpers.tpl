@@ -46,6 +46,9 @@ startup probe passes after the first complete write, so the app starts only with
   env:
     - name: POD_IP
       valueFrom: { fieldRef: { fieldPath: status.podIP } }
+    {{- with .Values.keysync.env }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   ports:
     - { name: keysync-http, containerPort: {{ .Values.keysync.port }} }
   startupProbe:
