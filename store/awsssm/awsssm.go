@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -75,7 +76,7 @@ type Store struct {
 	mu        sync.Mutex
 	cached    *store.Snapshot
 	cachedKey string // version and date of what cached holds
-	warned    bool
+	warned    atomic.Bool
 }
 
 // New creates the client. No request is made.
@@ -156,8 +157,7 @@ func isDocument(v string) bool { return strings.HasPrefix(strings.TrimSpace(v), 
 
 func (s *Store) decode(ctx context.Context, p *types.Parameter) (*store.Snapshot, error) {
 	where := fmt.Sprintf("ssm %s version %d", s.cfg.Name, p.Version)
-	if p.Type != types.ParameterTypeSecureString && !s.warned {
-		s.warned = true
+	if p.Type != types.ParameterTypeSecureString && s.warned.CompareAndSwap(false, true) {
 		s.cfg.Log.Warn("the parameter is not a SecureString: its value is stored unencrypted and shown in the console; rotate to make it one",
 			"store", s.String(), "type", string(p.Type))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -331,5 +332,37 @@ func TestBadValuesAndAnOutageKeepTheLastGoodKeys(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if now, _ := os.ReadFile(path); string(now) != string(before) || app.Status().Generation != 1 {
 		t.Fatal("an outage changed the keys file or the app")
+	}
+}
+
+// TestAStringParameterIsReadWithOneWarning: a secret kept as a plain String parameter is
+// stored unencrypted; keysync reads it, says so once, and writes SecureString.
+func TestAStringParameterIsReadWithOneWarning(t *testing.T) {
+	f := awsfake.StartT(t)
+	var logs strings.Builder
+	st, err := New(t.Context(), Config{Name: unique("string"), AWS: f.AWS(), Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.client.PutParameter(t.Context(), &ssm.PutParameterInput{Name: &st.cfg.Name, Value: aws.String(plain1), Type: types.ParameterTypeString}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		st.mu.Lock()
+		st.cached = nil
+		st.mu.Unlock()
+		if snap, err := st.Read(t.Context()); err != nil || !snap.Plain {
+			t.Fatalf("%v %+v", err, snap)
+		}
+	}
+	if n := strings.Count(logs.String(), "not a SecureString"); n != 1 || strings.Contains(logs.String(), plain1) {
+		t.Fatalf("%d warnings:\n%s", n, logs.String())
+	}
+	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := st.client.GetParameter(t.Context(), &ssm.GetParameterInput{Name: &st.cfg.Name})
+	if out.Parameter.Type != types.ParameterTypeSecureString {
+		t.Fatalf("rotated into a %s", out.Parameter.Type)
 	}
 }
