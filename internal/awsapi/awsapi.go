@@ -9,13 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/smithy-go"
+
+	"github.com/sigil-dna/keysync/keyring"
 )
 
 // Defaults of the retryer.
@@ -133,4 +137,16 @@ func Describe(call string, err error) error {
 		return fmt.Errorf("%s: throttled by AWS, still after %d attempts with backoff: %w", call, re.Attempt, err)
 	}
 	return fmt.Errorf("%s: %w", call, err)
+}
+
+// Description is what a write records on the parameter or secret — who rotated, when, why
+// and which key ids — cut to max characters (never inside a character).
+func Description(r *keyring.Keyring, max int) string {
+	d := fmt.Sprintf("keysync generation %d by %s at %s; keys %s; reason: %s", r.Generation, r.RotatedBy,
+		r.RotatedAt.UTC().Format(time.RFC3339), strings.Join(r.IDs(), ","), r.Reason)
+	if utf8.RuneCountInString(d) <= max {
+		return d
+	}
+	runes := []rune(d)
+	return string(runes[:max-3]) + "..."
 }

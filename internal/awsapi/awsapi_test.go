@@ -6,12 +6,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/sigil-dna/keysync/internal/awsapi"
 	"github.com/sigil-dna/keysync/internal/awsfake"
+	"github.com/sigil-dna/keysync/keyring"
 )
 
 func TestBackoffIsFullJitterExponentialAndCapped(t *testing.T) {
@@ -108,5 +110,17 @@ func TestWebIdentityAsOnEKSWithIRSA(t *testing.T) {
 	name := "irsa-" + time.Now().Format("150405.000000000")
 	if _, err := ssm.NewFromConfig(cfg).PutParameter(t.Context(), &ssm.PutParameterInput{Name: &name, Value: aws.String("v"), Type: "SecureString"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestDescriptionIsCutOnACharacterBoundary(t *testing.T) {
+	r, err := keyring.Stage(nil, time.Now(), make(keyring.Secret, 32), keyring.Options{RotatedBy: "ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Reason = strings.Repeat("é", 3000)
+	d := awsapi.Description(r, 1024)
+	if utf8.RuneCountInString(d) != 1024 || !utf8.ValidString(d) || !strings.HasSuffix(d, "...") || !strings.Contains(d, "by ops") || !strings.Contains(d, r.Keys[0].ID) {
+		t.Fatalf("%d characters, valid %t: %.80s", utf8.RuneCountInString(d), utf8.ValidString(d), d)
 	}
 }

@@ -1,7 +1,9 @@
 package awsfake
 
 import (
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,4 +45,12 @@ func Kumo(t testing.TB) awsapi.Config {
 	kumoOnce.Do(func() { kumoSrv = kumo.NewServer() })
 	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIAKUMOTEST", "kumo-test-secret", "")}
 	return quick(awsapi.Config{Base: &cfg, Endpoint: kumoSrv.URL})
+}
+
+var seq atomic.Int64
+
+// Unique returns a name no other test, in this binary or an earlier run against a
+// persistent emulator, uses: kumo's state is shared by every server in a binary.
+func Unique(prefix string) string {
+	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano(), seq.Add(1))
 }

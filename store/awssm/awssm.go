@@ -293,15 +293,11 @@ func token(doc []byte) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
 }
 
+// MaxDescription is Secrets Manager's limit on a secret's description.
+const MaxDescription = 2048
+
 // Description is what a write records on the secret: who, why, which keys.
-func Description(r *keyring.Keyring) string {
-	d := fmt.Sprintf("keysync generation %d by %s at %s; keys %s; reason: %s", r.Generation, r.RotatedBy,
-		r.RotatedAt.UTC().Format(time.RFC3339), strings.Join(r.IDs(), ","), r.Reason)
-	if len(d) > 2048 {
-		d = d[:2045] + "..."
-	}
-	return d
-}
+func Description(r *keyring.Keyring) string { return awsapi.Description(r, MaxDescription) }
 
 // Write implements store.Store.
 func (s *Store) Write(ctx context.Context, r *keyring.Keyring, ifVersion string) (string, error) {

@@ -22,12 +22,6 @@ import (
 	"github.com/sigil-dna/keysync/store/storetest"
 )
 
-var seq atomic.Int64
-
-func unique(prefix string) string {
-	return fmt.Sprintf("sigil/%s-%d-%d", prefix, time.Now().UnixNano(), seq.Add(1))
-}
-
 func open(t *testing.T, name string, ac awsapi.Config) *Store {
 	t.Helper()
 	s, err := New(context.Background(), Config{Name: name, AWS: ac})
@@ -38,11 +32,6 @@ func open(t *testing.T, name string, ac awsapi.Config) *Store {
 	return s
 }
 
-const (
-	plain1 = "4e1f0a8c2b7d93e65f10c4a7b8d2e93f06a1c5b7d9e2f4a6c8b0d2e4f6a8c0b2"
-	plain2 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-	plain3 = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
-)
 
 // putValue is `aws secretsmanager create-secret` the first time and `put-secret-value`
 // after, with the given staging labels (none: AWSCURRENT). It returns the version id.
@@ -94,28 +83,28 @@ func TestParseURL(t *testing.T) {
 // The read cases run on both (TestReadsOnKumoAndTheFake).
 func TestContract(t *testing.T) {
 	f := awsfake.StartT(t)
-	storetest.Run(t, func(t *testing.T) store.Store { return open(t, unique("contract"), f.AWS()) })
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t, awsfake.Unique("sigil/contract"), f.AWS()) })
 }
 
 func TestReadsOnKumoAndTheFake(t *testing.T) {
 	for name, ac := range map[string]awsapi.Config{"kumo": awsfake.Kumo(t), "fake": awsfake.StartT(t).AWS()} {
 		t.Run(name, func(t *testing.T) {
-			st := open(t, unique("reads"), ac)
+			st := open(t, awsfake.Unique("sigil/reads"), ac)
 			if _, err := st.Read(t.Context()); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("missing secret: %v", err)
 			}
-			v1 := putValue(t, st, plain1)
+			v1 := putValue(t, st, storetest.Plain1)
 			snap, err := st.Read(t.Context())
-			if err != nil || !snap.Plain || snap.Version != v1 || len(snap.Keyring.Keys) != 1 || string(snap.Keyring.Keys[0].Secret) != plain1 {
+			if err != nil || !snap.Plain || snap.Version != v1 || len(snap.Keyring.Keys) != 1 || string(snap.Keyring.Keys[0].Secret) != storetest.Plain1 {
 				t.Fatalf("one plain value: %v %+v", err, snap)
 			}
-			v2 := putValue(t, st, plain2)
+			v2 := putValue(t, st, storetest.Plain2)
 			snap, err = st.Read(t.Context())
 			if err != nil || snap.Version != v2 || len(snap.Keyring.Keys) != 2 {
 				t.Fatalf("a second plain value: %v %+v", err, snap)
 			}
 			r := snap.Keyring
-			if string(r.Keys[0].Secret) != plain1 || string(r.Keys[1].Secret) != plain2 || r.Keys[0].NotAfter.IsZero() || !r.Keys[1].NotAfter.IsZero() {
+			if string(r.Keys[0].Secret) != storetest.Plain1 || string(r.Keys[1].Secret) != storetest.Plain2 || r.Keys[0].NotAfter.IsZero() || !r.Keys[1].NotAfter.IsZero() {
 				t.Fatalf("AWSPREVIOUS is not the verify-only key before AWSCURRENT: %+v", r.Keys)
 			}
 			got, _ := st.client.GetSecretValue(t.Context(), &secretsmanager.GetSecretValueInput{SecretId: &st.cfg.Name})
@@ -141,10 +130,10 @@ func TestReadsOnKumoAndTheFake(t *testing.T) {
 }
 
 func TestPlainLabelsMapOntoPendingCurrentPrevious(t *testing.T) {
-	st := open(t, unique("labels"), awsfake.StartT(t).AWS())
-	putValue(t, st, plain1)
-	putValue(t, st, plain2)
-	v3 := putValue(t, st, plain3, Pending) // a rotation Lambda's createSecret step
+	st := open(t, awsfake.Unique("sigil/labels"), awsfake.StartT(t).AWS())
+	putValue(t, st, storetest.Plain1)
+	putValue(t, st, storetest.Plain2)
+	v3 := putValue(t, st, storetest.Plain3, Pending) // a rotation Lambda's createSecret step
 	snap, err := st.Read(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -154,10 +143,10 @@ func TestPlainLabelsMapOntoPendingCurrentPrevious(t *testing.T) {
 		t.Fatalf("%d keys", len(r.Keys))
 	}
 	states := []keyring.State{r.StateAt(r.Keys[0], now), r.StateAt(r.Keys[1], now), r.StateAt(r.Keys[2], now)}
-	if string(r.Keys[2].Secret) != plain3 || !r.Keys[2].NotBefore.Equal(NotYet) || states[2] != keyring.StatePending {
+	if string(r.Keys[2].Secret) != storetest.Plain3 || !r.Keys[2].NotBefore.Equal(NotYet) || states[2] != keyring.StatePending {
 		t.Fatalf("AWSPENDING: %+v %v", r.Keys[2], states)
 	}
-	if sk, _ := r.SigningKey(now.Add(365 * 24 * time.Hour)); string(sk.Secret) != plain2 {
+	if sk, _ := r.SigningKey(now.Add(365 * 24 * time.Hour)); string(sk.Secret) != storetest.Plain2 {
 		t.Fatal("an AWSPENDING value signs before it is made AWSCURRENT")
 	}
 	// finishSecret: AWSCURRENT moves to the pending version.
@@ -166,7 +155,7 @@ func TestPlainLabelsMapOntoPendingCurrentPrevious(t *testing.T) {
 		VersionStage: aws.String(Current), MoveToVersionId: &v3, RemoveFromVersionId: &cur}); err != nil {
 		t.Fatal(err)
 	}
-	if snap, err = st.Read(t.Context()); err != nil || snap.Version != v3 || len(snap.Keyring.Keys) != 2 || string(snap.Keyring.Keys[1].Secret) != plain3 {
+	if snap, err = st.Read(t.Context()); err != nil || snap.Version != v3 || len(snap.Keyring.Keys) != 2 || string(snap.Keyring.Keys[1].Secret) != storetest.Plain3 {
 		t.Fatalf("after finishSecret: %v %+v", err, snap)
 	}
 	if snap.Keyring.Keys[1].NotBefore.Equal(NotYet) {
@@ -178,8 +167,8 @@ func TestPlainLabelsMapOntoPendingCurrentPrevious(t *testing.T) {
 // AWSCURRENT moves to it and AWSPREVIOUS follows; nothing is left AWSPENDING.
 func TestRotationUsesTheLabelsLikeAWSRotation(t *testing.T) {
 	f := awsfake.StartT(t)
-	st := open(t, unique("rotate"), f.AWS())
-	v1 := putValue(t, st, plain1)
+	st := open(t, awsfake.Unique("sigil/rotate"), f.AWS())
+	v1 := putValue(t, st, storetest.Plain1)
 	f.Calls()
 	res, err := rotate.Run(t.Context(), st, nil, rotate.Options{Keyring: keyring.Options{RotatedBy: "alice@sigil", Reason: "ticket B7"}})
 	if err != nil {
@@ -208,7 +197,7 @@ func TestRotationUsesTheLabelsLikeAWSRotation(t *testing.T) {
 // (RemoveFromVersionId no longer holds AWSCURRENT) and the winner's document stays.
 func TestAConcurrentRotationIsRefusedByTheService(t *testing.T) {
 	f := awsfake.StartT(t)
-	name := unique("race")
+	name := awsfake.Unique("sigil/race")
 	st, other := open(t, name, f.AWS()), open(t, name, f.AWS())
 	first, _ := keyring.Stage(nil, time.Now(), storetest.Secret("1"), keyring.Options{})
 	v1, err := st.Write(t.Context(), first, "")
@@ -242,7 +231,7 @@ func TestAConcurrentRotationIsRefusedByTheService(t *testing.T) {
 }
 
 func TestARetriedWriteIsIdempotent(t *testing.T) {
-	st := open(t, unique("retry"), awsfake.StartT(t).AWS())
+	st := open(t, awsfake.Unique("sigil/retry"), awsfake.StartT(t).AWS())
 	first, _ := keyring.Stage(nil, time.Now(), storetest.Secret("1"), keyring.Options{})
 	v1, err := st.Write(t.Context(), first, "")
 	if err != nil {
@@ -270,9 +259,9 @@ func TestARetriedWriteIsIdempotent(t *testing.T) {
 // that window is refused.
 func TestPlainRollbackMovesTheLabelsBack(t *testing.T) {
 	f := awsfake.StartT(t)
-	st := open(t, unique("rollback"), f.AWS())
-	v1 := putValue(t, st, plain1)
-	v2 := putValue(t, st, plain2)
+	st := open(t, awsfake.Unique("sigil/rollback"), f.AWS())
+	v1 := putValue(t, st, storetest.Plain1)
+	v2 := putValue(t, st, storetest.Plain2)
 	dry, err := rotate.Run(t.Context(), st, nil, rotate.Options{Action: rotate.ActionRollback, DryRun: true})
 	if err != nil || stagesOf(t, st)[v2][0] != Current {
 		t.Fatalf("dry run: %v %v", err, stagesOf(t, st))
@@ -286,20 +275,20 @@ func TestPlainRollbackMovesTheLabelsBack(t *testing.T) {
 		t.Fatalf("labels %v (v1 %s, v2 %s)", stages, v1, v2)
 	}
 	snap, err := st.Read(t.Context())
-	if err != nil || snap.Version != v1 || !snap.Keyring.Equal(res.Keyring) || res.SigningKeyID != keyring.KeyID(keyring.Secret(plain1)) || dry.SigningKeyID != res.SigningKeyID {
+	if err != nil || snap.Version != v1 || !snap.Keyring.Equal(res.Keyring) || res.SigningKeyID != keyring.KeyID(keyring.Secret(storetest.Plain1)) || dry.SigningKeyID != res.SigningKeyID {
 		t.Fatalf("%v %+v %+v", err, snap, res)
 	}
 	now := time.Now()
 	r := snap.Keyring
-	if sk, _ := r.SigningKey(now); string(sk.Secret) != plain1 {
+	if sk, _ := r.SigningKey(now); string(sk.Secret) != storetest.Plain1 {
 		t.Fatal("the rolled-back-to value does not sign at once")
 	}
 	v2at, _ := st.client.GetSecretValue(t.Context(), &secretsmanager.GetSecretValueInput{SecretId: &st.cfg.Name, VersionId: &v2})
-	if k, _ := r.Key(keyring.KeyID(keyring.Secret(plain2))); !k.ValidAt(now) || !k.NotAfter.Equal(aws.ToTime(v2at.CreatedDate).Add(keyring.DefaultActivationDelay+keyring.DefaultVerifyWindow)) {
+	if k, _ := r.Key(keyring.KeyID(keyring.Secret(storetest.Plain2))); !k.ValidAt(now) || !k.NotAfter.Equal(aws.ToTime(v2at.CreatedDate).Add(keyring.DefaultActivationDelay+keyring.DefaultVerifyWindow)) {
 		t.Fatalf("the withdrawn value: %+v", k)
 	}
 	// Rolling the rollback back: the labels move again.
-	putValue(t, st, plain3)
+	putValue(t, st, storetest.Plain3)
 	late := open(t, st.cfg.Name, f.AWS())
 	late.cfg.Now = func() time.Time {
 		return time.Now().Add(keyring.DefaultActivationDelay + keyring.DefaultVerifyWindow + time.Minute)
@@ -311,7 +300,7 @@ func TestPlainRollbackMovesTheLabelsBack(t *testing.T) {
 }
 
 func TestADocumentRollbackWritesTheRollbackDocument(t *testing.T) {
-	st := open(t, unique("docrollback"), awsfake.StartT(t).AWS())
+	st := open(t, awsfake.Unique("sigil/docrollback"), awsfake.StartT(t).AWS())
 	for _, a := range []rotate.Action{rotate.ActionStage, rotate.ActionStage, rotate.ActionRollback} {
 		if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{Action: a}); err != nil {
 			t.Fatalf("%s: %v", a, err)
@@ -325,7 +314,7 @@ func TestADocumentRollbackWritesTheRollbackDocument(t *testing.T) {
 
 func TestAnIdlePollIsOneDescribeSecret(t *testing.T) {
 	f := awsfake.StartT(t)
-	st := open(t, unique("idle"), f.AWS())
+	st := open(t, awsfake.Unique("sigil/idle"), f.AWS())
 	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +327,7 @@ func TestAnIdlePollIsOneDescribeSecret(t *testing.T) {
 
 func TestThrottlingBacksOffThenSucceedsOrSaysSo(t *testing.T) {
 	f := awsfake.StartT(t)
-	st := open(t, unique("throttle"), f.AWS())
+	st := open(t, awsfake.Unique("sigil/throttle"), f.AWS())
 	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -361,18 +350,18 @@ func TestThrottlingBacksOffThenSucceedsOrSaysSo(t *testing.T) {
 // fake; the sidecar writes the keys file and the app reloads each time.
 func TestSidecarEndToEnd(t *testing.T) {
 	t.Run("kumo plain values", func(t *testing.T) {
-		st := open(t, unique("e2e"), awsfake.Kumo(t))
-		putValue(t, st, plain1)
+		st := open(t, awsfake.Unique("sigil/e2e"), awsfake.Kumo(t))
+		putValue(t, st, storetest.Plain1)
 		_, app := sidecartest.WithApp(t, st, 50*time.Millisecond)
 		first := app.Status().Generation
-		putValue(t, st, plain2)
+		putValue(t, st, storetest.Plain2)
 		storetest.WaitFor(t, "the app to hold both values", func() bool { return len(app.Status().KeyIDs) == 2 })
-		if s := app.Status(); s.Generation < first || s.KeyIDs[1] != keyring.KeyID(keyring.Secret(plain2)) {
+		if s := app.Status(); s.Generation < first || s.KeyIDs[1] != keyring.KeyID(keyring.Secret(storetest.Plain2)) {
 			t.Fatalf("%+v", s)
 		}
 	})
 	t.Run("fake rotations", func(t *testing.T) {
-		st := open(t, unique("e2e"), awsfake.StartT(t).AWS())
+		st := open(t, awsfake.Unique("sigil/e2e"), awsfake.StartT(t).AWS())
 		if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
 			t.Fatal(err)
 		}

@@ -211,14 +211,7 @@ func (s *Store) previous(ctx context.Context, version int64) (*keyring.PlainValu
 
 // Description is what a write records on the version: who, why, which keys. Parameter
 // Store keeps it per version, so GetParameterHistory is the rotation history.
-func Description(r *keyring.Keyring) string {
-	d := fmt.Sprintf("keysync generation %d by %s at %s; keys %s; reason: %s", r.Generation, r.RotatedBy,
-		r.RotatedAt.UTC().Format(time.RFC3339), strings.Join(r.IDs(), ","), r.Reason)
-	if len(d) > MaxDescription {
-		d = d[:MaxDescription-3] + "..."
-	}
-	return d
-}
+func Description(r *keyring.Keyring) string { return awsapi.Description(r, MaxDescription) }
 
 func (s *Store) put(ctx context.Context, value, description string, overwrite bool) (int64, error) {
 	in := &ssm.PutParameterInput{Name: &s.cfg.Name, Value: &value, Type: types.ParameterTypeSecureString,

@@ -24,14 +24,6 @@ import (
 	"github.com/sigil-dna/keysync/store/storetest"
 )
 
-var seq atomic.Int64
-
-// unique names a parameter no other test (or test binary run) uses: kumo's state is
-// shared by every server in a binary.
-func unique(prefix string) string {
-	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano(), seq.Add(1))
-}
-
 func open(t *testing.T, name string, ac awsapi.Config) *Store {
 	t.Helper()
 	s, err := New(context.Background(), Config{Name: name, AWS: ac})
@@ -50,7 +42,7 @@ func backends(t *testing.T) map[string]awsapi.Config {
 func TestContract(t *testing.T) {
 	for name, ac := range backends(t) {
 		t.Run(name, func(t *testing.T) {
-			storetest.Run(t, func(t *testing.T) store.Store { return open(t, unique("contract"), ac) })
+			storetest.Run(t, func(t *testing.T) store.Store { return open(t, awsfake.Unique("contract"), ac) })
 		})
 	}
 }
@@ -88,19 +80,15 @@ func putPlain(t *testing.T, st *Store, value string) int64 {
 	return out.Version
 }
 
-const (
-	plain1 = "4e1f0a8c2b7d93e65f10c4a7b8d2e93f06a1c5b7d9e2f4a6c8b0d2e4f6a8c0b2"
-	plain2 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-)
 
 func TestPlainValueWithThePreviousFromHistory(t *testing.T) {
-	st := open(t, unique("plain"), awsfake.StartT(t).AWS())
-	putPlain(t, st, plain1)
+	st := open(t, awsfake.Unique("plain"), awsfake.StartT(t).AWS())
+	putPlain(t, st, storetest.Plain1)
 	snap, err := st.Read(t.Context())
 	if err != nil || !snap.Plain || len(snap.Keyring.Keys) != 1 || snap.Version != "1" {
 		t.Fatalf("version 1: %v %+v", err, snap)
 	}
-	putPlain(t, st, plain2)
+	putPlain(t, st, storetest.Plain2)
 	snap, err = st.Read(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +97,7 @@ func TestPlainValueWithThePreviousFromHistory(t *testing.T) {
 	if !snap.Plain || r.Generation != 2 || snap.Version != "2" || len(r.Keys) != 2 {
 		t.Fatalf("%+v", snap)
 	}
-	if string(r.Keys[0].Secret) != plain1 || string(r.Keys[1].Secret) != plain2 {
+	if string(r.Keys[0].Secret) != storetest.Plain1 || string(r.Keys[1].Secret) != storetest.Plain2 {
 		t.Fatal("the keys are not the previous and the current value, byte for byte")
 	}
 	// Times come from the history's LastModifiedDate, the same for every reader.
@@ -132,17 +120,17 @@ func TestPlainValueWithThePreviousFromHistory(t *testing.T) {
 // kumo has no GetParameterHistory: a plain value past version 1 must fail loudly, naming
 // the permission, rather than silently drop the previous key pods still verify.
 func TestPlainValueWithoutHistoryFailsLoudly(t *testing.T) {
-	st := open(t, unique("nohistory"), awsfake.Kumo(t))
-	putPlain(t, st, plain1)
+	st := open(t, awsfake.Unique("nohistory"), awsfake.Kumo(t))
+	putPlain(t, st, storetest.Plain1)
 	if _, err := st.Read(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	putPlain(t, st, plain2)
+	putPlain(t, st, storetest.Plain2)
 	_, err := st.Read(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "ssm:GetParameterHistory") {
 		t.Fatalf("err = %v", err)
 	}
-	for _, v := range []string{plain1, plain2} {
+	for _, v := range []string{storetest.Plain1, storetest.Plain2} {
 		if strings.Contains(err.Error(), v) {
 			t.Fatal("the error carries a value")
 		}
@@ -150,8 +138,8 @@ func TestPlainValueWithoutHistoryFailsLoudly(t *testing.T) {
 }
 
 func TestRotateAndRollbackRecordWhoWhyAndKeys(t *testing.T) {
-	st := open(t, unique("rotate"), awsfake.StartT(t).AWS())
-	putPlain(t, st, plain1)
+	st := open(t, awsfake.Unique("rotate"), awsfake.StartT(t).AWS())
+	putPlain(t, st, storetest.Plain1)
 	var last *rotate.Result
 	for _, a := range []rotate.Action{rotate.ActionStage, rotate.ActionStage, rotate.ActionRollback} {
 		res, err := rotate.Run(t.Context(), st, nil, rotate.Options{Action: a, Keyring: keyring.Options{RotatedBy: "alice@sigil", Reason: "ticket B7 " + string(a)}})
@@ -179,7 +167,7 @@ func TestRotateAndRollbackRecordWhoWhyAndKeys(t *testing.T) {
 
 func TestAnIdlePollIsOneGetParameterWithoutDecryption(t *testing.T) {
 	f := awsfake.StartT(t)
-	st := open(t, unique("idle"), f.AWS())
+	st := open(t, awsfake.Unique("idle"), f.AWS())
 	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +195,7 @@ func TestAnIdlePollIsOneGetParameterWithoutDecryption(t *testing.T) {
 // winner's document current.
 func TestALostRaceIsAConflictAndTheWinnerStays(t *testing.T) {
 	f := awsfake.StartT(t)
-	name := unique("race")
+	name := awsfake.Unique("race")
 	st := open(t, name, f.AWS())
 	other := open(t, name, f.AWS())
 	first, _ := keyring.Stage(nil, time.Now(), storetest.Secret("1"), keyring.Options{})
@@ -238,7 +226,7 @@ func TestALostRaceIsAConflictAndTheWinnerStays(t *testing.T) {
 
 func TestThrottlingBacksOffThenSucceedsOrSaysSo(t *testing.T) {
 	f := awsfake.StartT(t)
-	st := open(t, unique("throttle"), f.AWS())
+	st := open(t, awsfake.Unique("throttle"), f.AWS())
 	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -264,10 +252,10 @@ func TestThrottlingBacksOffThenSucceedsOrSaysSo(t *testing.T) {
 // TestSidecarEndToEnd on the kumo emulator: the ticket's plain SecureString, then a
 // keysync rotation; the sidecar writes the keys file and the app reloads each time.
 func TestSidecarEndToEnd(t *testing.T) {
-	st := open(t, unique("e2e"), awsfake.Kumo(t))
-	putPlain(t, st, plain1)
+	st := open(t, awsfake.Unique("e2e"), awsfake.Kumo(t))
+	putPlain(t, st, storetest.Plain1)
 	path, app := sidecartest.WithApp(t, st, 50*time.Millisecond)
-	if s := app.Status(); s.Generation != 1 || len(s.KeyIDs) != 1 || s.KeyIDs[0] != keyring.KeyID(keyring.Secret(plain1)) {
+	if s := app.Status(); s.Generation != 1 || len(s.KeyIDs) != 1 || s.KeyIDs[0] != keyring.KeyID(keyring.Secret(storetest.Plain1)) {
 		t.Fatalf("app status %+v", s)
 	}
 	res, err := rotate.Run(t.Context(), st, nil, rotate.Options{Keyring: keyring.Options{RotatedBy: "e2e"}})
@@ -303,20 +291,20 @@ func BenchmarkIdlePoll(b *testing.B) {
 // error carries a value.
 func TestBadValuesAndAnOutageKeepTheLastGoodKeys(t *testing.T) {
 	f := awsfake.StartT(t)
-	st := open(t, unique("bad"), f.AWS())
-	putPlain(t, st, plain1)
+	st := open(t, awsfake.Unique("bad"), f.AWS())
+	putPlain(t, st, storetest.Plain1)
 	path, app := sidecartest.WithApp(t, st, 20*time.Millisecond)
 	before, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range []string{"0123456789abcdef", `{"version": 1, "generation": 2, "keys": "` + plain2 + `"}`} {
+	for _, bad := range []string{"0123456789abcdef", `{"version": 1, "generation": 2, "keys": "` + storetest.Plain2 + `"}`} {
 		v := putPlain(t, st, bad)
 		_, err := st.Read(t.Context())
 		if !errors.Is(err, keyring.ErrInvalid) || !strings.Contains(err.Error(), fmt.Sprintf("version %d", v)) {
 			t.Fatalf("%d: err = %v", v, err)
 		}
-		for _, secret := range []string{bad, plain1, plain2} {
+		for _, secret := range []string{bad, storetest.Plain1, storetest.Plain2} {
 			if strings.Contains(err.Error(), secret) {
 				t.Fatalf("the error carries a value: %v", err)
 			}
@@ -340,11 +328,11 @@ func TestBadValuesAndAnOutageKeepTheLastGoodKeys(t *testing.T) {
 func TestAStringParameterIsReadWithOneWarning(t *testing.T) {
 	f := awsfake.StartT(t)
 	var logs strings.Builder
-	st, err := New(t.Context(), Config{Name: unique("string"), AWS: f.AWS(), Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	st, err := New(t.Context(), Config{Name: awsfake.Unique("string"), AWS: f.AWS(), Log: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.client.PutParameter(t.Context(), &ssm.PutParameterInput{Name: &st.cfg.Name, Value: aws.String(plain1), Type: types.ParameterTypeString}); err != nil {
+	if _, err := st.client.PutParameter(t.Context(), &ssm.PutParameterInput{Name: &st.cfg.Name, Value: aws.String(storetest.Plain1), Type: types.ParameterTypeString}); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
@@ -355,7 +343,7 @@ func TestAStringParameterIsReadWithOneWarning(t *testing.T) {
 			t.Fatalf("%v %+v", err, snap)
 		}
 	}
-	if n := strings.Count(logs.String(), "not a SecureString"); n != 1 || strings.Contains(logs.String(), plain1) {
+	if n := strings.Count(logs.String(), "not a SecureString"); n != 1 || strings.Contains(logs.String(), storetest.Plain1) {
 		t.Fatalf("%d warnings:\n%s", n, logs.String())
 	}
 	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {

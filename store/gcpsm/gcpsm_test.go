@@ -72,14 +72,14 @@ func addPlain(t *testing.T, st *Store, value string) {
 func TestPlainValueWithThePreviousVersion(t *testing.T) {
 	_, opts := startFake(t)
 	st := open(t, Config{Project: "sigil", Secret: "plain", ClientOptions: opts})
-	addPlain(t, st, "4e1f0a8c2b7d93e65f10c4a7b8d2e93f06a1c5b7d9e2f4a6c8b0d2e4f6a8c0b2")
-	addPlain(t, st, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
+	addPlain(t, st, storetest.Plain1)
+	addPlain(t, st, storetest.Plain2)
 	snap, err := st.Read(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := snap.Keyring
-	if !snap.Plain || r.Generation != 2 || len(r.Keys) != 2 || string(r.Keys[1].Secret) != "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" {
+	if !snap.Plain || r.Generation != 2 || len(r.Keys) != 2 || string(r.Keys[1].Secret) != storetest.Plain2 {
 		t.Fatalf("%+v", r)
 	}
 	if r.Keys[0].NotAfter.IsZero() || !r.Keys[1].NotAfter.IsZero() {
@@ -89,7 +89,7 @@ func TestPlainValueWithThePreviousVersion(t *testing.T) {
 	if _, err := st.client.DisableSecretVersion(t.Context(), &secretmanagerpb.DisableSecretVersionRequest{Name: st.name + "/versions/1"}); err != nil {
 		t.Fatal(err)
 	}
-	addPlain(t, st, "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752")
+	addPlain(t, st, storetest.Plain3)
 	if snap, err = st.Read(t.Context()); err != nil || len(snap.Keyring.Keys) != 2 || snap.Keyring.Generation != 3 {
 		t.Fatalf("%v %+v", err, snap)
 	}

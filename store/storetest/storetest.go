@@ -15,6 +15,14 @@ import (
 	"github.com/sigil-dna/keysync/store"
 )
 
+// Plain values as the ticket makes them (`openssl rand -hex 32`): 64 hex characters, used
+// byte for byte as the HMAC key.
+const (
+	Plain1 = "4e1f0a8c2b7d93e65f10c4a7b8d2e93f06a1c5b7d9e2f4a6c8b0d2e4f6a8c0b2"
+	Plain2 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	Plain3 = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
+)
+
 // Secret returns a deterministic test secret.
 func Secret(name string) keyring.Secret {
 	s := sha256.Sum256([]byte("storetest " + name))
