@@ -32,7 +32,6 @@ func open(t *testing.T, name string, ac awsapi.Config) *Store {
 	return s
 }
 
-
 // putValue is `aws secretsmanager create-secret` the first time and `put-secret-value`
 // after, with the given staging labels (none: AWSCURRENT). It returns the version id.
 func putValue(t *testing.T, st *Store, value string, stages ...string) string {

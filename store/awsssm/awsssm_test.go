@@ -80,7 +80,6 @@ func putPlain(t *testing.T, st *Store, value string) int64 {
 	return out.Version
 }
 
-
 func TestPlainValueWithThePreviousFromHistory(t *testing.T) {
 	st := open(t, awsfake.Unique("plain"), awsfake.StartT(t).AWS())
 	putPlain(t, st, storetest.Plain1)
