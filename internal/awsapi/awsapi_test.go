@@ -87,7 +87,7 @@ func TestTheDefaultChainReadsASharedCredentialsFile(t *testing.T) {
 // not AWS_ENDPOINT_URL.)
 func TestWebIdentityAsOnEKSWithIRSA(t *testing.T) {
 	isolate(t)
-	ac := awsfake.Kumo(t)
+	ac := awsfake.Kumo()
 	token := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(token, []byte("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6c2lnaWw6YXBwIn0.c2ln"), 0o600)
 	t.Setenv("AWS_ROLE_ARN", "arn:aws:iam::000000000000:role/keysync-sidecar")

@@ -41,7 +41,7 @@ var (
 // Kumo returns the store configuration that reaches the kumo emulator (an in-process
 // AWS emulator, not a fake), started once per test binary: every kumo server in a
 // binary shares one state, so tests use unique names.
-func Kumo(t testing.TB) awsapi.Config {
+func Kumo() awsapi.Config {
 	kumoOnce.Do(func() { kumoSrv = kumo.NewServer() })
 	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIAKUMOTEST", "kumo-test-secret", "")}
 	return quick(awsapi.Config{Base: &cfg, Endpoint: kumoSrv.URL})

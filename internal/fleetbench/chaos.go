@@ -60,6 +60,13 @@ func (b *bench) invalidDocument(ctx context.Context) error {
 		return err
 	}
 	bad := []byte(`{"version":1,"generation":0,"rotated_at":"2026-11-27T12:00:00Z","keys":[]}`)
+	if b.rawPut != nil {
+		if err := b.rawPut(ctx, bad); err != nil {
+			return err
+		}
+		b.sleep(ctx, 3*b.cfg.Poll)
+		return b.rawPut(ctx, mustEncode(snap.Keyring))
+	}
 	if b.vault == nil {
 		if err := os.WriteFile(filepath.Join(b.cfg.Work, "store", "keys.json"), bad, 0o600); err != nil {
 			return err

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sigil-dna/keysync/internal/awsfake"
 	"github.com/sigil-dna/keysync/internal/podfleet"
 	"github.com/sigil-dna/keysync/internal/testserver"
 	"github.com/sigil-dna/keysync/keyring"
@@ -33,7 +34,7 @@ type Config struct {
 	RotateEvery     time.Duration // between rotations
 	Poll            time.Duration // sidecar poll interval
 	BackoffCap      time.Duration // sidecar --backoff-cap
-	Store           string        // "vault" (default) or "file"
+	Store           string        // "vault" (default), "file", "ssm" (the kumo emulator) or "secretsmanager" (the fake)
 	Rate            int           // events per second, all apps together
 	Skew            time.Duration // app clocks spread over ±Skew
 	ActivationDelay time.Duration // staged scheme
@@ -202,6 +203,8 @@ type bench struct {
 	st           store.Store
 	sidecarStore string
 	env          []string
+	awsFake      *awsfake.Server
+	rawPut       func(ctx context.Context, doc []byte) error // writes bytes as they are
 	last         *keyring.Keyring
 	startedAt    time.Time
 	outageEnd    time.Time
@@ -218,6 +221,9 @@ func (b *bench) startStore(ctx context.Context) error {
 		}
 		b.st, b.sidecarStore = st, "file://"+path
 		return nil
+	}
+	if b.cfg.Store == "ssm" || b.cfg.Store == "secretsmanager" {
+		return b.startAWS(ctx)
 	}
 	v, err := testserver.StartVault(b.cfg.VaultBin)
 	if err != nil {
@@ -250,6 +256,9 @@ func (b *bench) close() {
 	}
 	if b.vault != nil {
 		b.vault.Stop()
+	}
+	if b.awsFake != nil {
+		b.awsFake.Close()
 	}
 }
 

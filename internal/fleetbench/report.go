@@ -59,8 +59,13 @@ func (r *Report) Markdown(command, chartPrefix string) string {
 }
 
 func storeName(s string) string {
-	if s == "file" {
+	switch s {
+	case "file":
 		return "file store (watched)"
+	case "ssm":
+		return "AWS SSM Parameter Store (kumo v0.33.1 emulator)"
+	case "secretsmanager":
+		return "AWS Secrets Manager (internal/awsfake, SigV4 checked)"
 	}
 	return "Vault v1.21.1 dev server (KV v2)"
 }

@@ -86,7 +86,7 @@ func TestContract(t *testing.T) {
 }
 
 func TestReadsOnKumoAndTheFake(t *testing.T) {
-	for name, ac := range map[string]awsapi.Config{"kumo": awsfake.Kumo(t), "fake": awsfake.StartT(t).AWS()} {
+	for name, ac := range map[string]awsapi.Config{"kumo": awsfake.Kumo(), "fake": awsfake.StartT(t).AWS()} {
 		t.Run(name, func(t *testing.T) {
 			st := open(t, awsfake.Unique("sigil/reads"), ac)
 			if _, err := st.Read(t.Context()); !errors.Is(err, store.ErrNotFound) {
@@ -349,7 +349,7 @@ func TestThrottlingBacksOffThenSucceedsOrSaysSo(t *testing.T) {
 // fake; the sidecar writes the keys file and the app reloads each time.
 func TestSidecarEndToEnd(t *testing.T) {
 	t.Run("kumo plain values", func(t *testing.T) {
-		st := open(t, awsfake.Unique("sigil/e2e"), awsfake.Kumo(t))
+		st := open(t, awsfake.Unique("sigil/e2e"), awsfake.Kumo())
 		putValue(t, st, storetest.Plain1)
 		_, app := sidecartest.WithApp(t, st, 50*time.Millisecond)
 		first := app.Status().Generation

@@ -36,7 +36,7 @@ func open(t *testing.T, name string, ac awsapi.Config) *Store {
 
 // backends are where the shared cases run: the kumo emulator and the fake.
 func backends(t *testing.T) map[string]awsapi.Config {
-	return map[string]awsapi.Config{"kumo": awsfake.Kumo(t), "fake": awsfake.StartT(t).AWS()}
+	return map[string]awsapi.Config{"kumo": awsfake.Kumo(), "fake": awsfake.StartT(t).AWS()}
 }
 
 func TestContract(t *testing.T) {
@@ -119,7 +119,7 @@ func TestPlainValueWithThePreviousFromHistory(t *testing.T) {
 // kumo has no GetParameterHistory: a plain value past version 1 must fail loudly, naming
 // the permission, rather than silently drop the previous key pods still verify.
 func TestPlainValueWithoutHistoryFailsLoudly(t *testing.T) {
-	st := open(t, awsfake.Unique("nohistory"), awsfake.Kumo(t))
+	st := open(t, awsfake.Unique("nohistory"), awsfake.Kumo())
 	putPlain(t, st, storetest.Plain1)
 	if _, err := st.Read(t.Context()); err != nil {
 		t.Fatal(err)
@@ -251,7 +251,7 @@ func TestThrottlingBacksOffThenSucceedsOrSaysSo(t *testing.T) {
 // TestSidecarEndToEnd on the kumo emulator: the ticket's plain SecureString, then a
 // keysync rotation; the sidecar writes the keys file and the app reloads each time.
 func TestSidecarEndToEnd(t *testing.T) {
-	st := open(t, awsfake.Unique("e2e"), awsfake.Kumo(t))
+	st := open(t, awsfake.Unique("e2e"), awsfake.Kumo())
 	putPlain(t, st, storetest.Plain1)
 	path, app := sidecartest.WithApp(t, st, 50*time.Millisecond)
 	if s := app.Status(); s.Generation != 1 || len(s.KeyIDs) != 1 || s.KeyIDs[0] != keyring.KeyID(keyring.Secret(storetest.Plain1)) {

@@ -27,7 +27,7 @@ func awsEnv(t *testing.T, ac awsapi.Config) {
 
 // TestSSMEndToEnd drives the real CLI and a pod's processes against the kumo emulator.
 func TestSSMEndToEnd(t *testing.T) {
-	ac := awsfake.Kumo(t)
+	ac := awsfake.Kumo()
 	awsEnv(t, ac)
 	e := newEnv(t)
 	name := "/sigil/e2e/" + t.Name()

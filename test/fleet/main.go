@@ -39,7 +39,7 @@ func run(ctx context.Context) error {
 	flag.DurationVar(&c.RotateEvery, "rotate-every", 3*time.Second, "time between rotations")
 	flag.DurationVar(&c.Poll, "poll", 2*time.Second, "sidecar poll interval")
 	flag.DurationVar(&c.BackoffCap, "backoff-cap", 4*time.Second, "sidecar backoff cap")
-	flag.StringVar(&c.Store, "store", "vault", "store: vault or file")
+	flag.StringVar(&c.Store, "store", "vault", "store: vault, file, ssm (kumo emulator, in process) or secretsmanager (the AWS fake, in process)")
 	flag.IntVar(&c.Rate, "rate", 200, "events per second, all apps together")
 	flag.DurationVar(&c.Skew, "skew", 5*time.Second, "app clocks spread over ±skew")
 	flag.DurationVar(&c.ActivationDelay, "activation-delay", 15*time.Second, "staged activation delay (> skew + poll×1.2 + backoff cap)")
