@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,13 +18,7 @@ import (
 // verification, every forgery with a retired key must be refused, and no secret may
 // appear in any output.
 func TestFleetShort(t *testing.T) {
-	work := t.TempDir()
-	exe := filepath.Join(work, "keysync")
-	build := exec.Command("go", "build", "-o", exe, "./cmd/keysync")
-	build.Dir = testserver.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
+	work, exe := buildKeysync(t)
 	vaultBin, err := testserver.VaultBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -38,22 +33,9 @@ func TestFleetShort(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
 	}
-	staged := rep.Phases[0]
-	t.Logf("\n%s", rep.Markdown("go test ./test/fleet", "fleet"))
-	if staged.Rotations != 10 || staged.EventsVerified == 0 || staged.Reloads == 0 {
-		t.Fatalf("the staged phase did not run: %+v", staged)
-	}
-	if staged.FailedVerifications != 0 {
-		t.Errorf("staged scheme: %d failed verifications (first: %s)", staged.FailedVerifications, staged.FirstFailure)
-	}
+	check(t, rep, 10)
 	if len(rep.Phases) != 2 || rep.Phases[1].Rotations != 10 {
 		t.Errorf("the naive baseline did not run")
-	}
-	if rep.ForgeriesAttempted == 0 || rep.ForgeriesRefused != rep.ForgeriesAttempted {
-		t.Errorf("forgeries: %d attempted, %d refused: %v", rep.ForgeriesAttempted, rep.ForgeriesRefused, rep.ForgeriesAccepted)
-	}
-	if rep.SecretsInOutput != 0 || rep.BytesScanned == 0 {
-		t.Errorf("secret scan: %d hits in %d bytes", rep.SecretsInOutput, rep.BytesScanned)
 	}
 	if len(rep.Chaos) < 4 {
 		t.Errorf("chaos scenarios that ran: %v", rep.Chaos)
@@ -66,5 +48,65 @@ func TestFleetShort(t *testing.T) {
 		if fi, err := os.Stat(filepath.Join(work, f)); err != nil || fi.Size() < 1000 {
 			t.Errorf("chart %s: %v", f, err)
 		}
+	}
+}
+
+// TestFleetShortAWS: the same with Parameter Store (kumo) and Secrets Manager (the fake),
+// with killed sidecars, a restarted app, an invalid document and an emergency rotation.
+func TestFleetShortAWS(t *testing.T) {
+	work, exe := buildKeysync(t)
+	for _, st := range []string{"ssm", "secretsmanager"} {
+		t.Run(st, func(t *testing.T) {
+			t.Parallel()
+			var progress strings.Builder
+			rep, err := fleetbench.Run(t.Context(), fleetbench.Config{
+				Pods: 4, Rotations: 8, RotateEvery: 2 * time.Second, Poll: time.Second, BackoffCap: 2 * time.Second,
+				Store: st, Rate: 80, Skew: 2 * time.Second, ActivationDelay: 7 * time.Second, VerifyWindow: 10 * time.Second,
+				KillSidecars: true, InvalidDocument: true, RestartApp: true, Emergency: true,
+				Exe: exe, Work: filepath.Join(work, st), Progress: &progress,
+			})
+			if err != nil {
+				t.Fatalf("%v\n%s", err, progress.String())
+			}
+			check(t, rep, 8)
+			if rep.StoreReqPerSecSteady == 0 {
+				t.Error("no store request was counted")
+			}
+			if !slices.ContainsFunc(rep.Chaos, func(c string) bool { return strings.HasPrefix(c, "invalid document") }) {
+				t.Errorf("chaos scenarios that ran: %v", rep.Chaos)
+			}
+		})
+	}
+}
+
+func buildKeysync(t *testing.T) (work, exe string) {
+	work = t.TempDir()
+	exe = filepath.Join(work, "keysync")
+	build := exec.Command("go", "build", "-o", exe, "./cmd/keysync")
+	build.Dir = testserver.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return work, exe
+}
+
+// check holds every fleet run to the acceptance criteria: the staged phase ran with
+// traffic and reloads and no failed verification, every forgery with a retired key was
+// refused, and no secret appeared in any output.
+func check(t *testing.T, rep *fleetbench.Report, rotations int) {
+	t.Helper()
+	staged := rep.Phases[0]
+	t.Logf("\n%s", rep.Markdown("go test ./test/fleet", "fleet"))
+	if staged.Rotations != rotations || staged.EventsVerified == 0 || staged.Reloads == 0 {
+		t.Fatalf("the staged phase did not run: %+v", staged)
+	}
+	if staged.FailedVerifications != 0 {
+		t.Errorf("staged scheme: %d failed verifications (first: %s)", staged.FailedVerifications, staged.FirstFailure)
+	}
+	if rep.ForgeriesAttempted == 0 || rep.ForgeriesRefused != rep.ForgeriesAttempted {
+		t.Errorf("forgeries: %d attempted, %d refused: %v", rep.ForgeriesAttempted, rep.ForgeriesRefused, rep.ForgeriesAccepted)
+	}
+	if rep.SecretsInOutput != 0 || rep.BytesScanned == 0 {
+		t.Errorf("secret scan: %d hits in %d bytes", rep.SecretsInOutput, rep.BytesScanned)
 	}
 }
