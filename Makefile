@@ -4,7 +4,7 @@ BIN       := bin/keysync
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test lint demo bench bench-fleet fuzz clean
+.PHONY: build test lint demo bench bench-fleet bench-fleet-aws fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/keysync
@@ -35,7 +35,7 @@ demo: build
 	./$(BIN) demo
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./reload/ ./keyring/
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./reload/ ./keyring/ ./store/awsssm/ ./store/awssm/
 	node reload/node/test/bench.js
 
 # The fleet benchmark and chaos suite with its defaults: 20 pods x 200 rotations per
@@ -43,6 +43,12 @@ bench:
 bench-fleet: build
 	vault=$$(bash test/servers/vault.sh) && \
 	KEYSYNC_VAULT_BIN=$$vault $(GO) run ./test/fleet --keysync $(BIN) --report docs/benchmarks.md
+
+# The same against Parameter Store (the kumo emulator, in process) and Secrets Manager (the
+# fake, in process): 20 pods x 100 staged rotations each (about 7 minutes each).
+bench-fleet-aws:
+	$(GO) run ./test/fleet --store ssm --pods 20 --rotations 100 --naive=false --store-outage 0 --report docs/benchmarks.md --section fleet-ssm
+	$(GO) run ./test/fleet --store secretsmanager --pods 20 --rotations 100 --naive=false --store-outage 0 --report docs/benchmarks.md --section fleet-secretsmanager
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./keyring/
