@@ -266,31 +266,37 @@ func (s *Store) Write(ctx context.Context, r *keyring.Keyring, ifVersion string)
 	if got == base+1 {
 		return strconv.FormatInt(got, 10), nil
 	}
-	return "", s.restore(ctx, base+1, got)
+	return s.restore(ctx, base+1, got, string(doc))
 }
 
-// restore handles a lost race: version winner was written by another rotation between
-// this write's check and its PutParameter, which made version ours. It puts the winner's
-// document back on top unless the parameter has changed again, and returns the conflict.
-func (s *Store) restore(ctx context.Context, winner, ours int64) error {
+// restore handles a write that did not get version winner: another write made it between
+// this write's check and its PutParameter, which made version ours. If winner holds this
+// very document, it was this write's own PutParameter, applied once more by a retry after
+// a lost response: the write succeeded. Otherwise it puts the winner's document back on
+// top unless the parameter has changed again, and returns the conflict.
+func (s *Store) restore(ctx context.Context, winner, ours int64, doc string) (string, error) {
 	lost := fmt.Errorf("ssm %s: another write made version %d between this write's version check and its PutParameter (this write became version %d)", s.cfg.Name, winner, ours)
 	sel := s.cfg.Name + ":" + strconv.FormatInt(winner, 10)
 	w, err := s.client.GetParameter(ctx, &ssm.GetParameterInput{Name: &sel, WithDecryption: aws.Bool(true)})
 	if err != nil {
 		s.cfg.Log.Error("lost a write race and cannot read the winning version back: the parameter holds this write's document, not the winner's",
 			"store", s.String(), "winner", winner, "ours", ours, "error", s.fail("GetParameter "+sel, err))
-		return fmt.Errorf("%w; reading version %d back failed, so version %d (this write) stays: %w", lost, winner, ours, store.ErrConflict)
+		return "", fmt.Errorf("%w; reading version %d back failed, so version %d (this write) stays: %w", lost, winner, ours, store.ErrConflict)
+	}
+	if aws.ToString(w.Parameter.Value) == doc {
+		s.cfg.Log.Info("the write was applied twice (a retried PutParameter)", "store", s.String(), "versions", []int64{winner, ours})
+		return strconv.FormatInt(ours, 10), nil
 	}
 	m, err := s.meta(ctx)
 	if err != nil || m.Version != ours {
-		return fmt.Errorf("%w; the parameter changed again, left as it is: %w", lost, store.ErrConflict)
+		return "", fmt.Errorf("%w; the parameter changed again, left as it is: %w", lost, store.ErrConflict)
 	}
 	restored, err := s.put(ctx, aws.ToString(w.Parameter.Value),
 		fmt.Sprintf("keysync: version %d restored after a concurrent write made version %d", winner, ours), true)
 	if err != nil {
-		return fmt.Errorf("%w; restoring version %d failed: %v: %w", lost, winner, err, store.ErrConflict)
+		return "", fmt.Errorf("%w; restoring version %d failed: %v: %w", lost, winner, err, store.ErrConflict)
 	}
 	s.cfg.Log.Warn("lost a write race; the winning document was put back", "store", s.String(),
 		"winner", winner, "ours", ours, "restored_as", restored)
-	return fmt.Errorf("%w; version %d's document was put back as version %d: %w", lost, winner, restored, store.ErrConflict)
+	return "", fmt.Errorf("%w; version %d's document was put back as version %d: %w", lost, winner, restored, store.ErrConflict)
 }

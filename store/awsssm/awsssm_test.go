@@ -223,6 +223,40 @@ func TestALostRaceIsAConflictAndTheWinnerStays(t *testing.T) {
 	}
 }
 
+// TestAWriteAppliedTwiceIsNotAConflict: PutParameter's response is lost and the SDK's
+// retry applies the same document again, so this write gets version N+2 with its own
+// document at N+1. That is a success, not a lost race.
+func TestAWriteAppliedTwiceIsNotAConflict(t *testing.T) {
+	f := awsfake.StartT(t)
+	name := awsfake.Unique("twice")
+	st := open(t, name, f.AWS())
+	first, _ := keyring.Stage(nil, time.Now(), storetest.Secret("1"), keyring.Options{})
+	v1, err := st.Write(t.Context(), first, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, _ := keyring.Stage(first, time.Now(), storetest.Secret("2"), keyring.Options{})
+	doc, _ := keyring.Encode(second)
+	var once atomic.Bool
+	f.Before(func(op string) {
+		if op == "ssm.PutParameter" && once.CompareAndSwap(false, true) {
+			// the first attempt, applied, its response lost
+			if _, err := st.client.PutParameter(context.Background(), &ssm.PutParameterInput{Name: &name, Value: aws.String(string(doc)),
+				Type: types.ParameterTypeSecureString, Overwrite: aws.Bool(true)}); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	v, err := st.Write(t.Context(), second, v1)
+	f.Before(nil)
+	if err != nil || v != "3" {
+		t.Fatalf("version %q, %v", v, err)
+	}
+	if snap, err := st.Read(t.Context()); err != nil || !snap.Keyring.Equal(second) {
+		t.Fatalf("%v", err)
+	}
+}
+
 func TestThrottlingBacksOffThenSucceedsOrSaysSo(t *testing.T) {
 	f := awsfake.StartT(t)
 	st := open(t, awsfake.Unique("throttle"), f.AWS())
