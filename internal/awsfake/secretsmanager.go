@@ -19,6 +19,7 @@ type secretVersion struct {
 type secret struct {
 	name, arn, description string
 	created, changed       time.Time
+	deleted                time.Time // scheduled for deletion (recoverable) when set
 	versions               []*secretVersion // in creation order
 }
 
@@ -107,6 +108,9 @@ func (f *Server) secretsManager(op string, body []byte) (any, error) {
 	if s == nil {
 		return nil, errf(400, "ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
 	}
+	if !s.deleted.IsZero() && op != "DescribeSecret" && op != "DeleteSecret" {
+		return nil, errf(400, "InvalidRequestException", "You can't perform this operation on the secret because it was marked for deletion.")
+	}
 	switch op {
 	case "PutSecretValue":
 		if in.SecretString == "" {
@@ -158,8 +162,12 @@ func (f *Server) secretsManager(op string, body []byte) (any, error) {
 				stages[v.ID] = v.Stages
 			}
 		}
-		return map[string]any{"ARN": s.arn, "Name": s.name, "Description": s.description, "CreatedDate": epoch(s.created),
-			"LastChangedDate": epoch(s.changed), "VersionIdsToStages": stages}, nil
+		out := map[string]any{"ARN": s.arn, "Name": s.name, "Description": s.description, "CreatedDate": epoch(s.created),
+			"LastChangedDate": epoch(s.changed), "VersionIdsToStages": stages}
+		if !s.deleted.IsZero() {
+			out["DeletedDate"] = epoch(s.deleted)
+		}
+		return out, nil
 	case "ListSecretVersionIds":
 		var vs []map[string]any
 		for _, v := range s.versions {
@@ -206,8 +214,12 @@ func (f *Server) secretsManager(op string, body []byte) (any, error) {
 		s.changed = f.now()
 		return map[string]any{"ARN": s.arn, "Name": s.name}, nil
 	case "DeleteSecret":
-		delete(f.secrets, s.name)
-		return map[string]any{"ARN": s.arn, "Name": s.name, "DeletionDate": epoch(f.now())}, nil
+		if in.ForceDeleteWithoutRecovery {
+			delete(f.secrets, s.name)
+			return map[string]any{"ARN": s.arn, "Name": s.name, "DeletionDate": epoch(f.now())}, nil
+		}
+		s.deleted = f.now()
+		return map[string]any{"ARN": s.arn, "Name": s.name, "DeletionDate": epoch(s.deleted.Add(30 * 24 * time.Hour))}, nil
 	}
 	return nil, errf(400, "UnknownOperationException", "the fake does not serve secretsmanager %s", op)
 }

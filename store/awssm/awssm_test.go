@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -308,6 +309,35 @@ func TestADocumentRollbackWritesTheRollbackDocument(t *testing.T) {
 	snap, err := st.Read(t.Context())
 	if err != nil || snap.Plain || snap.Keyring.Generation != 3 || len(stagesOf(t, st)) != 2 {
 		t.Fatalf("%v %+v %v", err, snap, stagesOf(t, st))
+	}
+}
+
+// TestASecretScheduledForDeletionIsNotFoundAndTheKeysStay: `aws secretsmanager
+// delete-secret` (with its recovery window) makes the secret unreadable; the sidecar says
+// so and keeps the last good keys, the app keeps running on them.
+func TestASecretScheduledForDeletionIsNotFoundAndTheKeysStay(t *testing.T) {
+	f := awsfake.StartT(t)
+	st := open(t, awsfake.Unique("sigil/deleted"), f.AWS())
+	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	path, app := sidecartest.WithApp(t, st, 20*time.Millisecond)
+	before, _ := os.ReadFile(path)
+	if _, err := st.client.DeleteSecret(t.Context(), &secretsmanager.DeleteSecretInput{SecretId: &st.cfg.Name}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := st.Read(t.Context())
+	if !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "scheduled for deletion") {
+		t.Fatalf("err = %v", err)
+	}
+	f.Calls()
+	polls := 0
+	storetest.WaitFor(t, "the sidecar to poll the deleted secret", func() bool { polls += f.Calls()["secretsmanager.DescribeSecret"]; return polls >= 2 })
+	if now, _ := os.ReadFile(path); string(now) != string(before) || app.Status().Generation != 1 {
+		t.Fatal("the keys file or the app changed")
+	}
+	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err == nil {
+		t.Fatal("a rotation wrote to a secret scheduled for deletion")
 	}
 }
 
