@@ -19,7 +19,7 @@ type secretVersion struct {
 type secret struct {
 	name, arn, description string
 	created, changed       time.Time
-	deleted                time.Time // scheduled for deletion (recoverable) when set
+	deleted                time.Time        // scheduled for deletion (recoverable) when set
 	versions               []*secretVersion // in creation order
 }
 
