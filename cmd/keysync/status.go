@@ -12,6 +12,7 @@ import (
 	"github.com/sigil-dna/keysync/internal/cli"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/store"
+	"github.com/sigil-dna/keysync/store/awssm"
 )
 
 type keyStatus struct {
@@ -104,6 +105,8 @@ func describeStore(st store.Store, snap *store.Snapshot, now time.Time) storeSta
 		}
 		var until time.Time
 		switch {
+		case ks.State == keyring.StatePending && k.NotBefore.Equal(awssm.NotYet):
+			// an AWSPENDING value: it signs when it is made AWSCURRENT, at no set time
 		case ks.State == keyring.StatePending:
 			until = k.NotBefore
 		case !k.NotAfter.IsZero() && ks.State != keyring.StateExpired:
