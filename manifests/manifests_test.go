@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
@@ -110,7 +111,8 @@ func deployment(t *testing.T, doc []byte) *appsv1.Deployment {
 // identity webhook reads, and the region.
 var awsIRSA = []string{"keysync.enabled=true", "keysync.store=ssm:///spiral-event-secret",
 	`keysync.serviceAccountAnnotations.eks\.amazonaws\.com/role-arn=arn:aws:iam::123456789012:role/keysync-sidecar`,
-	"keysync.env[0].name=AWS_REGION", "keysync.env[0].value=eu-west-1"}
+	"keysync.env[0].name=AWS_REGION", "keysync.env[0].value=eu-west-1", "keysync.rotation.enabled=true",
+	`keysync.rotation.serviceAccountAnnotations.eks\.amazonaws\.com/role-arn=arn:aws:iam::123456789012:role/keysync-rotator`}
 
 func TestAWSValuesReachTheServiceAccountAndTheSidecar(t *testing.T) {
 	doc := helmTemplate(t, awsIRSA...)
@@ -121,19 +123,31 @@ func TestAWSValuesReachTheServiceAccountAndTheSidecar(t *testing.T) {
 	if e := sidecar.Env[len(sidecar.Env)-1]; e.Name != "AWS_REGION" || e.Value != "eu-west-1" || sidecar.Env[0].Name != "POD_IP" {
 		t.Fatalf("env %+v", sidecar.Env)
 	}
+	roles := map[string]string{}
 	for _, part := range bytes.Split(doc, []byte("\n---")) {
-		if bytes.Contains(part, []byte("kind: ServiceAccount")) {
+		switch {
+		case bytes.Contains(part, []byte("\nkind: ServiceAccount\n")):
 			var sa corev1.ServiceAccount
 			if err := yaml.Unmarshal(part, &sa); err != nil {
 				t.Fatal(err)
 			}
-			if sa.Annotations["eks.amazonaws.com/role-arn"] != "arn:aws:iam::123456789012:role/keysync-sidecar" {
-				t.Fatalf("service account annotations %v", sa.Annotations)
+			roles[sa.Name] = sa.Annotations["eks.amazonaws.com/role-arn"]
+		case bytes.Contains(part, []byte("\nkind: CronJob\n")):
+			var cj batchv1.CronJob
+			if err := yaml.Unmarshal(part, &cj); err != nil {
+				t.Fatal(err)
 			}
-			return
+			c := cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0]
+			if !slices.Contains(c.Args, "--store=ssm:///spiral-event-secret") || len(c.Env) != 1 || c.Env[0].Name != "AWS_REGION" {
+				t.Fatalf("rotation job: args %v env %+v", c.Args, c.Env)
+			}
 		}
 	}
-	t.Fatal("no ServiceAccount rendered")
+	want := map[string]string{"sigil-app-keysync": "arn:aws:iam::123456789012:role/keysync-sidecar",
+		"sigil-app-keysync-rotate": "arn:aws:iam::123456789012:role/keysync-rotator"}
+	if !reflect.DeepEqual(roles, want) {
+		t.Fatalf("service accounts and their roles: %v", roles)
+	}
 }
 
 // TestTheToggleOnlyAdds: with keysync.enabled=false the pod spec carries nothing of
