@@ -51,6 +51,9 @@ const (
 	Previous = "AWSPREVIOUS"
 )
 
+// errNoCurrent: the secret exists but has no value (created empty, for its policy or tags).
+var errNoCurrent = errors.New("no version is " + Current)
+
 // NotYet is the not_before of an AWSPENDING plain value: it verifies, and signs only once
 // it is made AWSCURRENT.
 var NotYet = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
@@ -151,7 +154,7 @@ func (s *Store) labels(ctx context.Context) (labels, error) {
 		}
 	}
 	if l.current == "" {
-		return labels{}, fmt.Errorf("secretsmanager %s: no version is %s: %w", s.cfg.Name, Current, store.ErrNotFound)
+		return labels{}, fmt.Errorf("secretsmanager %s: %w: %w", s.cfg.Name, errNoCurrent, store.ErrNotFound)
 	}
 	return l, nil
 }
@@ -353,7 +356,7 @@ func (s *Store) create(ctx context.Context, r *keyring.Keyring, doc []byte, tok 
 		return tok, nil
 	case lerr == nil:
 		return "", fmt.Errorf("secretsmanager %s was created meanwhile: %w", s.cfg.Name, store.ErrConflict)
-	case errors.Is(lerr, store.ErrNotFound) && strings.Contains(lerr.Error(), "no version is"):
+	case errors.Is(lerr, errNoCurrent):
 		// The secret exists without a value (created empty, for its policy or tags):
 		// this first value becomes AWSCURRENT.
 		if _, err := s.client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: &s.cfg.Name,

@@ -129,6 +129,30 @@ func TestReadsOnKumoAndTheFake(t *testing.T) {
 	}
 }
 
+// TestASecretCreatedEmptyTakesTheFirstRotation: a secret made beforehand without a value
+// (for its resource policy, tags or KMS key, as Terraform often does) is not found, and
+// the first rotation puts its value.
+func TestASecretCreatedEmptyTakesTheFirstRotation(t *testing.T) {
+	for name, ac := range map[string]awsapi.Config{"kumo": awsfake.Kumo(), "fake": awsfake.StartT(t).AWS()} {
+		t.Run(name, func(t *testing.T) {
+			st := open(t, awsfake.Unique("sigil/empty"), ac)
+			if _, err := st.client.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: &st.cfg.Name}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Read(t.Context()); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("an empty secret: %v", err)
+			}
+			res, err := rotate.Run(t.Context(), st, nil, rotate.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if snap, err := st.Read(t.Context()); err != nil || !snap.Keyring.Equal(res.Keyring) {
+				t.Fatalf("after the first rotation: %v", err)
+			}
+		})
+	}
+}
+
 func TestPlainLabelsMapOntoPendingCurrentPrevious(t *testing.T) {
 	st := open(t, awsfake.Unique("sigil/labels"), awsfake.StartT(t).AWS())
 	putValue(t, st, storetest.Plain1)
