@@ -6,6 +6,8 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync"
 
 	"github.com/sigil-dna/keysync/keyring"
 )
@@ -68,4 +70,37 @@ type Rollbacker interface {
 	// RollbackPlain rolls back if the store still holds ifVersion and returns the keyring
 	// readers compute afterwards; with dryRun it only computes that keyring.
 	RollbackPlain(ctx context.Context, ifVersion string, dryRun bool) (*keyring.Keyring, error)
+}
+
+// IsDocument reports whether a stored value is a keyring document (a JSON object) rather
+// than a plain value, which is used byte for byte as the key.
+func IsDocument(value []byte) bool {
+	return strings.HasPrefix(strings.TrimSpace(string(value)), "{")
+}
+
+// Cache keeps the snapshot of the version a store read last, keyed by whatever identifies
+// that version cheaply (a version number and its date, an etag, label positions), so that
+// an idle poll which finds the same key returns it without fetching or decoding the value.
+// The zero value is empty and ready; it is safe for concurrent use.
+type Cache struct {
+	mu   sync.Mutex
+	key  string
+	snap *Snapshot
+}
+
+// Get returns the snapshot kept under key, or nil.
+func (c *Cache) Get(key string) *Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.snap == nil || c.key != key {
+		return nil
+	}
+	return c.snap
+}
+
+// Put keeps snap under key, replacing what was kept.
+func (c *Cache) Put(key string, snap *Snapshot) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.key, c.snap = key, snap
 }

@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -86,9 +85,7 @@ type Store struct {
 	cfg    Config
 	client *secretsmanager.Client
 
-	mu        sync.Mutex
-	cached    *store.Snapshot
-	cachedKey string
+	cache store.Cache // keyed by where the labels are and LastChangedDate
 }
 
 // New creates the client. No request is made.
@@ -177,28 +174,20 @@ func (s *Store) get(ctx context.Context, id string) (value, error) {
 	return v, nil
 }
 
-func isDocument(v keyring.Secret) bool { return strings.HasPrefix(strings.TrimSpace(string(v)), "{") }
-
 // Read implements store.Store. The version is the AWSCURRENT version id.
 func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
 	l, err := s.labels(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	if s.cached != nil && s.cachedKey == l.key() {
-		snap := s.cached
-		s.mu.Unlock()
+	if snap := s.cache.Get(l.key()); snap != nil {
 		return snap, nil
 	}
-	s.mu.Unlock()
 	snap, err := s.decode(ctx, l)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	s.cached, s.cachedKey = snap, l.key()
-	s.mu.Unlock()
+	s.cache.Put(l.key(), snap)
 	return snap, nil
 }
 
@@ -208,7 +197,7 @@ func (s *Store) decode(ctx context.Context, l labels) (*store.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	if isDocument(cur.secret) {
+	if store.IsDocument(cur.secret) {
 		r, err := keyring.Parse(cur.secret)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
@@ -227,7 +216,7 @@ func (s *Store) decode(ctx context.Context, l labels) (*store.Snapshot, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !isDocument(v.secret) {
+		if !store.IsDocument(v.secret) {
 			*x.dst = &v
 		}
 	}
@@ -266,7 +255,7 @@ func (s *Store) plain(l labels, cur value, prev, pend *value) (*keyring.Keyring,
 	} else {
 		var p *keyring.PlainValue
 		if prev != nil {
-			p = &keyring.PlainValue{Value: prev.secret, CreatedAt: prev.created, Version: 1}
+			p = &keyring.PlainValue{Value: prev.secret, CreatedAt: prev.created}
 		}
 		if r, err = keyring.FromPlain(now, p, s.cfg.Plain, rotatedBy); err != nil {
 			return nil, err
@@ -408,7 +397,7 @@ func (s *Store) RollbackPlain(ctx context.Context, ifVersion string, dryRun bool
 	if err != nil {
 		return nil, err
 	}
-	if isDocument(cur.secret) || isDocument(prev.secret) {
+	if store.IsDocument(cur.secret) || store.IsDocument(prev.secret) {
 		return nil, fmt.Errorf("secretsmanager %s holds a keyring document: roll back with a new document, not by moving labels", s.cfg.Name)
 	}
 	if until := rolledBackUntil(cur.created, s.cfg.Plain); !s.cfg.Now().Before(until) {

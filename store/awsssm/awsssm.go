@@ -23,7 +23,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -73,10 +72,8 @@ type Store struct {
 	cfg    Config
 	client *ssm.Client
 
-	mu        sync.Mutex
-	cached    *store.Snapshot
-	cachedKey string // version and date of what cached holds
-	warned    atomic.Bool
+	cache  store.Cache // keyed by version and date
+	warned atomic.Bool
 }
 
 // New creates the client. No request is made.
@@ -131,13 +128,9 @@ func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	if s.cached != nil && s.cachedKey == cacheKey(m) {
-		snap := s.cached
-		s.mu.Unlock()
+	if snap := s.cache.Get(cacheKey(m)); snap != nil {
 		return snap, nil
 	}
-	s.mu.Unlock()
 	out, err := s.client.GetParameter(ctx, &ssm.GetParameterInput{Name: &s.cfg.Name, WithDecryption: aws.Bool(true)})
 	if err != nil {
 		return nil, s.fail("GetParameter with decryption", err)
@@ -147,13 +140,9 @@ func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	s.cached, s.cachedKey = snap, cacheKey(p)
-	s.mu.Unlock()
+	s.cache.Put(cacheKey(p), snap)
 	return snap, nil
 }
-
-func isDocument(v string) bool { return strings.HasPrefix(strings.TrimSpace(v), "{") }
 
 func (s *Store) decode(ctx context.Context, p *types.Parameter) (*store.Snapshot, error) {
 	where := fmt.Sprintf("ssm %s version %d", s.cfg.Name, p.Version)
@@ -163,7 +152,7 @@ func (s *Store) decode(ctx context.Context, p *types.Parameter) (*store.Snapshot
 	}
 	value := aws.ToString(p.Value)
 	version := strconv.FormatInt(p.Version, 10)
-	if isDocument(value) {
+	if store.IsDocument([]byte(value)) {
 		r, err := keyring.Parse([]byte(value))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
@@ -203,7 +192,7 @@ func (s *Store) previous(ctx context.Context, version int64) (*keyring.PlainValu
 			}
 		}
 	}
-	if best == nil || isDocument(aws.ToString(best.Value)) {
+	if best == nil || store.IsDocument([]byte(aws.ToString(best.Value))) {
 		return nil, nil
 	}
 	return &keyring.PlainValue{Value: keyring.Secret(aws.ToString(best.Value)), CreatedAt: aws.ToTime(best.LastModifiedDate), Version: best.Version}, nil

@@ -369,9 +369,7 @@ func TestAStringParameterIsReadWithOneWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		st.mu.Lock()
-		st.cached = nil
-		st.mu.Unlock()
+		st.cache.Put("", nil)
 		if snap, err := st.Read(t.Context()); err != nil || !snap.Plain {
 			t.Fatalf("%v %+v", err, snap)
 		}

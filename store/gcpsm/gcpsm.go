@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
@@ -69,9 +68,7 @@ type Store struct {
 	client *secretmanager.Client
 	name   string
 
-	mu         sync.Mutex
-	cached     *store.Snapshot
-	cachedName string // version name and etag of what cached holds
+	cache store.Cache // keyed by the newest enabled version's name and etag
 }
 
 // New creates the client.
@@ -126,13 +123,9 @@ func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
 		return nil, fmt.Errorf("gcpsm %s: no enabled version: %w", s.name, store.ErrNotFound)
 	}
 	key := vs[0].Name + "@" + vs[0].Etag
-	s.mu.Lock()
-	if s.cached != nil && s.cachedName == key {
-		snap := s.cached
-		s.mu.Unlock()
+	if snap := s.cache.Get(key); snap != nil {
 		return snap, nil
 	}
-	s.mu.Unlock()
 	data, err := s.access(ctx, vs[0].Name)
 	if err != nil {
 		return nil, err
@@ -141,9 +134,7 @@ func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	s.cached, s.cachedName = snap, key
-	s.mu.Unlock()
+	s.cache.Put(key, snap)
 	return snap, nil
 }
 
@@ -170,7 +161,7 @@ func versionNumber(name string) int64 {
 
 func (s *Store) decode(ctx context.Context, vs []*secretmanagerpb.SecretVersion, data []byte) (*store.Snapshot, error) {
 	cur := vs[0]
-	if t := strings.TrimSpace(string(data)); strings.HasPrefix(t, "{") {
+	if store.IsDocument(data) {
 		r, err := keyring.Parse(data)
 		if err != nil {
 			return nil, fmt.Errorf("gcpsm %s: %s: %w", s.name, cur.Name, err)
@@ -180,7 +171,7 @@ func (s *Store) decode(ctx context.Context, vs []*secretmanagerpb.SecretVersion,
 	now := keyring.PlainValue{Value: data, CreatedAt: cur.CreateTime.AsTime(), Version: versionNumber(cur.Name)}
 	var prev *keyring.PlainValue
 	if len(vs) > 1 {
-		if pdata, err := s.access(ctx, vs[1].Name); err == nil && !strings.HasPrefix(strings.TrimSpace(string(pdata)), "{") {
+		if pdata, err := s.access(ctx, vs[1].Name); err == nil && !store.IsDocument(pdata) {
 			prev = &keyring.PlainValue{Value: pdata, CreatedAt: vs[1].CreateTime.AsTime(), Version: versionNumber(vs[1].Name)}
 		}
 	}

@@ -15,7 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 
@@ -68,11 +68,10 @@ type Store struct {
 	kv     *api.KVv2
 	auth   *authenticator
 
-	mu     sync.Mutex
-	cached *store.Snapshot // the keyring of cachedVersion, so an idle poll is one metadata read
-	// cachedVersion identifies a version by number and creation time: a Vault restored
-	// from elsewhere may hold other data under the same number.
-	cachedVersion api.KVVersionMetadata
+	// cache holds the keyring of the version last read, so an idle poll is one metadata
+	// read. It is keyed by version number and creation time: a Vault restored from
+	// elsewhere may hold other data under the same number.
+	cache store.Cache
 }
 
 // New connects and logs in. The context bounds the login.
@@ -155,13 +154,10 @@ func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
 	if md.CurrentVersion == 0 || !ok || cur.Destroyed || !cur.DeletionTime.IsZero() {
 		return nil, fmt.Errorf("vault %s: latest version %d is deleted or destroyed: %w", s.cfg.Path, md.CurrentVersion, store.ErrNotFound)
 	}
-	s.mu.Lock()
-	if s.cached != nil && s.cachedVersion.Version == md.CurrentVersion && s.cachedVersion.CreatedTime.Equal(cur.CreatedTime) {
-		snap := s.cached
-		s.mu.Unlock()
+	key := strconv.Itoa(md.CurrentVersion) + "@" + cur.CreatedTime.UTC().Format(time.RFC3339Nano)
+	if snap := s.cache.Get(key); snap != nil {
 		return snap, nil
 	}
-	s.mu.Unlock()
 	data, err := s.version(ctx, md.CurrentVersion)
 	if err != nil {
 		return nil, err
@@ -170,10 +166,7 @@ func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	cur.Version = md.CurrentVersion
-	s.cached, s.cachedVersion = snap, cur
-	s.mu.Unlock()
+	s.cache.Put(key, snap)
 	return snap, nil
 }
 
