@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/smithy-go"
 
+	"github.com/sigil-dna/keysync/internal/secretscan"
 	"github.com/sigil-dna/keysync/keyring"
 )
 
@@ -150,3 +151,34 @@ func Description(r *keyring.Keyring, max int) string {
 	runes := []rune(d)
 	return string(runes[:max-3]) + "..."
 }
+
+// Redact returns err unless its message quotes the value a call was writing, or a key in
+// it (raw, hex or base64). Such an error — a service or proxy echoing the request in a
+// validation message — is replaced by one that keeps only the AWS error code, so that
+// the value cannot reach a log.
+func Redact(err error, value []byte) error {
+	if err == nil {
+		return nil
+	}
+	secrets := [][]byte{value}
+	if r, perr := keyring.Parse(value); perr == nil {
+		for _, k := range r.Keys {
+			secrets = append(secrets, k.Secret)
+		}
+	}
+	if secretscan.Count([]byte(err.Error()), secrets...) == 0 {
+		return err
+	}
+	return &redacted{code: Code(err)}
+}
+
+// redacted is an AWS error whose message was withheld; it keeps the code for callers
+// that branch on it.
+type redacted struct{ code string }
+
+func (e *redacted) Error() string {
+	return fmt.Sprintf("api error %s: (message withheld: it quoted the value being written)", e.code)
+}
+func (e *redacted) ErrorCode() string             { return e.code }
+func (e *redacted) ErrorMessage() string          { return "(withheld)" }
+func (e *redacted) ErrorFault() smithy.ErrorFault { return smithy.FaultUnknown }

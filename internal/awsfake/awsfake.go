@@ -45,6 +45,7 @@ type Server struct {
 	secrets  map[string]*secret
 	calls    map[string]int
 	throttle map[string]int
+	echo     map[string]bool
 	before   func(op string)
 	clock    func() time.Time
 	last     time.Time
@@ -54,7 +55,7 @@ type Server struct {
 // Start serves the fake on a loopback port until Close.
 func Start() *Server {
 	f := &Server{params: map[string]*parameter{}, secrets: map[string]*secret{}, calls: map[string]int{},
-		throttle: map[string]int{}, clock: time.Now}
+		throttle: map[string]int{}, echo: map[string]bool{}, clock: time.Now}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	f.URL = f.srv.URL
 	return f
@@ -102,6 +103,15 @@ func (f *Server) Throttle(op string, n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.throttle[op] = n
+}
+
+// RejectQuoting makes the next request of op fail with a ValidationException whose
+// message quotes the request body — values included — as a careless service or proxy
+// might: the client must not pass such a message on.
+func (f *Server) RejectQuoting(op string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.echo[op] = true
 }
 
 // Before runs fn (without the fake's lock held) before each operation is served, so a
@@ -163,6 +173,11 @@ func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 			writeErr(w, errf(400, "ThrottlingException", "Rate exceeded"))
 			return
 		}
+	}
+	if f.echo[name] {
+		delete(f.echo, name)
+		writeErr(w, errf(400, "ValidationException", "1 validation error detected: request %s failed to satisfy constraint", body))
+		return
 	}
 	var out any
 	if strings.HasPrefix(name, "ssm.") {

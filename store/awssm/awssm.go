@@ -303,6 +303,7 @@ func (s *Store) Write(ctx context.Context, r *keyring.Keyring, ifVersion string)
 	}
 	if _, err := s.client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: &s.cfg.Name,
 		SecretString: aws.String(string(doc)), ClientRequestToken: &tok, VersionStages: []string{Pending}}); err != nil {
+		err = awsapi.Redact(err, doc)
 		if errors.Is(s.fail("", err), store.ErrNotFound) {
 			return "", fmt.Errorf("secretsmanager %s was deleted since it was read: %w", s.cfg.Name, store.ErrConflict)
 		}
@@ -336,6 +337,7 @@ func (s *Store) create(ctx context.Context, r *keyring.Keyring, doc []byte, tok 
 	if err == nil {
 		return tok, nil
 	}
+	err = awsapi.Redact(err, doc)
 	if awsapi.Code(err) != "ResourceExistsException" {
 		return "", s.fail("CreateSecret", err)
 	}
@@ -350,7 +352,7 @@ func (s *Store) create(ctx context.Context, r *keyring.Keyring, doc []byte, tok 
 		// this first value becomes AWSCURRENT.
 		if _, err := s.client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: &s.cfg.Name,
 			SecretString: aws.String(string(doc)), ClientRequestToken: &tok}); err != nil {
-			return "", s.fail("PutSecretValue", err)
+			return "", s.fail("PutSecretValue", awsapi.Redact(err, doc))
 		}
 		s.describe(ctx, r)
 		return tok, nil

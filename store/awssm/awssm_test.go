@@ -16,6 +16,7 @@ import (
 
 	"github.com/sigil-dna/keysync/internal/awsapi"
 	"github.com/sigil-dna/keysync/internal/awsfake"
+	"github.com/sigil-dna/keysync/internal/secretscan"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate"
 	"github.com/sigil-dna/keysync/sidecar/sidecartest"
@@ -251,6 +252,29 @@ func TestAConcurrentRotationIsRefusedByTheService(t *testing.T) {
 		if slices.Contains(stages, Pending) {
 			t.Fatalf("version %s left %v", id, stages)
 		}
+	}
+}
+
+// TestAnErrorQuotingTheValueIsWithheld: a refused PutSecretValue or CreateSecret whose
+// message quotes the document keeps its code and loses its message.
+func TestAnErrorQuotingTheValueIsWithheld(t *testing.T) {
+	f := awsfake.StartT(t)
+	st := open(t, awsfake.Unique("sigil/echo"), f.AWS())
+	first, _ := keyring.Stage(nil, time.Now(), storetest.Secret("1"), keyring.Options{})
+	f.RejectQuoting("secretsmanager.CreateSecret")
+	_, err := st.Write(t.Context(), first, "")
+	if err == nil || !strings.Contains(err.Error(), "message withheld") || secretscan.Count([]byte(err.Error()), storetest.Secret("1")) != 0 {
+		t.Fatalf("CreateSecret: %v", err)
+	}
+	v1, err := st.Write(t.Context(), first, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, _ := keyring.Stage(first, time.Now(), storetest.Secret("2"), keyring.Options{})
+	f.RejectQuoting("secretsmanager.PutSecretValue")
+	_, err = st.Write(t.Context(), second, v1)
+	if err == nil || awsapi.Code(err) != "ValidationException" || secretscan.Count([]byte(err.Error()), storetest.Secret("1"), storetest.Secret("2")) != 0 {
+		t.Fatalf("PutSecretValue: %v", err)
 	}
 }
 

@@ -210,6 +210,7 @@ func (s *Store) put(ctx context.Context, value, description string, overwrite bo
 	}
 	out, err := s.client.PutParameter(ctx, in)
 	if err != nil {
+		err = awsapi.Redact(err, []byte(value))
 		switch awsapi.Code(err) {
 		case "ParameterAlreadyExists":
 			return 0, fmt.Errorf("ssm %s was created meanwhile: %w", s.cfg.Name, store.ErrConflict)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sigil-dna/keysync/internal/awsapi"
 	"github.com/sigil-dna/keysync/internal/awsfake"
+	"github.com/sigil-dna/keysync/internal/secretscan"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate"
 	"github.com/sigil-dna/keysync/sidecar/sidecartest"
@@ -254,6 +255,27 @@ func TestAWriteAppliedTwiceIsNotAConflict(t *testing.T) {
 	}
 	if snap, err := st.Read(t.Context()); err != nil || !snap.Keyring.Equal(second) {
 		t.Fatalf("%v", err)
+	}
+}
+
+// TestAnErrorQuotingTheValueIsWithheld: a refusal whose message quotes the request (the
+// document with its keys) keeps its code and loses its message.
+func TestAnErrorQuotingTheValueIsWithheld(t *testing.T) {
+	f := awsfake.StartT(t)
+	st := open(t, awsfake.Unique("echo"), f.AWS())
+	first, _ := keyring.Stage(nil, time.Now(), storetest.Secret("1"), keyring.Options{})
+	v1, err := st.Write(t.Context(), first, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, _ := keyring.Stage(first, time.Now(), storetest.Secret("2"), keyring.Options{})
+	f.RejectQuoting("ssm.PutParameter")
+	_, err = st.Write(t.Context(), second, v1)
+	if err == nil || awsapi.Code(err) != "ValidationException" || !strings.Contains(err.Error(), "message withheld") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := secretscan.Count([]byte(err.Error()), storetest.Secret("1"), storetest.Secret("2")); n != 0 {
+		t.Fatalf("the error carries a key %d times: %v", n, err)
 	}
 }
 
