@@ -1,5 +1,8 @@
-# keysync: one static binary for the sidecar, rotate, rollback and status.
+# keysync: one static binary for the sidecar, rotate, rollback and status, nothing else.
 #   docker build -t ghcr.io/sigil-dna/keysync:dev .
+# The demo app that docker-compose.yml runs beside the sidecar is another target and
+# another image; no demo code is in keysync's:
+#   docker build --target demo -t ghcr.io/sigil-dna/keysync-demo:dev .
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
@@ -7,11 +10,19 @@ RUN go mod download
 COPY . .
 ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/keysync ./cmd/keysync
-# The demo app is the same binary under another name, so it has a process name of its own.
-RUN ln -s keysync /out/demo-app
 
+FROM build AS build-demo
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /demo/keysync-demo ./cmd/keysync-demo && ln -s keysync-demo /demo/demo-app
+
+# The demo app, run as /demo-app so that it has a process name of its own.
+FROM gcr.io/distroless/static:nonroot AS demo
+COPY --from=build-demo /demo/ /
+USER 65532:65532
+ENTRYPOINT ["/demo-app"]
+
+# The keysync image (the default target).
 FROM gcr.io/distroless/static:nonroot
-COPY --from=build /out/ /
+COPY --from=build /out/keysync /keysync
 USER 65532:65532
 EXPOSE 9102
 ENTRYPOINT ["/keysync"]

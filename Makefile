@@ -4,10 +4,14 @@ BIN       := bin/keysync
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test lint demo bench bench-fleet bench-fleet-aws fuzz clean
+.PHONY: build build-demo test lint demo bench bench-fleet bench-fleet-aws fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/keysync
+
+# The local demo is a binary of its own (never in the image); it runs bin/keysync as the sidecars.
+build-demo: build
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/keysync-demo ./cmd/keysync-demo
 
 # The whole suite: lint, the Node tests, then every Go test with the race detector. The
 # scripts in test/servers first obtain the real servers the tests use (Vault, etcd,
@@ -31,8 +35,8 @@ lint:
 		cp /tmp/keysync-go.mod.bak go.mod; cp /tmp/keysync-go.sum.bak go.sum; \
 		echo "go mod tidy changes go.mod/go.sum: run it and commit"; exit 1; fi
 
-demo: build
-	./$(BIN) demo
+demo: build-demo
+	./bin/keysync-demo
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./reload/ ./keyring/ ./store/awsssm/ ./store/awssm/

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -52,8 +53,9 @@ type wireDoc struct {
 type wireKey struct {
 	ID        *string `json:"id"`
 	Secret    *string `json:"secret"`
-	NotBefore *string `json:"not_before"`
+	NotBefore *string `json:"not_before,omitempty"`
 	NotAfter  *string `json:"not_after,omitempty"`
+	Held      bool    `json:"held,omitempty"`
 }
 
 // Parse decodes and validates a keyring document. Errors wrap ErrInvalid, name the
@@ -113,6 +115,8 @@ func jsonKind(k string) string {
 		return "an array"
 	case "struct":
 		return "an object"
+	case "bool":
+		return "a boolean"
 	}
 	return k
 }
@@ -158,8 +162,12 @@ func keyFromWire(i int, wk *wireKey) (Key, error) {
 		return Key{}, invalid(field("id"), "missing")
 	case wk.Secret == nil:
 		return Key{}, invalid(field("secret"), "missing")
-	case wk.NotBefore == nil:
-		return Key{}, invalid(field("not_before"), "missing")
+	case wk.Held && wk.NotBefore != nil:
+		return Key{}, invalid(field("not_before"), `a held key has none: it signs from its promotion`)
+	case wk.Held && wk.NotAfter != nil:
+		return Key{}, invalid(field("not_after"), `a held key has none`)
+	case !wk.Held && wk.NotBefore == nil:
+		return Key{}, invalid(field("not_before"), `missing (a key waiting for its promotion says "held": true instead)`)
 	}
 	secret, err := secretEncoding.DecodeString(*wk.Secret)
 	if err != nil {
@@ -167,8 +175,13 @@ func keyFromWire(i int, wk *wireKey) (Key, error) {
 		return Key{}, invalid(field("secret"), "not standard padded base64")
 	}
 	k := Key{ID: *wk.ID, Secret: secret}
-	if k.NotBefore, err = parseTime(field("not_before"), *wk.NotBefore); err != nil {
-		return Key{}, err
+	if !wk.Held {
+		if k.NotBefore, err = parseTime(field("not_before"), *wk.NotBefore); err != nil {
+			return Key{}, err
+		}
+		if k.NotBefore.IsZero() {
+			return Key{}, invalid(field("not_before"), "the zero time")
+		}
 	}
 	if wk.NotAfter != nil {
 		if k.NotAfter, err = parseTime(field("not_after"), *wk.NotAfter); err != nil {
@@ -201,8 +214,8 @@ func validateKey(field func(string) string, k Key) error {
 		return invalid(field("id"), "not %d lower-case hex digits", KeyIDLen)
 	case k.ID != KeyID(k.Secret):
 		return invalid(field("id"), "does not match the fingerprint of its secret")
-	case k.NotBefore.IsZero():
-		return invalid(field("not_before"), "missing")
+	case k.Held() && !k.NotAfter.IsZero():
+		return invalid(field("not_after"), "a held key has none")
 	case !k.NotAfter.IsZero() && !k.NotAfter.After(k.NotBefore):
 		return invalid(field("not_after"), "not after not_before")
 	}
@@ -240,6 +253,17 @@ func Validate(r *Keyring) error {
 			return invalid(field("id"), "duplicate of keys[%d].id %s", j, k.ID)
 		}
 		seen[k.ID] = i
+		if k.Held() {
+			switch {
+			case slices.ContainsFunc(r.Keys[i+1:], Key.Held):
+				return invalid("keys", "more than one held key")
+			case i != len(r.Keys)-1:
+				return invalid("keys", "not ordered: the held key comes last")
+			case i == 0:
+				return invalid("keys", "only a held key: a keyring needs a key that signs")
+			}
+			continue
+		}
 		if i > 0 {
 			switch c := k.NotBefore.Compare(r.Keys[i-1].NotBefore); {
 			case c == 0:
@@ -263,8 +287,12 @@ func Encode(r *Keyring) ([]byte, error) {
 	rotatedAt := r.RotatedAt.UTC().Format(timeLayout)
 	w := wireDoc{Version: &v, Generation: &gen, RotatedAt: &rotatedAt, RotatedBy: r.RotatedBy, Reason: r.Reason}
 	for _, k := range r.Keys {
-		id, secret, nb := k.ID, secretEncoding.EncodeToString(k.Secret), k.NotBefore.UTC().Format(timeLayout)
-		wk := &wireKey{ID: &id, Secret: &secret, NotBefore: &nb}
+		id, secret := k.ID, secretEncoding.EncodeToString(k.Secret)
+		wk := &wireKey{ID: &id, Secret: &secret, Held: k.Held()}
+		if !k.Held() {
+			nb := k.NotBefore.UTC().Format(timeLayout)
+			wk.NotBefore = &nb
+		}
 		if !k.NotAfter.IsZero() {
 			na := k.NotAfter.UTC().Format(timeLayout)
 			wk.NotAfter = &na

@@ -72,6 +72,14 @@ func rejectCases() map[string]rejectCase {
 		"more keys than the bound": {doc: docJSON(1, manyKeys...), field: "keys", want: "17 keys, the limit is 16"},
 		"a document over 64 KiB": {
 			doc: strings.Replace(docJSON(1, ka), `"version":1`, `"version":1,"reason":"`+strings.Repeat("x", MaxDocumentBytes)+`"`, 1), want: "the limit is 65536"},
+		"a held key with a not_before": {
+			doc: docJSON(1, ka, strings.Replace(heldKeyJSON(b), `"held":true`, `"held":true,"not_before":"2026-11-27T13:00:00Z"`, 1)), field: "keys[1].not_before", want: "a held key has none"},
+		"a held key with a not_after": {
+			doc: docJSON(1, ka, strings.Replace(heldKeyJSON(b), `"held":true`, `"held":true,"not_after":"2026-11-27T13:00:00Z"`, 1)), field: "keys[1].not_after", want: "a held key has none"},
+		"two held keys":                {doc: docJSON(1, ka, heldKeyJSON(b), heldKeyJSON(testSecret("c"))), field: "keys", want: "more than one held key"},
+		"only a held key":              {doc: docJSON(1, heldKeyJSON(b)), field: "keys", want: "a keyring needs a key that signs"},
+		"held of the wrong JSON type":  {doc: docJSON(1, ka, strings.Replace(heldKeyJSON(b), `"held":true`, `"held":"yes"`, 1)), field: "keys.held", want: "JSON string where a boolean"},
+		"a key neither timed nor held": {doc: docJSON(1, ka, strings.Replace(heldKeyJSON(b), `"held":true`, `"held":false`, 1)), field: "keys[1].not_before", want: `"held": true instead`},
 		"a reason over the text bound": {
 			doc: strings.Replace(docJSON(1, ka), `"version":1`, `"version":1,"reason":"`+strings.Repeat("x", MaxTextLen+1)+`"`, 1), field: "reason", want: "longer than"},
 	}

@@ -44,3 +44,8 @@ func mustParse(t testing.TB, doc string) *Keyring {
 	}
 	return r
 }
+
+// heldKeyJSON is a key that waits for its promotion.
+func heldKeyJSON(s Secret) string {
+	return fmt.Sprintf(`{"id":%q,"secret":%q,"held":true}`, KeyID(s), base64.StdEncoding.EncodeToString(s))
+}

@@ -1,6 +1,7 @@
 // Package keyring owns the keysync keyring document: its JSON encoding, validation,
-// key ids, the redacting Secret type, the staged lifecycle (stage, emergency, rollback,
-// prune) and the HMAC signing and verification shared by every app library.
+// key ids, the redacting Secret type, the staged lifecycle (stage, hold, promote,
+// emergency, rollback, prune) and the HMAC signing and verification shared by every app
+// library.
 //
 // The package does no I/O beyond encoding and decoding. All lifecycle functions are
 // pure functions of a keyring, an instant and options.
@@ -36,13 +37,19 @@ type Key struct {
 	// Secret is the HMAC key, used byte for byte.
 	Secret Secret
 	// NotBefore is when the key starts signing. Before it the key is pending: it
-	// verifies but does not sign.
+	// verifies but does not sign. Zero means the key is held: it verifies everywhere and
+	// signs nowhere until Promote gives it a NotBefore.
 	NotBefore time.Time
-	// NotAfter, when not zero, is when the key stops verifying (exclusive).
+	// NotAfter, when not zero, is when the key stops verifying (exclusive). A held key
+	// has none.
 	NotAfter time.Time
 }
 
-// Keyring is a validated keyring document. Keys are ordered by NotBefore, oldest first.
+// Held reports whether the key waits for a promotion: it verifies, it never signs.
+func (k Key) Held() bool { return k.NotBefore.IsZero() }
+
+// Keyring is a validated keyring document. Keys are ordered by NotBefore, oldest first;
+// a held key, if any (at most one), comes last.
 // A Keyring is treated as immutable: lifecycle functions return a new one.
 type Keyring struct {
 	Generation int64
@@ -57,31 +64,49 @@ type State string
 
 // Key states, as shown by `keysync status`.
 const (
+	StateHeld     State = "held"
 	StatePending  State = "pending"
 	StateCurrent  State = "current"
 	StatePrevious State = "previous"
 	StateExpired  State = "expired"
 )
 
-// ValidAt reports whether the key verifies at now: it is not expired. Pending keys verify.
+// ValidAt reports whether the key verifies at now: it is not expired. Pending and held
+// keys verify.
 func (k Key) ValidAt(now time.Time) bool {
 	return k.NotAfter.IsZero() || now.Before(k.NotAfter)
 }
 
-// SigningKey returns the key that signs at now: among the keys valid at now, the one
-// with the latest NotBefore not after now. When every valid key is still pending (an
-// emergency key seen by a clock that runs behind), it returns the earliest pending key,
-// which every verifier already accepts. ok is false only when no key is valid at now.
+// SigningKey returns the key that signs at now: among the keys valid at now that are not
+// held, the one with the latest NotBefore not after now. When every such key is still
+// pending (an emergency key seen by a clock that runs behind), it returns the earliest
+// pending key, which every verifier already accepts. A held key never signs. ok is false
+// only when no key can sign at now. It is the one rule, which the Signer applies too.
 func (r *Keyring) SigningKey(now time.Time) (k Key, ok bool) {
+	if i := r.signingIndex(now); i >= 0 {
+		return r.Keys[i], true
+	}
+	return Key{}, false
+}
+
+func (r *Keyring) signingIndex(now time.Time) int {
 	for i := len(r.Keys) - 1; i >= 0; i-- {
-		if c := r.Keys[i]; c.ValidAt(now) && !c.NotBefore.After(now) {
-			return c, true
+		if c := &r.Keys[i]; !c.Held() && c.ValidAt(now) && !c.NotBefore.After(now) {
+			return i
 		}
 	}
-	for _, c := range r.Keys {
-		if c.ValidAt(now) {
-			return c, true
+	for i := range r.Keys {
+		if c := &r.Keys[i]; !c.Held() && c.ValidAt(now) {
+			return i
 		}
+	}
+	return -1
+}
+
+// HeldKey returns the key that waits for a promotion, if there is one.
+func (r *Keyring) HeldKey() (Key, bool) {
+	if n := len(r.Keys); n > 0 && r.Keys[n-1].Held() {
+		return r.Keys[n-1], true
 	}
 	return Key{}, false
 }
@@ -101,6 +126,8 @@ func (r *Keyring) VerifyKeys(now time.Time) []Key {
 // StateAt classifies a key of r at now.
 func (r *Keyring) StateAt(k Key, now time.Time) State {
 	switch s, ok := r.SigningKey(now); {
+	case k.Held():
+		return StateHeld
 	case !k.ValidAt(now):
 		return StateExpired
 	case ok && s.ID == k.ID:
@@ -167,6 +194,23 @@ func (r *Keyring) clone() *Keyring {
 	return &c
 }
 
+// sortKeys orders keys by NotBefore, held keys last.
 func sortKeys(keys []Key) {
-	slices.SortFunc(keys, func(a, b Key) int { return a.NotBefore.Compare(b.NotBefore) })
+	slices.SortStableFunc(keys, func(a, b Key) int {
+		switch {
+		case a.Held() || b.Held():
+			return compareBool(a.Held(), b.Held())
+		}
+		return a.NotBefore.Compare(b.NotBefore)
+	})
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }

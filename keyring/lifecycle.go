@@ -63,8 +63,9 @@ var ErrNoPrevious = errors.New("keyring: no previous key is still valid to roll 
 
 // Stage returns the next keyring: secret is added as a pending key that starts signing
 // at now+ActivationDelay, and every other key expires VerifyWindow after that (or
-// earlier if it already did). Expired keys are dropped. r may be nil for the first
-// keyring, whose key signs at once.
+// earlier if it already did). Expired keys and a held key are dropped (a held key never
+// signed, so nothing made with it needs verifying). r may be nil for the first keyring,
+// whose key signs at once.
 func Stage(r *Keyring, now time.Time, secret Secret, o Options) (*Keyring, error) {
 	if err := o.check(); err != nil {
 		return nil, err
@@ -74,7 +75,7 @@ func Stage(r *Keyring, now time.Time, secret Secret, o Options) (*Keyring, error
 		return first(now, secret, o)
 	}
 	nb := now.Add(o.Delay())
-	next := retire(r.Prune(now), nb.Add(o.Window()))
+	next := retire(withoutHeld(r.Prune(now)), nb.Add(o.Window()))
 	if _, dup := next.Key(KeyID(secret)); dup {
 		return nil, errors.New("keyring: the new secret is already in the keyring")
 	}
@@ -98,30 +99,70 @@ func Emergency(r *Keyring, now time.Time, secret Secret, o Options) (*Keyring, e
 	return finish(r, &Keyring{Keys: []Key{{ID: KeyID(secret), Secret: secret, NotBefore: now}}}, now, o)
 }
 
-// Naive is the ticket's original scheme, kept only as the baseline of the fleet
-// benchmark: secret signs from now, with no pending phase, and every other key verifies
-// for VerifyWindow more. Pods that reload at different moments then reject each other's
-// signatures; use Stage to rotate.
-func Naive(r *Keyring, now time.Time, secret Secret, o Options) (*Keyring, error) {
+// ErrNotHeld is returned by Promote when the keyring holds no such held key.
+var ErrNotHeld = errors.New("keyring: no such held key")
+
+// Hold returns the next keyring with secret added as a held key: it verifies everywhere
+// and signs nowhere, for as long as it takes every member of the fleet to load it; every
+// other key stays as it is. A held key already there is replaced (it never signed).
+// Expired keys are dropped. The first keyring cannot be held: r must hold a key that signs.
+func Hold(r *Keyring, now time.Time, secret Secret, o Options) (*Keyring, error) {
 	now = ms(now)
 	if r == nil {
-		return first(now, secret, o)
+		return nil, errors.New("keyring: the first keyring has no key to hold a new one beside: it signs at once")
 	}
-	next := retire(r.Prune(now), now.Add(o.Window()))
-	next.Keys = append(next.Keys, Key{ID: KeyID(secret), Secret: secret, NotBefore: now})
-	// Keys staged earlier but not yet active would otherwise sign after this one.
-	kept := next.Keys[:0]
-	for _, k := range next.Keys {
-		if !k.NotBefore.After(now) {
-			kept = append(kept, k)
-		}
+	next := withoutHeld(r.Prune(now))
+	if _, ok := next.SigningKey(now); !ok {
+		return nil, errors.New("keyring: no key signs now, so a new key cannot wait for a promotion: rotate with --emergency")
 	}
-	next.Keys = kept
+	if _, dup := next.Key(KeyID(secret)); dup {
+		return nil, errors.New("keyring: the new secret is already in the keyring")
+	}
+	next.Keys = append(next.Keys, Key{ID: KeyID(secret), Secret: secret})
 	return finish(r, next, now, o)
 }
 
-// Rollback makes the previous key sign again under a new generation. If the newest key
-// is still pending, it is withdrawn and the current key keeps signing with no expiry.
+// Promote makes the held key id sign from now+margin (the largest clock skew between
+// the fleet's members: every member already verifies it, so a member that reads the
+// promotion late rejects nothing) and every other key expire VerifyWindow after that.
+// It fails with ErrNotHeld unless id is the held key.
+func Promote(r *Keyring, now time.Time, id string, margin time.Duration, o Options) (*Keyring, error) {
+	if r == nil {
+		return nil, fmt.Errorf("%w: %s (the store holds no keyring)", ErrNotHeld, id)
+	}
+	if margin < 0 || o.VerifyWindow < 0 {
+		return nil, errors.New("keyring: clock-skew margin and verify window must not be negative")
+	}
+	now = ms(now)
+	held, ok := r.HeldKey()
+	if !ok || held.ID != id {
+		return nil, fmt.Errorf("%w: %s", ErrNotHeld, id)
+	}
+	nb := now.Add(margin)
+	next := retire(withoutHeld(r.Prune(now)), nb.Add(o.Window()))
+	for _, k := range next.Keys {
+		if k.NotBefore.After(nb) {
+			return nil, fmt.Errorf("keyring: key %s is pending until %s, after the promotion of %s: withdraw it first",
+				k.ID, k.NotBefore.Format(time.RFC3339), id)
+		}
+	}
+	held.NotBefore = nb
+	next.Keys = append(next.Keys, held)
+	return finish(r, next, now, o)
+}
+
+// withoutHeld returns a copy of r without its held key.
+func withoutHeld(r *Keyring) *Keyring {
+	next := r.clone()
+	if _, ok := next.HeldKey(); ok {
+		next.Keys = next.Keys[:len(next.Keys)-1]
+	}
+	return next
+}
+
+// Rollback makes the previous key sign again under a new generation. A held key is
+// withdrawn and nothing else changes. If the newest key is still pending, it is withdrawn
+// and the current key keeps signing with no expiry.
 // Otherwise the previous key is staged again: it becomes pending (it verifies all
 // along), signs from now+ActivationDelay, and the key it replaces expires VerifyWindow
 // later. Rollback fails with ErrNoPrevious when the previous key has expired.
@@ -134,6 +175,9 @@ func Rollback(r *Keyring, now time.Time, o Options) (*Keyring, error) {
 	}
 	now = ms(now)
 	live := r.Prune(now)
+	if _, held := live.HeldKey(); held {
+		return finish(r, withoutHeld(live), now, o)
+	}
 	if len(live.Keys) == 0 {
 		return nil, ErrNoPrevious
 	}
@@ -227,8 +271,11 @@ type PlainValue struct {
 // predecessor signs from its creation. Generation is the current store version. rotatedBy
 // names the source (for example "vault kv secret/sigil/spiral-event-secret").
 func FromPlain(current PlainValue, previous *PlainValue, o Options, rotatedBy string) (*Keyring, error) {
-	if current.Version <= 0 {
+	switch {
+	case current.Version <= 0:
 		return nil, invalid("generation", "plain value has no positive store version")
+	case current.CreatedAt.IsZero():
+		return nil, invalid("value", "plain value has no store timestamp")
 	}
 	cur := Key{ID: KeyID(current.Value), Secret: current.Value, NotBefore: ms(current.CreatedAt)}
 	if err := validateKey(func(n string) string { return "value." + n }, cur); err != nil {
@@ -244,7 +291,7 @@ func FromPlain(current PlainValue, previous *PlainValue, o Options, rotatedBy st
 	}
 	r.Keys[0].NotBefore = cur.NotBefore.Add(o.Delay())
 	prev.NotAfter = r.Keys[0].NotBefore.Add(o.Window())
-	if !prev.NotBefore.Before(r.Keys[0].NotBefore) {
+	if prev.Held() || !prev.NotBefore.Before(r.Keys[0].NotBefore) { // no timestamp, or a clock that ran behind
 		prev.NotBefore = r.Keys[0].NotBefore.Add(-time.Millisecond)
 	}
 	r.Keys = []Key{prev, r.Keys[0]}

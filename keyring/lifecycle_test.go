@@ -276,17 +276,107 @@ func TestFromPlain(t *testing.T) {
 	})
 }
 
-func TestNaiveSignsAtOnceAndKeepsTheOldKeyForTheWindow(t *testing.T) {
-	r, _ := Stage(nil, t0, testSecret("a"), Options{})
-	at := t0.Add(time.Hour)
-	n, err := Naive(r, at, testSecret("b"), Options{VerifyWindow: time.Minute})
+// TestHeldKeyWaitsForItsPromotion follows a fleet-confirmed rotation: the held key
+// verifies everywhere and signs nowhere, however long it waits; the promotion makes it
+// sign from now+margin and starts the other keys' verify window then.
+func TestHeldKeyWaitsForItsPromotion(t *testing.T) {
+	a, b := testSecret("a"), testSecret("b")
+	r1, _ := Stage(nil, t0, a, Options{})
+	holdAt := t0.Add(time.Hour)
+	held, err := Hold(r1, holdAt, b, Options{RotatedBy: "ops", Reason: "cadence"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k, _ := n.SigningKey(at); k.ID != KeyID(testSecret("b")) {
-		t.Fatal("the naive key does not sign at once")
+	hk, ok := held.HeldKey()
+	if !ok || hk.ID != KeyID(b) || held.Generation != 2 || len(held.Keys) != 2 || !held.Keys[0].NotAfter.IsZero() {
+		t.Fatalf("held keyring: %+v", held)
 	}
-	if old, _ := n.Key(KeyID(testSecret("a"))); !old.NotAfter.Equal(at.Add(time.Minute)) {
-		t.Fatalf("old key expires at %v", old.NotAfter)
+	payload := []byte("event")
+	sigB, _ := NewSigner(&Keyring{Generation: 1, RotatedAt: t0, Keys: []Key{{ID: KeyID(b), Secret: b, NotBefore: t0}}}).Sign(t0, payload)
+	s := signer(t, held)
+	for _, at := range []time.Time{holdAt, holdAt.Add(365 * 24 * time.Hour)} {
+		if k, _ := held.SigningKey(at); k.ID != KeyID(a) {
+			t.Fatalf("at %s the held key signs", at)
+		}
+		if held.StateAt(held.Keys[1], at) != StateHeld || held.StateAt(held.Keys[0], at) != StateCurrent {
+			t.Fatalf("states at %s: %s %s", at, held.StateAt(held.Keys[0], at), held.StateAt(held.Keys[1], at))
+		}
+		if err := s.Verify(at, payload, sigB); err != nil {
+			t.Fatalf("the held key does not verify at %s: %v", at, err)
+		}
 	}
+	doc, _ := Encode(held)
+	if back := mustParse(t, string(doc)); !back.Equal(held) || !strings.Contains(string(doc), `"held": true`) {
+		t.Fatalf("held key does not round-trip:\n%s", doc)
+	}
+
+	promoteAt := holdAt.Add(10 * time.Minute)
+	p, err := Promote(held, promoteAt, KeyID(b), 5*time.Second, Options{VerifyWindow: time.Minute, Reason: "promoted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signFrom := promoteAt.Add(5 * time.Second)
+	if p.Generation != 3 || !p.Keys[1].NotBefore.Equal(signFrom) || !p.Keys[0].NotAfter.Equal(signFrom.Add(time.Minute)) {
+		t.Fatalf("promotion: %+v", p.Keys)
+	}
+	if k, _ := p.SigningKey(signFrom.Add(-time.Millisecond)); k.ID != KeyID(a) {
+		t.Fatal("the promoted key signs before the margin passed")
+	}
+	if k, _ := p.SigningKey(signFrom); k.ID != KeyID(b) {
+		t.Fatal("the promoted key does not sign after the margin")
+	}
+
+	t.Run("only the held key can be promoted", func(t *testing.T) {
+		for name, id := range map[string]string{"the current key": KeyID(a), "an unknown key": KeyID(testSecret("x"))} {
+			if _, err := Promote(held, promoteAt, id, 0, Options{}); !errors.Is(err, ErrNotHeld) {
+				t.Errorf("%s: err = %v", name, err)
+			}
+		}
+		if _, err := Promote(p, promoteAt, KeyID(b), 0, Options{}); !errors.Is(err, ErrNotHeld) {
+			t.Errorf("promoted twice: err = %v", err)
+		}
+	})
+	t.Run("a rollback withdraws the held key and changes nothing else", func(t *testing.T) {
+		rb, err := Rollback(held, promoteAt, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rb.Generation != 3 || len(rb.Keys) != 1 || rb.Keys[0].ID != KeyID(a) || !rb.Keys[0].NotAfter.IsZero() {
+			t.Fatalf("after rollback: %+v", rb.Keys)
+		}
+	})
+	t.Run("a new hold replaces a held key", func(t *testing.T) {
+		c := testSecret("c")
+		again, err := Hold(held, promoteAt, c, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k, _ := again.HeldKey(); k.ID != KeyID(c) || len(again.Keys) != 2 {
+			t.Fatalf("after a second hold: %+v", again.Keys)
+		}
+	})
+	t.Run("a timed stage drops a held key", func(t *testing.T) {
+		staged, err := Stage(held, promoteAt, testSecret("d"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := staged.HeldKey(); ok || len(staged.Keys) != 2 {
+			t.Fatalf("after a stage: %+v", staged.Keys)
+		}
+	})
+	t.Run("the first keyring cannot be held", func(t *testing.T) {
+		if _, err := Hold(nil, t0, b, Options{}); err == nil {
+			t.Fatal("held a first keyring")
+		}
+	})
+	t.Run("a promotion under a key pending for later is refused", func(t *testing.T) {
+		pending, _ := Stage(r1, holdAt, testSecret("later"), Options{ActivationDelay: time.Hour})
+		h, err := Hold(pending, holdAt, b, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Promote(h, holdAt.Add(time.Minute), KeyID(b), 0, Options{}); err == nil || !strings.Contains(err.Error(), "pending until") {
+			t.Fatalf("err = %v", err)
+		}
+	})
 }

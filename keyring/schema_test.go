@@ -12,6 +12,7 @@ type schemaObject struct {
 	Properties           map[string]json.RawMessage `json:"properties"`
 	AdditionalProperties *bool                      `json:"additionalProperties"`
 	Items                *schemaObject              `json:"items"`
+	OneOf                []schemaObject             `json:"oneOf"`
 }
 
 // TestSchemaMatchesVectorsAndCode checks docs/keyring.schema.json against what the code
@@ -60,6 +61,19 @@ func TestSchemaMatchesVectorsAndCode(t *testing.T) {
 		json.Unmarshal(obj["keys"], &ks)
 		for _, k := range ks {
 			check(kv.Name+" key", k, keys.Items)
+			// A held key is the schema's second shape; every other key its first.
+			shape := keys.Items.OneOf[0]
+			if string(k["held"]) == "true" {
+				shape = keys.Items.OneOf[1]
+				if _, ok := k["not_before"]; ok {
+					t.Errorf("%s: a held key with not_before", kv.Name)
+				}
+			}
+			for _, req := range shape.Required {
+				if _, ok := k[req]; !ok {
+					t.Errorf("%s key: required field %s of its shape missing", kv.Name, req)
+				}
+			}
 		}
 	}
 	// Every field the encoder can write is described, and the required ones are what
@@ -70,7 +84,8 @@ func TestSchemaMatchesVectorsAndCode(t *testing.T) {
 		}
 	}
 	if !slices.Equal(doc.Required, []string{"version", "generation", "rotated_at", "keys"}) ||
-		!slices.Equal(keys.Items.Required, []string{"id", "secret", "not_before"}) {
+		!slices.Equal(keys.Items.Required, []string{"id", "secret"}) || len(keys.Items.OneOf) != 2 ||
+		!slices.Equal(keys.Items.OneOf[0].Required, []string{"not_before"}) || !slices.Equal(keys.Items.OneOf[1].Required, []string{"held"}) {
 		t.Errorf("required fields differ from Parse: %v %v", doc.Required, keys.Items.Required)
 	}
 	if doc.AdditionalProperties == nil || *doc.AdditionalProperties || keys.Items.AdditionalProperties == nil || *keys.Items.AdditionalProperties {

@@ -94,16 +94,10 @@ func (k *signerKey) mac(out *[sha256.Size]byte, payload []byte) {
 	k.pool.Put(st)
 }
 
+// signingKey applies Keyring.SigningKey's rule; s.keys is in s.ring.Keys order.
 func (s *Signer) signingKey(now time.Time) *signerKey {
-	for i := len(s.keys) - 1; i >= 0; i-- {
-		if k := s.keys[i]; k.ValidAt(now) && !k.NotBefore.After(now) {
-			return k
-		}
-	}
-	for _, k := range s.keys { // every valid key is pending: see Keyring.SigningKey
-		if k.ValidAt(now) {
-			return k
-		}
+	if i := s.ring.signingIndex(now); i >= 0 {
+		return s.keys[i]
 	}
 	return nil
 }

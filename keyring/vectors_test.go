@@ -32,12 +32,20 @@ type KeyIDVector struct {
 	ID        string `json:"id"`
 }
 
-// KeyringVector is one valid document and what signing and verifying with it give.
+// KeyringVector is one valid document and what signing and verifying with it give, and
+// the state of each of its keys (in document order) at each signing instant.
 type KeyringVector struct {
 	Name     string         `json:"name"`
 	Document string         `json:"document"`
 	Sign     []SignVector   `json:"sign"`
 	Verify   []VerifyVector `json:"verify"`
+	States   []StateVector  `json:"states"`
+}
+
+// StateVector: at At, the keys are in these states (held, pending, current, previous, expired).
+type StateVector struct {
+	At     string  `json:"at"`
+	States []State `json:"states"`
 }
 
 // SignVector: at At, payload signs to Signature (keyed) and Legacy (bare hex), or fails with Error.
@@ -93,6 +101,11 @@ func generateVectors(t *testing.T) Vectors {
 		s := NewSigner(r)
 		kv := KeyringVector{Name: name, Document: string(doc)}
 		for _, at := range signAt {
+			sv := StateVector{At: ts(at)}
+			for _, k := range r.Keys {
+				sv.States = append(sv.States, r.StateAt(k, at))
+			}
+			kv.States = append(kv.States, sv)
 			for _, p := range payloads {
 				sig, err := s.Sign(at, []byte(p))
 				leg, _ := s.SignLegacy(at, []byte(p))
@@ -166,6 +179,33 @@ func generateVectors(t *testing.T) Vectors {
 		sig, _ := s.Sign(switchAt, []byte(payloads[1]))
 		return []VerifyVector{{"pending-only keyring verifies its own key", ts(switchAt.Add(-5 * time.Second)), payloads[1], sig, ""}}
 	})
+	holdAt := expireAt.Add(time.Hour)
+	held, err := Hold(staged, holdAt, a, Options{RotatedBy: "vectors", Reason: "held for the fleet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add("held key", held, []time.Time{holdAt, holdAt.Add(365 * 24 * time.Hour)}, func(s *Signer) []VerifyVector {
+		p := payloads[1]
+		sa, _ := NewSigner(single).Sign(t0, []byte(p))
+		la, _ := NewSigner(single).SignLegacy(t0, []byte(p))
+		return []VerifyVector{
+			{"held key keyed, at once", ts(holdAt), p, sa, ""},
+			{"held key legacy, a year later", ts(holdAt.Add(365 * 24 * time.Hour)), p, la, ""},
+		}
+	})
+	promoteAt := holdAt.Add(10 * time.Minute)
+	promoted, err := Promote(held, promoteAt, KeyID(a), 5*time.Second, Options{RotatedBy: "vectors", Reason: "promoted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add("promoted key", promoted, []time.Time{promoteAt, promoteAt.Add(5 * time.Second), promoteAt.Add(5*time.Second + DefaultVerifyWindow)}, func(s *Signer) []VerifyVector {
+		p := payloads[1]
+		sb, _ := NewSigner(staged).Sign(switchAt, []byte(p))
+		return []VerifyVector{
+			{"the replaced key within the window", ts(promoteAt.Add(time.Minute)), p, sb, ""},
+			{"the replaced key after the window", ts(promoteAt.Add(5*time.Second + DefaultVerifyWindow)), p, sb, "expired_key"},
+		}
+	})
 	fromPlain, _ := FromPlain(PlainValue{Value: plain, CreatedAt: t0, Version: 1}, nil, Options{}, "plain value")
 	add("plain value used byte for byte", fromPlain, []time.Time{t0}, func(s *Signer) []VerifyVector {
 		// What the existing service computes: createHmac('sha256', SPIRAL_EVENT_SECRET).update(p).digest('hex').
@@ -207,7 +247,7 @@ func TestVectors(t *testing.T) {
 	if err := json.Unmarshal(raw, &v); err != nil {
 		t.Fatal(err)
 	}
-	if len(v.Keyrings) < 5 || len(v.Rejected) < 30 {
+	if len(v.Keyrings) < 7 || len(v.Rejected) < 36 {
 		t.Fatalf("vectors file is missing cases: %d keyrings, %d rejected", len(v.Keyrings), len(v.Rejected))
 	}
 	for _, k := range v.KeyIDs {
@@ -223,6 +263,17 @@ func TestVectors(t *testing.T) {
 				t.Fatal(err)
 			}
 			s := NewSigner(r)
+			if len(kv.States) != len(kv.Sign)/3 {
+				t.Fatalf("%d state vectors for %d signing instants", len(kv.States), len(kv.Sign)/3)
+			}
+			for _, st := range kv.States {
+				at, _ := time.Parse(time.RFC3339Nano, st.At)
+				for i, k := range r.Keys {
+					if got := r.StateAt(k, at); got != st.States[i] {
+						t.Errorf("at %s key %d is %s, want %s", st.At, i, got, st.States[i])
+					}
+				}
+			}
 			for _, sv := range kv.Sign {
 				at, _ := time.Parse(time.RFC3339Nano, sv.At)
 				sig, err := s.Sign(at, []byte(sv.Payload))

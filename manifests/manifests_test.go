@@ -18,19 +18,19 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/sigil-dna/keysync/internal/testserver"
+	"github.com/sigil-dna/keysync/test/servers"
 )
 
 var (
-	cluster *testserver.Kube
+	cluster *servers.Kube
 	helmBin string
 )
 
 func TestMain(m *testing.M) {
 	dir, _ := os.MkdirTemp("", "keysync-manifests-")
 	var err error
-	if helmBin, err = testserver.HelmBinary(); err == nil {
-		cluster, err = testserver.StartKube(dir)
+	if helmBin, err = servers.HelmBinary(); err == nil {
+		cluster, err = servers.StartKube(dir)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -25,8 +25,6 @@ const (
 	ActionStage     Action = "stage"
 	ActionEmergency Action = "emergency"
 	ActionRollback  Action = "rollback"
-	// ActionNaive is the ticket's scheme without a pending phase: the benchmark baseline.
-	ActionNaive Action = "naive"
 )
 
 // Options configure a run.
@@ -143,7 +141,7 @@ func attemptOnce(ctx context.Context, primary store.Store, o Options) (*Result, 
 	var next *keyring.Keyring
 	newID := ""
 	switch o.Action {
-	case ActionStage, ActionEmergency, ActionNaive:
+	case ActionStage, ActionEmergency:
 		secret, err := o.NewSecret(o.Bytes)
 		if err != nil {
 			return nil, err
@@ -152,8 +150,6 @@ func attemptOnce(ctx context.Context, primary store.Store, o Options) (*Result, 
 		switch o.Action {
 		case ActionEmergency:
 			next, err = keyring.Emergency(prev, now, secret, o.Keyring)
-		case ActionNaive:
-			next, err = keyring.Naive(prev, now, secret, o.Keyring)
 		default:
 			next, err = keyring.Stage(prev, now, secret, o.Keyring)
 		}

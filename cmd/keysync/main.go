@@ -9,11 +9,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/sigil-dna/keysync/internal/cli"
-	"github.com/sigil-dna/keysync/internal/demoapp"
 )
 
 // version is set with -ldflags "-X main.version=…".
@@ -21,13 +19,7 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	args := os.Args[1:]
-	// Called through a link named demo-app, the binary is the demo app: it then has a
-	// process name of its own for the sidecar to find.
-	if filepath.Base(os.Args[0]) == "demo-app" {
-		args = append([]string{"demo-app"}, args...)
-	}
-	err := run(ctx, args, os.Getenv, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	if err != nil && !errors.Is(err, cli.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "keysync:", err)
@@ -42,7 +34,6 @@ func main() {
 type command struct {
 	summary string
 	run     func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
-	hidden  bool
 }
 
 func commands() map[string]command {
@@ -51,17 +42,15 @@ func commands() map[string]command {
 		"rotate":   {summary: "stage a new key in the store (or --emergency: replace all keys now)", run: runRotate},
 		"rollback": {summary: "make the previous key sign again, under a new generation", run: runRollback},
 		"status":   {summary: "show the keys in the store: pending, current, previous, with times", run: runStatus},
-		"demo":     {summary: "run a local fleet on a file store: sidecars, apps, rotations under load, a summary", run: runDemo},
 		"version": {summary: "print the version", run: func(_ context.Context, _ []string, _ func(string) string, out, _ io.Writer) error {
 			fmt.Fprintln(out, "keysync", version)
 			return nil
 		}},
-		"demo-app": {hidden: true, run: func(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
-			return demoapp.Main(ctx, args, getenv, stderr)
-		}},
-		"pod": {hidden: true, run: runPod},
 	}
 }
+
+// commandOrder is the order of the commands in --help.
+var commandOrder = []string{"sidecar", "rotate", "rollback", "status", "version"}
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -88,7 +77,7 @@ Usage: keysync <command> [flags]
 
 Commands:
 `)
-	for _, name := range []string{"sidecar", "rotate", "rollback", "status", "demo", "version"} {
+	for _, name := range commandOrder {
 		fmt.Fprintf(w, "  %-9s %s\n", name, commands()[name].summary)
 	}
 	fmt.Fprint(w, `
@@ -113,6 +102,5 @@ func flagSets() map[string]*cli.Command {
 	rot, _ := rotateCommand("rotate")
 	rb, _ := rotateCommand("rollback")
 	st, _ := statusCommand()
-	dm, _ := demoCommand()
-	return map[string]*cli.Command{"sidecar": sc, "rotate": rot, "rollback": rb, "status": st, "demo": dm}
+	return map[string]*cli.Command{"sidecar": sc, "rotate": rot, "rollback": rb, "status": st}
 }

@@ -17,8 +17,9 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 
+	"github.com/sigil-dna/keysync/demo"
+	"github.com/sigil-dna/keysync/demo/app"
 	"github.com/sigil-dna/keysync/internal/cli"
-	"github.com/sigil-dna/keysync/internal/demoapp"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/configuration.md")
@@ -47,12 +48,15 @@ func TestComposeFile(t *testing.T) {
 			t.Fatalf("no service %s", name)
 		}
 	}
-	app := svc["app"]
-	if app.Pid != "service:sidecar" || app.NetworkMode != "service:sidecar" {
-		t.Fatalf("the app does not share the sidecar's PID and network namespaces: pid %q network %q", app.Pid, app.NetworkMode)
+	appSvc := svc["app"]
+	if appSvc.Pid != "service:sidecar" || appSvc.NetworkMode != "service:sidecar" {
+		t.Fatalf("the app does not share the sidecar's PID and network namespaces: pid %q network %q", appSvc.Pid, appSvc.NetworkMode)
 	}
-	if len(app.Volumes) != 1 || app.Volumes[0].Source != "keys" || !app.Volumes[0].ReadOnly {
-		t.Fatalf("the app does not mount the keys read-only: %+v", app.Volumes)
+	if len(appSvc.Volumes) != 1 || appSvc.Volumes[0].Source != "keys" || !appSvc.Volumes[0].ReadOnly {
+		t.Fatalf("the app does not mount the keys read-only: %+v", appSvc.Volumes)
+	}
+	if !strings.Contains(appSvc.Image, "keysync-demo") || appSvc.Build == nil || appSvc.Build.Target != "demo" {
+		t.Fatalf("the app must run the demo image (Dockerfile target demo), not keysync's: image %q build %+v", appSvc.Image, appSvc.Build)
 	}
 	if v := p.Volumes["keys"]; v.DriverOpts["type"] != "tmpfs" {
 		t.Fatalf("the keys volume is not in memory: %+v", v)
@@ -73,8 +77,8 @@ func TestComposeFile(t *testing.T) {
 		var c *cli.Command
 		args := []string(s.Command)
 		switch {
-		case slices.Equal(s.Entrypoint, []string{"/demo-app"}):
-			c, _ = demoapp.Command()
+		case slices.Equal(s.Entrypoint, []string{"/demo-app"}) && name == "app":
+			c, _ = app.Command()
 		case len(args) == 0:
 			continue // the tools service: the command is given to `docker compose run`
 		default:
@@ -121,19 +125,27 @@ func configurationDoc() []byte {
 	b.WriteString("set with the environment variable shown; a flag on the command line wins. Vault's own\n")
 	b.WriteString("`VAULT_ADDR`, `VAULT_TOKEN`, `VAULT_CACERT`, `VAULT_NAMESPACE`, … and `KUBECONFIG` are read too.\n")
 	sets := flagSets()
-	for _, name := range []string{"sidecar", "rotate", "rollback", "status", "demo"} {
-		c := sets[name]
-		fmt.Fprintf(&b, "\n## keysync %s\n\n%s\n\n| flag | environment variable | default | meaning |\n|---|---|---|---|\n", name, c.Summary)
-		c.VisitAll(func(f *flag.Flag) {
-			def := f.DefValue
-			if def == "" || def == "[]" {
-				def = "—"
-			}
-			_, usage := flag.UnquoteUsage(f)
-			fmt.Fprintf(&b, "| `--%s` | `%s` | `%s` | %s |\n", f.Name, cli.EnvName(f.Name), def, strings.ReplaceAll(usage, "|", "\\|"))
-		})
+	for _, name := range commandOrder {
+		if c := sets[name]; c != nil {
+			writeFlagTable(&b, "keysync "+name, c)
+		}
 	}
+	dc, _ := demo.Command()
+	b.WriteString("\nThe local demo is a binary of its own, never in the keysync image (`make demo`):\n")
+	writeFlagTable(&b, "keysync-demo", dc)
 	return b.Bytes()
+}
+
+func writeFlagTable(b *bytes.Buffer, title string, c *cli.Command) {
+	fmt.Fprintf(b, "\n## %s\n\n%s\n\n| flag | environment variable | default | meaning |\n|---|---|---|---|\n", title, c.Summary)
+	c.VisitAll(func(f *flag.Flag) {
+		def := f.DefValue
+		if def == "" || def == "[]" {
+			def = "—"
+		}
+		_, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(b, "| `--%s` | `%s` | `%s` | %s |\n", f.Name, cli.EnvName(f.Name), def, strings.ReplaceAll(usage, "|", "\\|"))
+	})
 }
 
 func TestConfigurationDoc(t *testing.T) {
@@ -163,31 +175,73 @@ func TestConfigurationDoc(t *testing.T) {
 	}
 }
 
-// TestDockerfileBuildsAStaticBinary runs the Dockerfile's own go build step and checks the
-// image's shape: multi-stage, distroless static nonroot, user 65532.
-func TestDockerfileBuildsAStaticBinary(t *testing.T) {
+// dockerStage is one FROM … block of the Dockerfile.
+type dockerStage struct {
+	name, from string
+	lines      []string
+}
+
+func dockerStages(t *testing.T) []dockerStage {
+	t.Helper()
 	df, err := os.ReadFile("../../Dockerfile")
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := string(df)
-	var froms []string
+	var stages []dockerStage
+	for _, line := range strings.Split(string(df), "\n") {
+		if strings.HasPrefix(line, "FROM ") {
+			f := strings.Fields(line)
+			st := dockerStage{from: f[1]}
+			if len(f) == 4 && strings.EqualFold(f[2], "AS") {
+				st.name = f[3]
+			}
+			stages = append(stages, st)
+			continue
+		}
+		if len(stages) > 0 && strings.TrimSpace(line) != "" && !strings.HasPrefix(line, "#") {
+			stages[len(stages)-1].lines = append(stages[len(stages)-1].lines, line)
+		}
+	}
+	return stages
+}
+
+// TestDockerfileBuildsAStaticBinary runs the Dockerfile's own go build step and checks the
+// image's shape: multi-stage, the default (last) target distroless static nonroot as user
+// 65532, holding only the keysync binary, built from ./cmd/keysync alone.
+func TestDockerfileBuildsAStaticBinary(t *testing.T) {
+	stages := dockerStages(t)
+	byName := map[string]dockerStage{}
+	for _, st := range stages {
+		byName[st.name] = st
+	}
+	final := stages[len(stages)-1]
+	if final.from != "gcr.io/distroless/static:nonroot" || !slices.Contains(final.lines, "USER 65532:65532") {
+		t.Fatalf("the default target must be distroless static nonroot as 65532: %+v", final)
+	}
 	var build string
-	for _, line := range strings.Split(text, "\n") {
-		switch {
-		case strings.HasPrefix(line, "FROM "):
-			froms = append(froms, strings.Fields(line)[1])
-		case strings.HasPrefix(line, "RUN ") && strings.Contains(line, "go build"):
+	for _, line := range final.lines {
+		if !strings.HasPrefix(line, "COPY") {
+			continue
+		}
+		if line != "COPY --from=build /out/keysync /keysync" {
+			t.Fatalf("the keysync image must hold the keysync binary and nothing else: %s", line)
+		}
+	}
+	for _, line := range byName["build"].lines {
+		if strings.HasPrefix(line, "RUN ") && strings.Contains(line, "go build") {
+			if build != "" {
+				t.Fatalf("the build stage the image copies from builds more than keysync: %s", line)
+			}
 			build = strings.TrimPrefix(line, "RUN ")
 		}
 	}
-	if len(froms) != 2 || froms[1] != "gcr.io/distroless/static:nonroot" || !strings.Contains(text, "\nUSER 65532:65532\n") {
-		t.Fatalf("want a two-stage build ending in distroless static nonroot as 65532: %v", froms)
-	}
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "./cmd/keysync"} {
-		if !strings.Contains(build, want) {
-			t.Fatalf("the build step lacks %s: %s", want, build)
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-o /out/keysync ./cmd/keysync"} {
+		if !strings.Contains(build, want) || strings.Contains(build, "keysync-demo") {
+			t.Fatalf("the build step lacks %s or builds the demo: %s", want, build)
 		}
+	}
+	if demo, ok := byName["demo"]; !ok || !slices.Contains(demo.lines, "COPY --from=build-demo /demo/ /") {
+		t.Fatalf("no separate demo target for docker compose: %+v", demo)
 	}
 	out := filepath.Join(t.TempDir(), "keysync")
 	cmdline := strings.ReplaceAll(strings.ReplaceAll(build, "${VERSION}", "test"), "/out/keysync", out)
@@ -210,6 +264,60 @@ func TestDockerfileBuildsAStaticBinary(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(v)) != "keysync test" {
 		t.Fatalf("version: %q %v", v, err)
 	}
+	help, _ := exec.Command(out, "--help").Output()
+	for _, hidden := range []string{"demo", "pod"} {
+		if _, _, err := runBinary(out, hidden); err == nil || strings.Contains(string(help), "  "+hidden+" ") {
+			t.Errorf("the production binary still has a %q command", hidden)
+		}
+	}
 	fi, _ := os.Stat(out)
 	t.Logf("static binary from the Dockerfile's build step: %.1f MB", float64(fi.Size())/1e6)
+}
+
+func runBinary(bin string, args ...string) (string, int, error) {
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	return string(out), code, err
+}
+
+// forbiddenInProduction are package path fragments the keysync binary must never link:
+// the demo, test harnesses and fakes, and the libraries only they use.
+var forbiddenInProduction = []string{
+	"github.com/sigil-dna/keysync/demo", "github.com/sigil-dna/keysync/test/", "sidecartest", "storetest",
+	"github.com/sivchari/kumo", "sigs.k8s.io/controller-runtime", "envtest", "gonum.org/", "compose-spec",
+}
+
+// productionPackages are the keysync packages the binary may link.
+var productionPackages = regexp.MustCompile(`^github\.com/sigil-dna/keysync/(cmd/keysync|keyring|store(/(file|vault|kube|awsssm|awssm|gcpsm))?|sidecar|rotate|internal/(atomicfile|awsapi|cli|secretscan))$`)
+
+// TestTheBinaryLinksOnlyProductionCode lists what cmd/keysync links, as the Dockerfile
+// builds it, and fails on demo code, test machinery, fakes, emulators, envtest, plotting
+// or the testing package.
+func TestTheBinaryLinksOnlyProductionCode(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "./cmd/keysync")
+	cmd.Dir, cmd.Env = "../..", append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 50 || !slices.Contains(deps, "github.com/sigil-dna/keysync/sidecar") {
+		t.Fatalf("go list -deps returned %d packages: %v", len(deps), deps)
+	}
+	for _, d := range deps {
+		for _, bad := range forbiddenInProduction {
+			if strings.Contains(d, bad) {
+				t.Errorf("cmd/keysync links %s", d)
+			}
+		}
+		if d == "testing" || d == "net/http/httptest" {
+			t.Errorf("cmd/keysync links the standard library's %s", d)
+		}
+		if strings.HasPrefix(d, "github.com/sigil-dna/keysync") && !productionPackages.MatchString(d) {
+			t.Errorf("cmd/keysync links %s, which is not a production package", d)
+		}
+	}
 }

@@ -12,13 +12,12 @@ import (
 	"github.com/sigil-dna/keysync/internal/cli"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/store"
-	"github.com/sigil-dna/keysync/store/awssm"
 )
 
 type keyStatus struct {
 	ID        string        `json:"id"`
 	State     keyring.State `json:"state"`
-	NotBefore time.Time     `json:"not_before"`
+	NotBefore *time.Time    `json:"not_before,omitempty"` // none for a held key
 	NotAfter  *time.Time    `json:"not_after,omitempty"`
 	// Left is the time until the key's next change: activation when pending, expiry otherwise.
 	LeftSeconds *float64 `json:"left_seconds,omitempty"`
@@ -88,7 +87,11 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 		if k.LeftSeconds != nil {
 			left = (time.Duration(*k.LeftSeconds) * time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.State, k.NotBefore.Format(time.RFC3339), na, left)
+		nb := "when promoted"
+		if k.NotBefore != nil {
+			nb = k.NotBefore.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.State, nb, na, left)
 	}
 	return tw.Flush()
 }
@@ -98,15 +101,17 @@ func describeStore(st store.Store, snap *store.Snapshot, now time.Time) storeSta
 	s := storeStatus{Store: st.String(), Generation: r.Generation, RotatedAt: r.RotatedAt, RotatedBy: r.RotatedBy,
 		Reason: r.Reason, Plain: snap.Plain, At: now, Keys: []keyStatus{}}
 	for _, k := range r.Keys {
-		ks := keyStatus{ID: k.ID, State: r.StateAt(k, now), NotBefore: k.NotBefore}
+		ks := keyStatus{ID: k.ID, State: r.StateAt(k, now)}
+		if !k.Held() {
+			nb := k.NotBefore
+			ks.NotBefore = &nb
+		}
 		if !k.NotAfter.IsZero() {
 			na := k.NotAfter
 			ks.NotAfter = &na
 		}
 		var until time.Time
 		switch {
-		case ks.State == keyring.StatePending && k.NotBefore.Equal(awssm.NotYet):
-			// an AWSPENDING value: it signs when it is made AWSCURRENT, at no set time
 		case ks.State == keyring.StatePending:
 			until = k.NotBefore
 		case !k.NotAfter.IsZero() && ks.State != keyring.StateExpired:

@@ -7,15 +7,14 @@ import (
 
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/store"
-	"github.com/sigil-dna/keysync/store/awssm"
 	"github.com/sigil-dna/keysync/store/file"
 	"github.com/sigil-dna/keysync/store/storetest"
 )
 
-// TestStatusOfAnAWSPendingValueHasNoCountdown: a Secrets Manager AWSPENDING value signs
-// when it is promoted, not at a time; status shows it pending with no time left, while a
-// staged key counts down to its activation.
-func TestStatusOfAnAWSPendingValueHasNoCountdown(t *testing.T) {
+// TestStatusOfAHeldKeyHasNoCountdown: a held key (a Secrets Manager AWSPENDING value, or
+// a key waiting for the fleet) signs when it is promoted, not at a time; status shows it
+// held with no time left, while a staged key counts down to its activation.
+func TestStatusOfAHeldKeyHasNoCountdown(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	r, err := keyring.Stage(nil, now.Add(-time.Hour), storetest.Secret("current"), keyring.Options{})
 	if err != nil {
@@ -26,7 +25,7 @@ func TestStatusOfAnAWSPendingValueHasNoCountdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	pend := keyring.Secret(storetest.Plain3)
-	r.Keys = append(r.Keys, keyring.Key{ID: keyring.KeyID(pend), Secret: pend, NotBefore: awssm.NotYet})
+	r.Keys = append(r.Keys, keyring.Key{ID: keyring.KeyID(pend), Secret: pend})
 	if err := keyring.Validate(r); err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +38,7 @@ func TestStatusOfAnAWSPendingValueHasNoCountdown(t *testing.T) {
 	if staged.State != keyring.StatePending || staged.LeftSeconds == nil || *staged.LeftSeconds != keyring.DefaultActivationDelay.Seconds() {
 		t.Fatalf("staged key %+v", staged)
 	}
-	if promoted.State != keyring.StatePending || promoted.LeftSeconds != nil {
-		t.Fatalf("AWSPENDING key %+v", promoted)
+	if promoted.State != keyring.StateHeld || promoted.LeftSeconds != nil || promoted.NotBefore != nil {
+		t.Fatalf("held key %+v", promoted)
 	}
 }

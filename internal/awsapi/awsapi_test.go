@@ -12,8 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/sigil-dna/keysync/internal/awsapi"
-	"github.com/sigil-dna/keysync/internal/awsfake"
 	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/test/awsfake"
 )
 
 func TestBackoffIsFullJitterExponentialAndCapped(t *testing.T) {

@@ -34,13 +34,15 @@ type Command struct {
 	*flag.FlagSet
 	Summary string // one line
 	Details string // paragraphs after the usage line
+	// Invocation is how the command is run, for help and errors: "keysync NAME" unless set.
+	Invocation string
 }
 
-// New returns an empty command.
+// New returns an empty command of the keysync binary.
 func New(name, summary, details string) *Command {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	return &Command{FlagSet: fs, Summary: summary, Details: details}
+	return &Command{FlagSet: fs, Summary: summary, Details: details, Invocation: "keysync " + name}
 }
 
 // ErrHelp is returned by Parse after printing help.
@@ -53,7 +55,7 @@ func (c *Command) Parse(args []string, getenv func(string) string, help io.Write
 			c.PrintHelp(help)
 			return ErrHelp
 		}
-		return UsageError{fmt.Errorf("%s: %w (see keysync %s --help)", c.Name(), err, c.Name())}
+		return UsageError{fmt.Errorf("%s: %w (see %s --help)", c.Name(), err, c.Invocation)}
 	}
 	given := map[string]bool{}
 	c.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -71,7 +73,7 @@ func (c *Command) Parse(args []string, getenv func(string) string, help io.Write
 		}
 	})
 	if err == nil && c.NArg() > 0 {
-		err = Usagef("%s: unexpected argument %q (see keysync %s --help)", c.Name(), c.Arg(0), c.Name())
+		err = Usagef("%s: unexpected argument %q (see %s --help)", c.Name(), c.Arg(0), c.Invocation)
 	}
 	return err
 }
@@ -91,7 +93,7 @@ func cleanSetError(err error) string {
 
 // PrintHelp writes the usage line, the details, and every flag with its variable and default.
 func (c *Command) PrintHelp(w io.Writer) {
-	fmt.Fprintf(w, "Usage: keysync %s [flags]\n\n%s\n", c.Name(), c.Summary)
+	fmt.Fprintf(w, "Usage: %s [flags]\n\n%s\n", c.Invocation, c.Summary)
 	if c.Details != "" {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(c.Details))
 	}

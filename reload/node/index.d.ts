@@ -75,7 +75,9 @@ export declare function createEventSigner(path: string, options?: Options): {
   close(): Promise<void>;
 };
 
-export interface ParsedKey { id: string; secret: Buffer; notBefore: number; notAfter: number | null }
+/** notBefore is null for a held key: it verifies everywhere and signs nowhere until promoted. */
+export interface ParsedKey { id: string; secret: Buffer; notBefore: number | null; notAfter: number | null }
+export type KeyState = 'held' | 'pending' | 'current' | 'previous' | 'expired';
 export interface ParsedKeyring { generation: number; rotatedAt: number; rotatedBy: string; reason: string; keys: ParsedKey[] }
 
 export declare class KeyringError extends Error { readonly field: string }
@@ -87,4 +89,8 @@ export declare class Signer {
   sign(nowMs: number, payload: Payload): string;
   signLegacy(nowMs: number, payload: Payload): string;
   check(nowMs: number, payload: Payload, signature: string): ErrorCode | null;
+  /** The key that signs at nowMs (never a held key), or null. */
+  signingKey(nowMs: number): ParsedKey | null;
+  stateAt(key: ParsedKey, nowMs: number): KeyState;
 }
+export declare function isHeld(key: ParsedKey): boolean;

@@ -5,7 +5,7 @@
 // No runtime dependencies; Node 18+.
 const fs = require('fs');
 const path = require('path');
-const { parse, keyId, Signer, KeyringError, Errors, MAX_DOCUMENT_BYTES } = require('./keyring');
+const { parse, keyId, isHeld, Signer, KeyringError, Errors, MAX_DOCUMENT_BYTES } = require('./keyring');
 
 const DEFAULTS = Object.freeze({
   signal: 'SIGHUP',
@@ -244,4 +244,4 @@ function createEventSigner(file, options = {}) {
   };
 }
 
-module.exports = { open, createEventSigner, Keyring, parse, keyId, Signer, KeyringError, Errors };
+module.exports = { open, createEventSigner, Keyring, parse, keyId, isHeld, Signer, KeyringError, Errors };

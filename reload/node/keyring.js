@@ -67,7 +67,7 @@ function jsonType(v) {
 const TOP_FIELDS = {
   version: 'int', generation: 'int', rotated_at: 'string', rotated_by: 'string', reason: 'string', keys: 'keys',
 };
-const KEY_FIELDS = { id: 'string', secret: 'string', not_before: 'string', not_after: 'string' };
+const KEY_FIELDS = { id: 'string', secret: 'string', not_before: 'string', not_after: 'string', held: 'bool' };
 
 // checkTypes mirrors encoding/json with DisallowUnknownFields: the first unknown field or
 // type mismatch in document order is reported; null leaves a field unset.
@@ -77,11 +77,12 @@ function checkTypes(doc) {
     switch (kind) {
       case 'int': return typeof v === 'number' && Number.isInteger(v) && Math.abs(v) <= 2 ** 63;
       case 'string': return typeof v === 'string';
+      case 'bool': return typeof v === 'boolean';
       case 'keys': return Array.isArray(v);
       default: return false;
     }
   };
-  const names = { int: 'an integer', string: 'a string', keys: 'an array' };
+  const names = { int: 'an integer', string: 'a string', bool: 'a boolean', keys: 'an array' };
   for (const [name, v] of Object.entries(doc)) {
     const kind = TOP_FIELDS[name];
     if (!kind) throw new KeyringError('', `unknown field ${JSON.stringify(name).slice(0, 66)}`);
@@ -92,7 +93,7 @@ function checkTypes(doc) {
         if (jsonType(k) !== 'object') throw new KeyringError('keys', `JSON ${goValueName(k)} where an object is expected`);
         for (const [kn, kv] of Object.entries(k)) {
           if (!KEY_FIELDS[kn]) throw new KeyringError('', `unknown field ${JSON.stringify(kn).slice(0, 66)}`);
-          if (!want('string', kv)) throw new KeyringError(`keys.${kn}`, `JSON ${goValueName(kv)} where a string is expected`);
+          if (!want(KEY_FIELDS[kn], kv)) throw new KeyringError(`keys.${kn}`, `JSON ${goValueName(kv)} where ${names[KEY_FIELDS[kn]]} is expected`);
         }
       }
     }
@@ -119,9 +120,12 @@ function validateKey(field, k) {
   if (k.secret.length > MAX_SECRET_BYTES) throw new KeyringError(field('secret'), `${k.secret.length} bytes, the limit is ${MAX_SECRET_BYTES}`);
   if (k.id.length !== KEY_ID_LEN || !/^[0-9a-f]+$/.test(k.id)) throw new KeyringError(field('id'), `not ${KEY_ID_LEN} lower-case hex digits`);
   if (k.id !== keyId(k.secret)) throw new KeyringError(field('id'), 'does not match the fingerprint of its secret');
-  if (k.notBefore === GO_ZERO_TIME_MS) throw new KeyringError(field('not_before'), 'missing');
+  if (isHeld(k) && k.notAfter !== null) throw new KeyringError(field('not_after'), 'a held key has none');
   if (k.notAfter !== null && !(k.notAfter > k.notBefore)) throw new KeyringError(field('not_after'), 'not after not_before');
 }
+
+/** isHeld: the key waits for a promotion (no not_before): it verifies, it never signs. */
+const isHeld = (k) => k.notBefore === null;
 
 /**
  * parse decodes and validates a keyring document (a string or Buffer) by the rules of
@@ -155,13 +159,22 @@ function parse(data) {
     if (wk === null) throw new KeyringError(`keys[${i}]`, 'null where an object is expected');
     if (!has(wk, 'id')) throw new KeyringError(field('id'), 'missing');
     if (!has(wk, 'secret')) throw new KeyringError(field('secret'), 'missing');
-    if (!has(wk, 'not_before')) throw new KeyringError(field('not_before'), 'missing');
-    const k = { id: wk.id, secret: decodeSecret(field('secret'), wk.secret), notBefore: parseTime(field('not_before'), wk.not_before), notAfter: null };
+    const held = wk.held === true;
+    if (held && has(wk, 'not_before')) throw new KeyringError(field('not_before'), 'a held key has none: it signs from its promotion');
+    if (held && has(wk, 'not_after')) throw new KeyringError(field('not_after'), 'a held key has none');
+    if (!held && !has(wk, 'not_before')) throw new KeyringError(field('not_before'), 'missing (a key waiting for its promotion says "held": true instead)');
+    const secret = decodeSecret(field('secret'), wk.secret);
+    const k = { id: wk.id, secret, notBefore: null, notAfter: null };
+    if (!held) {
+      k.notBefore = parseTime(field('not_before'), wk.not_before);
+      if (k.notBefore === GO_ZERO_TIME_MS) throw new KeyringError(field('not_before'), 'the zero time');
+    }
     if (has(wk, 'not_after')) k.notAfter = parseTime(field('not_after'), wk.not_after);
     validateKey(field, k);
     return k;
   });
-  keys.sort((a, b) => a.notBefore - b.notBefore);
+  // By not_before, the held key last (a stable sort, as Go's).
+  keys.sort((a, b) => (isHeld(a) || isHeld(b) ? isHeld(a) - isHeld(b) : a.notBefore - b.notBefore));
   const r = {
     generation: doc.generation, rotatedAt, rotatedBy: doc.rotated_by || '', reason: doc.reason || '', keys,
   };
@@ -182,6 +195,12 @@ function validate(r) {
     validateKey(field, k);
     if (seen.has(k.id)) throw new KeyringError(field('id'), `duplicate of keys[${seen.get(k.id)}].id ${k.id}`);
     seen.set(k.id, i);
+    if (isHeld(k)) {
+      if (r.keys.slice(i + 1).some(isHeld)) throw new KeyringError('keys', 'more than one held key');
+      if (i !== r.keys.length - 1) throw new KeyringError('keys', 'not ordered: the held key comes last');
+      if (i === 0) throw new KeyringError('keys', 'only a held key: a keyring needs a key that signs');
+      return;
+    }
     if (i > 0 && k.notBefore === r.keys[i - 1].notBefore) throw new KeyringError(field('not_before'), `same not_before as key ${r.keys[i - 1].id}`);
   });
 }
@@ -200,12 +219,24 @@ class Signer {
     this.keyring = keyring;
   }
 
-  /** signingKey: the latest not_before <= now among valid keys, else the earliest valid pending key. */
+  /**
+   * signingKey: the latest not_before <= now among valid keys that are not held, else the
+   * earliest valid pending key; a held key never signs. Go's Keyring.SigningKey rule.
+   */
   signingKey(now) {
     const ks = this.keyring.keys;
-    for (let i = ks.length - 1; i >= 0; i--) if (validAt(ks[i], now) && ks[i].notBefore <= now) return ks[i];
-    for (const k of ks) if (validAt(k, now)) return k;
+    for (let i = ks.length - 1; i >= 0; i--) if (!isHeld(ks[i]) && validAt(ks[i], now) && ks[i].notBefore <= now) return ks[i];
+    for (const k of ks) if (!isHeld(k) && validAt(k, now)) return k;
     return null;
+  }
+
+  /** stateAt: 'held', 'pending', 'current', 'previous' or 'expired', as Go's Keyring.StateAt. */
+  stateAt(k, now) {
+    if (isHeld(k)) return 'held';
+    if (!validAt(k, now)) return 'expired';
+    const s = this.signingKey(now);
+    if (s && s.id === k.id) return 'current';
+    return k.notBefore > now ? 'pending' : 'previous';
   }
 
   /** verifyKeys: every key not expired at now, pending included. */
@@ -278,6 +309,6 @@ function decodeHex(s) {
 }
 
 module.exports = {
-  parse, keyId, parseTime, Signer, KeyringError, Errors,
+  parse, keyId, parseTime, isHeld, Signer, KeyringError, Errors,
   FORMAT_VERSION, MIN_SECRET_BYTES, MAX_KEYS, MAX_DOCUMENT_BYTES,
 };

@@ -53,10 +53,6 @@ const (
 // errNoCurrent: the secret exists but has no value (created empty, for its policy or tags).
 var errNoCurrent = errors.New("no version is " + Current)
 
-// NotYet is the not_before of an AWSPENDING plain value: it verifies, and signs only once
-// it is made AWSCURRENT.
-var NotYet = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
-
 // Config locates the secret.
 type Config struct {
 	// Name is the secret's name or ARN.
@@ -263,7 +259,8 @@ func (s *Store) plain(l labels, cur value, prev, pend *value) (*keyring.Keyring,
 	}
 	if pend != nil {
 		if _, dup := r.Key(keyring.KeyID(pend.secret)); !dup {
-			r.Keys = append(r.Keys, keyring.Key{ID: keyring.KeyID(pend.secret), Secret: pend.secret, NotBefore: NotYet})
+			// Held: it verifies, and signs only once it is made AWSCURRENT.
+			r.Keys = append(r.Keys, keyring.Key{ID: keyring.KeyID(pend.secret), Secret: pend.secret})
 		}
 	}
 	return r, keyring.Validate(r)

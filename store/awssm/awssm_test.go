@@ -15,13 +15,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/sigil-dna/keysync/internal/awsapi"
-	"github.com/sigil-dna/keysync/internal/awsfake"
 	"github.com/sigil-dna/keysync/internal/secretscan"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate"
 	"github.com/sigil-dna/keysync/sidecar/sidecartest"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/storetest"
+	"github.com/sigil-dna/keysync/test/awsfake"
 )
 
 func open(t *testing.T, name string, ac awsapi.Config) *Store {
@@ -168,7 +168,7 @@ func TestPlainLabelsMapOntoPendingCurrentPrevious(t *testing.T) {
 		t.Fatalf("%d keys", len(r.Keys))
 	}
 	states := []keyring.State{r.StateAt(r.Keys[0], now), r.StateAt(r.Keys[1], now), r.StateAt(r.Keys[2], now)}
-	if string(r.Keys[2].Secret) != storetest.Plain3 || !r.Keys[2].NotBefore.Equal(NotYet) || states[2] != keyring.StatePending {
+	if string(r.Keys[2].Secret) != storetest.Plain3 || !r.Keys[2].Held() || states[2] != keyring.StateHeld {
 		t.Fatalf("AWSPENDING: %+v %v", r.Keys[2], states)
 	}
 	if sk, _ := r.SigningKey(now.Add(365 * 24 * time.Hour)); string(sk.Secret) != storetest.Plain2 {
@@ -183,7 +183,7 @@ func TestPlainLabelsMapOntoPendingCurrentPrevious(t *testing.T) {
 	if snap, err = st.Read(t.Context()); err != nil || snap.Version != v3 || len(snap.Keyring.Keys) != 2 || string(snap.Keyring.Keys[1].Secret) != storetest.Plain3 {
 		t.Fatalf("after finishSecret: %v %+v", err, snap)
 	}
-	if snap.Keyring.Keys[1].NotBefore.Equal(NotYet) {
+	if snap.Keyring.Keys[1].Held() {
 		t.Fatal("the value made AWSCURRENT still waits")
 	}
 }

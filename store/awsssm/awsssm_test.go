@@ -16,13 +16,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/sigil-dna/keysync/internal/awsapi"
-	"github.com/sigil-dna/keysync/internal/awsfake"
 	"github.com/sigil-dna/keysync/internal/secretscan"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate"
 	"github.com/sigil-dna/keysync/sidecar/sidecartest"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/storetest"
+	"github.com/sigil-dna/keysync/test/awsfake"
 )
 
 func open(t *testing.T, name string, ac awsapi.Config) *Store {

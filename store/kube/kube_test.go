@@ -20,24 +20,24 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/sigil-dna/keysync/internal/testserver"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate"
 	"github.com/sigil-dna/keysync/sidecar"
 	"github.com/sigil-dna/keysync/sidecar/sidecartest"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/storetest"
+	"github.com/sigil-dna/keysync/test/servers"
 )
 
 var (
-	cluster *testserver.Kube
+	cluster *servers.Kube
 	admin   kubernetes.Interface
 )
 
 func TestMain(m *testing.M) {
 	dir, _ := os.MkdirTemp("", "keysync-kube-")
 	var err error
-	cluster, err = testserver.StartKube(dir)
+	cluster, err = servers.StartKube(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -186,7 +186,7 @@ func applyShipped(t *testing.T, ns, dir string) {
 // server and acts with the ServiceAccounts they define.
 func TestShippedRBAC(t *testing.T) {
 	ns := namespace(t)
-	root := testserver.RepoRoot()
+	root := servers.RepoRoot()
 	applyShipped(t, ns, filepath.Join(root, "manifests", "base"))
 	applyShipped(t, ns, filepath.Join(root, "manifests", "rotation"))
 	ownerStore := newStore(t, ns, "spiral-event-secret", nil)

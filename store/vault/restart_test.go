@@ -7,19 +7,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sigil-dna/keysync/internal/testserver"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate"
 	"github.com/sigil-dna/keysync/sidecar"
 	"github.com/sigil-dna/keysync/sidecar/sidecartest"
 	"github.com/sigil-dna/keysync/store/storetest"
+	"github.com/sigil-dna/keysync/test/servers"
 )
 
 // TestVaultRestartIsSurvived kills the Vault server under a running sidecar, starts it
 // again (a dev server comes back empty), writes the same document back, and rotates: the
 // keys file stays untouched while Vault is away and follows it again afterwards.
 func TestVaultRestartIsSurvived(t *testing.T) {
-	v, err := testserver.StartVault(server.Bin)
+	v, err := servers.StartVault(server.Bin)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,6 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/sigil-dna/keysync/internal/testserver"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/reload"
 	"github.com/sigil-dna/keysync/rotate"
@@ -27,18 +26,19 @@ import (
 	"github.com/sigil-dna/keysync/sidecar/sidecartest"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/storetest"
+	"github.com/sigil-dna/keysync/test/servers"
 )
 
 // server is the real Vault dev server shared by the package's tests.
-var server *testserver.Vault
+var server *servers.Vault
 
 func TestMain(m *testing.M) {
-	bin, err := testserver.VaultBinary()
+	bin, err := servers.VaultBinary()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	server, err = testserver.StartVault(bin)
+	server, err = servers.StartVault(bin)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

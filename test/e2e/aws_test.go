@@ -4,9 +4,9 @@ import (
 	"testing"
 
 	"github.com/sigil-dna/keysync/internal/awsapi"
-	"github.com/sigil-dna/keysync/internal/awsfake"
 	"github.com/sigil-dna/keysync/store/awssm"
 	"github.com/sigil-dna/keysync/store/awsssm"
+	"github.com/sigil-dna/keysync/test/awsfake"
 )
 
 // awsEnv points the keysync processes at ac through the standard AWS variables, as a

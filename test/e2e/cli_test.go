@@ -7,16 +7,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sigil-dna/keysync/internal/demo"
-	"github.com/sigil-dna/keysync/internal/podfleet"
+	"github.com/sigil-dna/keysync/demo"
+	"github.com/sigil-dna/keysync/demo/podfleet"
 )
 
 // TestDemo is the README's first command with the numbers: 4 pods for 30 s.
+// keysync-demo finds the keysync binary beside it, as make demo builds them into bin/.
 func TestDemo(t *testing.T) {
 	e := newEnv(t)
-	stdout, stderr, err := e.keysync("demo", "--pods", "4", "--duration", "30s", "--json", "--log-level", "warn")
+	stdout, stderr, err := e.run(demoBin, "--pods", "4", "--duration", "30s", "--json", "--log-level", "warn")
 	if err != nil {
-		t.Fatalf("keysync demo: %v\n%s", err, stderr)
+		t.Fatalf("keysync-demo: %v\n%s", err, stderr)
 	}
 	var s demo.Summary
 	if err := json.Unmarshal([]byte(stdout), &s); err != nil {

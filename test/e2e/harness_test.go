@@ -16,14 +16,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sigil-dna/keysync/internal/podfleet"
-	"github.com/sigil-dna/keysync/internal/ports"
+	"github.com/sigil-dna/keysync/demo/podfleet"
+	"github.com/sigil-dna/keysync/demo/ports"
 	"github.com/sigil-dna/keysync/internal/secretscan"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/reload"
 )
 
-var keysyncBin string
+// keysyncBin is the production binary; demoBin is keysync-demo (the pod launcher and,
+// linked as demo-app, the app).
+var keysyncBin, demoBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "keysync-e2e-bin-")
@@ -31,12 +33,14 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	os.Chmod(dir, 0o755) // the permission test runs the binary as nobody
-	keysyncBin = filepath.Join(dir, "keysync")
-	build := exec.Command("go", "build", "-o", keysyncBin, "github.com/sigil-dna/keysync/cmd/keysync")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building keysync:", err)
-		os.Exit(1)
+	keysyncBin, demoBin = filepath.Join(dir, "keysync"), filepath.Join(dir, "keysync-demo")
+	for bin, pkg := range map[string]string{keysyncBin: "cmd/keysync", demoBin: "cmd/keysync-demo"} {
+		build := exec.Command("go", "build", "-o", bin, "github.com/sigil-dna/keysync/"+pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", pkg+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -69,8 +73,8 @@ func newEnv(t *testing.T) *env {
 		}
 	}
 	os.MkdirAll(filepath.Join(e.dir, "bin"), 0o755)
-	e.app = filepath.Join(e.dir, "bin", "demo-app")
-	if err := os.Symlink(keysyncBin, e.app); err != nil {
+	e.app = filepath.Join(e.dir, "bin", podfleet.AppName)
+	if err := os.Symlink(demoBin, e.app); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.scanOutputs)
@@ -104,8 +108,13 @@ func (e *env) logFile(name string) (*os.File, string) {
 
 // keysync runs the CLI to completion and returns its output; the output is also scanned.
 func (e *env) keysync(args ...string) (stdout, stderr string, err error) {
+	return e.run(keysyncBin, args...)
+}
+
+// run runs bin to completion and returns its output; the output is also scanned.
+func (e *env) run(bin string, args ...string) (stdout, stderr string, err error) {
 	var o, er bytes.Buffer
-	cmd := exec.Command(keysyncBin, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &o, &er
 	err = cmd.Run()
 	f, _ := e.logFile(fmt.Sprintf("cli-%d", time.Now().UnixNano()))

@@ -8,14 +8,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sigil-dna/keysync/internal/testserver"
 	"github.com/sigil-dna/keysync/store/kube"
+	"github.com/sigil-dna/keysync/test/servers"
 )
 
 // TestKubeEndToEnd drives the real CLI against a real kube-apiserver: rotate into a
 // Secret, a sidecar process following it by watch, an app process reloading.
 func TestKubeEndToEnd(t *testing.T) {
-	k, err := testserver.StartKube(t.TempDir())
+	k, err := servers.StartKube(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sigil-dna/keysync/internal/podfleet"
+	"github.com/sigil-dna/keysync/demo/podfleet"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/file"
@@ -28,7 +28,7 @@ func (e *env) podArgs(out, appURL string, port int, sidecar ...string) []string 
 		"--watch=false", "--poll", "0", "--pid-file", filepath.Join(out, "..", filepath.Base(out)+".pid")}
 	sc := append([]string{keysyncBin, "sidecar", "--store", e.storeURL(), "--out", out, "--interval", "500ms",
 		"--listen", "127.0.0.1:" + strconv.Itoa(freePort(e.t)), "--confirm-url", appURL + "/keysync/status", "--log-format", "json"}, sidecar...)
-	return append(append(append([]string{keysyncBin, "pod"}, app...), "---"), sc...)
+	return append(append(append([]string{demoBin, "pod"}, app...), "---"), sc...)
 }
 
 func TestSidecarSignalsTheAppThroughASharedPIDNamespace(t *testing.T) {

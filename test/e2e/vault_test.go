@@ -8,20 +8,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sigil-dna/keysync/internal/testserver"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/vault"
+	"github.com/sigil-dna/keysync/test/servers"
 )
 
 // TestVaultEndToEnd drives the real CLI against a real Vault dev server: rotate, status,
 // a sidecar process feeding an app process, and rollback.
 func TestVaultEndToEnd(t *testing.T) {
-	bin, err := testserver.VaultBinary()
+	bin, err := servers.VaultBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := testserver.StartVault(bin)
+	v, err := servers.StartVault(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func (e *env) podArgsFor(storeURL, out, appURL string, port int, sidecar ...stri
 }
 
 // recordVault adds the secrets Vault holds to the output scan.
-func (e *env) recordVault(v *testserver.Vault) {
+func (e *env) recordVault(v *servers.Vault) {
 	st, err := vault.New(e.t.Context(), vault.Config{Mount: "secret", Path: "sigil/spiral-event-secret", Address: v.Addr, Auth: vault.Auth{Token: keyring.Secret(v.Token)}})
 	if err != nil {
 		e.t.Fatal(err)

@@ -9,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sigil-dna/keysync/internal/fleetbench"
-	"github.com/sigil-dna/keysync/internal/testserver"
+	"github.com/sigil-dna/keysync/test/servers"
 )
 
 // TestFleetShort is the benchmark's short mode (5 pods, 10 rotations per scheme) with
@@ -18,17 +17,17 @@ import (
 // verification, every forgery with a retired key must be refused, and no secret may
 // appear in any output.
 func TestFleetShort(t *testing.T) {
-	work, exe := buildKeysync(t)
-	vaultBin, err := testserver.VaultBinary()
+	work, exe, demo := buildBinaries(t)
+	vaultBin, err := servers.VaultBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var progress strings.Builder
-	rep, err := fleetbench.Run(t.Context(), fleetbench.Config{
+	rep, err := Run(t.Context(), Config{
 		Pods: 5, Rotations: 10, RotateEvery: 2 * time.Second, Poll: time.Second, BackoffCap: 2 * time.Second,
 		Store: "vault", Rate: 100, Skew: 2 * time.Second, ActivationDelay: 7 * time.Second, VerifyWindow: 10 * time.Second,
 		Naive: true, StoreOutage: 5 * time.Second, KillSidecars: true, InvalidDocument: true, RestartApp: true, Emergency: true,
-		Exe: exe, VaultBin: vaultBin, Work: filepath.Join(work, "run"), Progress: &progress,
+		Keysync: exe, Demo: demo, VaultBin: vaultBin, Work: filepath.Join(work, "run"), Progress: &progress,
 	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
@@ -54,16 +53,16 @@ func TestFleetShort(t *testing.T) {
 // TestFleetShortAWS: the same with Parameter Store (kumo) and Secrets Manager (the fake),
 // with killed sidecars, a restarted app, an invalid document and an emergency rotation.
 func TestFleetShortAWS(t *testing.T) {
-	work, exe := buildKeysync(t)
+	work, exe, demo := buildBinaries(t)
 	for _, st := range []string{"ssm", "secretsmanager"} {
 		t.Run(st, func(t *testing.T) {
 			t.Parallel()
 			var progress strings.Builder
-			rep, err := fleetbench.Run(t.Context(), fleetbench.Config{
+			rep, err := Run(t.Context(), Config{
 				Pods: 4, Rotations: 8, RotateEvery: 2 * time.Second, Poll: time.Second, BackoffCap: 2 * time.Second,
 				Store: st, Rate: 80, Skew: 2 * time.Second, ActivationDelay: 7 * time.Second, VerifyWindow: 10 * time.Second,
 				KillSidecars: true, InvalidDocument: true, RestartApp: true, Emergency: true,
-				Exe: exe, Work: filepath.Join(work, st), Progress: &progress,
+				Keysync: exe, Demo: demo, Work: filepath.Join(work, st), Progress: &progress,
 			})
 			if err != nil {
 				t.Fatalf("%v\n%s", err, progress.String())
@@ -79,21 +78,23 @@ func TestFleetShortAWS(t *testing.T) {
 	}
 }
 
-func buildKeysync(t *testing.T) (work, exe string) {
+func buildBinaries(t *testing.T) (work, keysync, demo string) {
 	work = t.TempDir()
-	exe = filepath.Join(work, "keysync")
-	build := exec.Command("go", "build", "-o", exe, "./cmd/keysync")
-	build.Dir = testserver.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("%v\n%s", err, out)
+	keysync, demo = filepath.Join(work, "keysync"), filepath.Join(work, "keysync-demo")
+	for out, pkg := range map[string]string{keysync: "./cmd/keysync", demo: "./cmd/keysync-demo"} {
+		build := exec.Command("go", "build", "-o", out, pkg)
+		build.Dir = servers.RepoRoot()
+		if b, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, b)
+		}
 	}
-	return work, exe
+	return work, keysync, demo
 }
 
 // check holds every fleet run to the acceptance criteria: the staged phase ran with
 // traffic and reloads and no failed verification, every forgery with a retired key was
 // refused, and no secret appeared in any output.
-func check(t *testing.T, rep *fleetbench.Report, rotations int) {
+func check(t *testing.T, rep *Report, rotations int) {
 	t.Helper()
 	staged := rep.Phases[0]
 	t.Logf("\n%s", rep.Markdown("go test ./test/fleet", "fleet"))

@@ -16,8 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sigil-dna/keysync/internal/fleetbench"
-	"github.com/sigil-dna/keysync/internal/testserver"
+	"github.com/sigil-dna/keysync/test/servers"
 )
 
 func main() {
@@ -31,7 +30,7 @@ func main() {
 }
 
 func run(ctx context.Context) error {
-	var c fleetbench.Config
+	var c Config
 	var keysyncBin, report, section string
 	var asJSON bool
 	flag.IntVar(&c.Pods, "pods", 20, "pods (sidecar + app each)")
@@ -50,7 +49,7 @@ func run(ctx context.Context) error {
 	flag.BoolVar(&c.InvalidDocument, "invalid-document", true, "write an invalid document to the store mid-run")
 	flag.BoolVar(&c.RestartApp, "restart-app", true, "kill an app right after a rotation's store write")
 	flag.BoolVar(&c.Emergency, "emergency", true, "end with an emergency rotation")
-	flag.StringVar(&keysyncBin, "keysync", "", "keysync binary (default: built into the work dir)")
+	flag.StringVar(&keysyncBin, "keysync", "", "keysync binary (default: built into the work dir); keysync-demo is always built there")
 	flag.StringVar(&c.Work, "work", "", "work dir (default: a temporary one, removed after)")
 	flag.StringVar(&report, "report", "", "benchmarks file whose fleet section is replaced (e.g. docs/benchmarks.md)")
 	flag.StringVar(&section, "section", "fleet", "name of the report's section in --report, and of its charts")
@@ -66,22 +65,23 @@ func run(ctx context.Context) error {
 	}
 	if keysyncBin == "" {
 		keysyncBin = filepath.Join(c.Work, "keysync")
-		build := exec.Command("go", "build", "-o", keysyncBin, "./cmd/keysync")
-		build.Dir, build.Stderr = testserver.RepoRoot(), os.Stderr
-		if err := build.Run(); err != nil {
+		if err := build(keysyncBin, "./cmd/keysync"); err != nil {
 			return err
 		}
 	}
-	c.Exe = keysyncBin
+	c.Keysync, c.Demo = keysyncBin, filepath.Join(c.Work, "keysync-demo")
+	if err := build(c.Demo, "./cmd/keysync-demo"); err != nil {
+		return err
+	}
 	if c.Store == "vault" {
-		bin, err := testserver.VaultBinary()
+		bin, err := servers.VaultBinary()
 		if err != nil {
 			return err
 		}
 		c.VaultBin = bin
 	}
 	c.Progress = os.Stderr
-	rep, err := fleetbench.Run(ctx, c)
+	rep, err := Run(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -100,4 +100,11 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("staged scheme: %d failed verifications, %d secrets in output, %d forgeries accepted", f, rep.SecretsInOutput, len(rep.ForgeriesAccepted))
 	}
 	return nil
+}
+
+// build compiles one of the repository's commands into out.
+func build(out, pkg string) error {
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir, cmd.Stderr = servers.RepoRoot(), os.Stderr
+	return cmd.Run()
 }

@@ -14,26 +14,26 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/sigil-dna/keysync/internal/testserver"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate"
 	"github.com/sigil-dna/keysync/store/vault"
+	"github.com/sigil-dna/keysync/test/servers"
 )
 
 // TestVaultKubernetesAuth: the sidecar logs in to a real Vault with the Kubernetes auth
 // method, using a ServiceAccount token of a real kube-apiserver, which Vault checks with
 // a TokenReview against that apiserver.
 func TestVaultKubernetesAuth(t *testing.T) {
-	kube, err := testserver.StartKube(t.TempDir())
+	kube, err := servers.StartKube(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer kube.Stop()
-	bin, err := testserver.VaultBinary()
+	bin, err := servers.VaultBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := testserver.StartVault(bin)
+	v, err := servers.StartVault(bin)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,9 @@ const vectors = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..'
 const at = (s) => parseTime('at', s);
 
 test('the vectors file has every kind of case', () => {
-  assert.ok(vectors.keyrings.length >= 5);
-  assert.ok(vectors.rejected.length >= 30);
+  assert.ok(vectors.keyrings.length >= 7);
+  assert.ok(vectors.rejected.length >= 36);
+  assert.ok(vectors.keyrings.some((kv) => kv.states.some((st) => st.states.includes('held'))), 'a held key');
 });
 
 test('key ids', () => {
@@ -21,7 +22,12 @@ test('key ids', () => {
 
 for (const kv of vectors.keyrings) {
   test(`keyring: ${kv.name}`, () => {
-    const s = new Signer(parse(kv.document));
+    const r = parse(kv.document);
+    const s = new Signer(r);
+    assert.ok(kv.states.length > 0);
+    for (const st of kv.states) {
+      assert.deepStrictEqual(r.keys.map((k) => s.stateAt(k, at(st.at))), st.states, `states at ${st.at}`);
+    }
     for (const sv of kv.sign) {
       if (sv.error) {
         assert.throws(() => s.sign(at(sv.at), sv.payload), (e) => e.code === sv.error);

@@ -2,7 +2,7 @@
 // HTTP service built on the reload library, the way a real service would use it. It signs
 // events, sends them to other apps, verifies the events it receives and serves the
 // reload library's status for the sidecar to confirm reloads.
-package demoapp
+package app
 
 import (
 	"bytes"
@@ -41,7 +41,8 @@ type Flags struct {
 
 // Command returns the demo app's flag set.
 func Command() (*cli.Command, *Flags) {
-	c := cli.New("demo-app", "The demo app: signs and verifies events with the reload library.", "")
+	c := cli.New("app", "The demo app: signs and verifies events with the reload library.", "")
+	c.Invocation = "keysync-demo app"
 	f := &Flags{}
 	c.StringVar(&f.Keys, "keys", "", "keys file written by the sidecar")
 	c.StringVar(&f.Listen, "listen", "127.0.0.1:0", "HTTP address")

@@ -1,4 +1,4 @@
-package fleetbench
+package main
 
 import (
 	"bytes"

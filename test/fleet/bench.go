@@ -1,9 +1,10 @@
-// Package fleetbench is the fleet benchmark and chaos suite: N real pods (sidecar + app
-// processes) against a real store, signed traffic between every app, R staged rotations
-// and then R rotations of the ticket's own scheme (the naive baseline) under the same
-// traffic, chaos on the way, and a report with propagation, failures, forgeries refused,
-// store load and sidecar footprint.
-package fleetbench
+package main
+
+// The fleet benchmark and chaos suite: N real pods (sidecar + app processes) against a
+// real store, signed traffic between every app, R staged rotations and then R rotations
+// of the ticket's own scheme (the naive baseline) under the same traffic, chaos on the
+// way, and a report with propagation, failures, forgeries refused, store load and
+// sidecar footprint.
 
 import (
 	"context"
@@ -17,14 +18,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sigil-dna/keysync/internal/awsfake"
-	"github.com/sigil-dna/keysync/internal/podfleet"
-	"github.com/sigil-dna/keysync/internal/testserver"
+	"github.com/sigil-dna/keysync/demo/podfleet"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/file"
 	"github.com/sigil-dna/keysync/store/vault"
+	"github.com/sigil-dna/keysync/test/awsfake"
+	"github.com/sigil-dna/keysync/test/servers"
 )
 
 // Config shapes a run.
@@ -47,10 +48,10 @@ type Config struct {
 	RestartApp      bool
 	Emergency       bool
 
-	Exe, VaultBin, Work string
-	Progress            io.Writer // progress lines
-	LogOutput           io.Writer // the harness's JSON log (rotations); nil discards
-	Log                 *slog.Logger
+	Keysync, Demo, VaultBin, Work string    // the keysync and keysync-demo binaries
+	Progress                      io.Writer // progress lines
+	LogOutput                     io.Writer // the harness's JSON log (rotations); nil discards
+	Log                           *slog.Logger
 }
 
 // Phase is the result of one scheme.
@@ -127,7 +128,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	b.fleet, err = podfleet.Start(ctx, podfleet.Config{
-		Work: cfg.Work, Exe: cfg.Exe, Store: b.sidecarStore, Pods: cfg.Pods, PIDNamespaces: podfleet.PIDNamespacesAvailable(),
+		Work: cfg.Work, Keysync: cfg.Keysync, Demo: cfg.Demo, Store: b.sidecarStore, Pods: cfg.Pods, PIDNamespaces: podfleet.PIDNamespacesAvailable(),
 		Interval: cfg.Poll, ClockOffsets: offsets, Env: b.env, Log: cfg.Log,
 		SidecarArgs: []string{"--backoff-cap", cfg.BackoffCap.String(), "--log-level", "info"},
 	})
@@ -168,7 +169,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Naive {
 		// Let every staged key become active, so the baseline starts from a settled fleet.
 		b.sleep(ctx, cfg.ActivationDelay+cfg.Skew)
-		naive, err := b.phase(ctx, "naive (the ticket's scheme, baseline)", rotate.ActionNaive, false)
+		naive, err := b.phase(ctx, "naive (the ticket's scheme, baseline)", actionNaive, false)
 		if err != nil {
 			stopChecks()
 			checks.Wait()
@@ -198,7 +199,7 @@ type bench struct {
 	rep          *Report
 	forg         *forgeries
 	fleet        *podfleet.Fleet
-	vault        *testserver.Vault
+	vault        *servers.Vault
 	proxy        *countingProxy
 	st           store.Store
 	sidecarStore string
@@ -225,7 +226,7 @@ func (b *bench) startStore(ctx context.Context) error {
 	if b.cfg.Store == "ssm" || b.cfg.Store == "secretsmanager" {
 		return b.startAWS(ctx)
 	}
-	v, err := testserver.StartVault(b.cfg.VaultBin)
+	v, err := servers.StartVault(b.cfg.VaultBin)
 	if err != nil {
 		return err
 	}
@@ -262,24 +263,51 @@ func (b *bench) close() {
 	}
 }
 
+// actionNaive is the baseline scheme, which keysync does not offer: see naive.
+const actionNaive rotate.Action = "naive"
+
 func (b *bench) rotate(ctx context.Context, action rotate.Action) (*rotate.Result, error) {
-	res, err := rotate.Run(ctx, b.st, nil, rotate.Options{
-		Action: action, Log: b.cfg.Log,
-		Keyring: keyring.Options{ActivationDelay: b.cfg.ActivationDelay, VerifyWindow: b.cfg.VerifyWindow, RotatedBy: "fleet benchmark", Reason: string(action)},
-		NewSecret: func(n int) (keyring.Secret, error) {
-			s, err := keyring.NewSecret(n)
-			if err == nil {
-				b.forg.remember(s)
-			}
-			return s, err
-		},
-	})
+	o := keyring.Options{ActivationDelay: b.cfg.ActivationDelay, VerifyWindow: b.cfg.VerifyWindow, RotatedBy: "fleet benchmark", Reason: string(action)}
+	newSecret := func(n int) (keyring.Secret, error) {
+		s, err := keyring.NewSecret(n)
+		if err == nil {
+			b.forg.remember(s)
+		}
+		return s, err
+	}
+	var res *rotate.Result
+	var err error
+	if action == actionNaive {
+		res, err = b.rotateNaive(ctx, newSecret, o)
+	} else {
+		res, err = rotate.Run(ctx, b.st, nil, rotate.Options{Action: action, Log: b.cfg.Log, Keyring: o, NewSecret: newSecret})
+	}
 	if err != nil {
 		return nil, err
 	}
 	b.forg.observe(b.last, res.Keyring, res.RotatedAt, b.cfg.Skew, b.worstPropagation())
 	b.last = res.Keyring
 	return res, nil
+}
+
+// rotateNaive writes one rotation of the baseline scheme with compare-and-swap.
+func (b *bench) rotateNaive(ctx context.Context, newSecret func(int) (keyring.Secret, error), o keyring.Options) (*rotate.Result, error) {
+	snap, err := b.st.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := newSecret(keyring.MinSecretBytes)
+	if err != nil {
+		return nil, err
+	}
+	next, err := naive(snap.Keyring, time.Now(), secret, o)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := b.st.Write(ctx, next, snap.Version); err != nil {
+		return nil, err
+	}
+	return &rotate.Result{Action: actionNaive, Generation: next.Generation, RotatedAt: next.RotatedAt, Keyring: next}, nil
 }
 
 // worstPropagation bounds the time for every pod to load a new document.

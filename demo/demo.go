@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sigil-dna/keysync/internal/podfleet"
+	"github.com/sigil-dna/keysync/demo/podfleet"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate"
 	"github.com/sigil-dna/keysync/store/file"
@@ -31,7 +31,8 @@ type Config struct {
 	ActivationDelay time.Duration
 	VerifyWindow    time.Duration
 	Rate            int    // events per second, all senders together
-	Exe             string // the keysync binary
+	Keysync         string // the keysync binary: the sidecars
+	Demo            string // the keysync-demo binary: the pods and their apps
 	Dir             string // working directory; empty: a new temporary one, removed after
 	PIDNamespaces   bool   // one PID namespace per pod (needs root and unshare)
 	Progress        io.Writer
@@ -95,7 +96,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if _, err := rotate.Run(ctx, st, nil, rot); err != nil {
 		return nil, fmt.Errorf("demo: first keyring: %w", err)
 	}
-	fl, err := podfleet.Start(ctx, podfleet.Config{Work: work, Store: st.String(), Pods: cfg.Pods, Exe: cfg.Exe,
+	fl, err := podfleet.Start(ctx, podfleet.Config{Work: work, Store: st.String(), Pods: cfg.Pods, Keysync: cfg.Keysync, Demo: cfg.Demo,
 		PIDNamespaces: cfg.PIDNamespaces, Interval: cfg.Interval, Log: cfg.Log})
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package fleetbench
+package main
 
 import (
 	"context"
@@ -8,9 +8,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/sigil-dna/keysync/internal/awsapi"
-	"github.com/sigil-dna/keysync/internal/awsfake"
 	"github.com/sigil-dna/keysync/store/awssm"
 	"github.com/sigil-dna/keysync/store/awsssm"
+	"github.com/sigil-dna/keysync/test/awsfake"
 )
 
 // startAWS serves Parameter Store from the kumo emulator, in this process, or Secrets

@@ -1,6 +1,6 @@
 // Package testserver starts the real servers the store tests use: a Vault dev server
 // (built once by test/servers/vault.sh and cached outside the repository).
-package testserver
+package servers
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sigil-dna/keysync/internal/ports"
+	"github.com/sigil-dna/keysync/demo/ports"
 )
 
 // RepoRoot finds the repository root from the caller's source file.

@@ -21,9 +21,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sigil-dna/keysync/internal/demoapp"
-	"github.com/sigil-dna/keysync/internal/pod"
-	"github.com/sigil-dna/keysync/internal/ports"
+	"github.com/sigil-dna/keysync/demo/app"
+	"github.com/sigil-dna/keysync/demo/pod"
+	"github.com/sigil-dna/keysync/demo/ports"
 	"github.com/sigil-dna/keysync/internal/secretscan"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/reload"
@@ -32,7 +32,8 @@ import (
 // Config shapes a fleet.
 type Config struct {
 	Work          string          // working directory: pod logs, pid files, the demo-app link
-	Exe           string          // the keysync binary
+	Keysync       string          // the keysync binary: the sidecars
+	Demo          string          // the keysync-demo binary: the pod launcher and, linked as demo-app, the app
 	Store         string          // --store URL for every sidecar
 	Pods          int             // number of pods
 	PIDNamespaces bool            // one PID namespace per pod (root and unshare(1))
@@ -61,6 +62,9 @@ type Pod struct {
 	logFile     *os.File
 }
 
+// AppName is the demo app's process name: keysync-demo run through a link of that name.
+const AppName = "demo-app"
+
 var httpClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
 
 // PIDNamespacesAvailable reports whether pods can get PID namespaces of their own.
@@ -88,18 +92,21 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	exe, err := filepath.Abs(cfg.Exe) // the demo-app link and the pods need it from anywhere
-	if err != nil {
-		return nil, err
+	// The demo-app link and the pods need both binaries from anywhere.
+	for _, exe := range []*string{&cfg.Keysync, &cfg.Demo} {
+		abs, err := filepath.Abs(*exe)
+		if err != nil {
+			return nil, err
+		}
+		*exe = abs
 	}
-	cfg.Exe = exe
 	bin := filepath.Join(cfg.Work, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return nil, err
 	}
-	app := filepath.Join(bin, "demo-app")
+	app := filepath.Join(bin, AppName)
 	_ = os.Remove(app)
-	if err := os.Symlink(cfg.Exe, app); err != nil {
+	if err := os.Symlink(cfg.Demo, app); err != nil {
 		return nil, fmt.Errorf("podfleet: linking the demo app: %w", err)
 	}
 	mem := memDir(cfg.Work)
@@ -139,15 +146,15 @@ func (fl *Fleet) startPod(cfg Config, app, mem string, i int) (*Pod, error) {
 	}
 	appArgs := []string{app, "--keys", filepath.Join(out, "keys.json"), "--listen", "127.0.0.1:" + strconv.Itoa(appPort),
 		"--pid-file", pidFile, "--clock-offset", offset.String()}
-	sidecarArgs := []string{cfg.Exe, "sidecar", "--store", cfg.Store, "--out", out, "--interval", cfg.Interval.String(),
+	sidecarArgs := []string{cfg.Keysync, "sidecar", "--store", cfg.Store, "--out", out, "--interval", cfg.Interval.String(),
 		"--listen", "127.0.0.1:" + strconv.Itoa(sidecarPort), "--confirm-url", appURL + "/keysync/status", "--log-format", "json"}
 	if cfg.PIDNamespaces {
-		sidecarArgs = append(sidecarArgs, "--signal-process", "demo-app")
+		sidecarArgs = append(sidecarArgs, "--signal-process", AppName)
 	} else {
 		sidecarArgs = append(sidecarArgs, "--pid-file", pidFile)
 	}
 	sidecarArgs = append(sidecarArgs, cfg.SidecarArgs...)
-	argv := append(append(append([]string{cfg.Exe, "pod"}, appArgs...), pod.Separator), sidecarArgs...)
+	argv := append(append(append([]string{cfg.Demo, "pod"}, appArgs...), pod.Separator), sidecarArgs...)
 	if cfg.PIDNamespaces {
 		argv = append([]string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM", "--"}, argv...)
 	}
@@ -214,8 +221,8 @@ func (p *Pod) Status(ctx context.Context) (reload.Status, error) {
 }
 
 // Send has the app sign payload and deliver it to another app, which verifies it.
-func (p *Pod) Send(ctx context.Context, to *Pod, payload string) (demoapp.SendResult, error) {
-	var res demoapp.SendResult
+func (p *Pod) Send(ctx context.Context, to *Pod, payload string) (app.SendResult, error) {
+	var res app.SendResult
 	u := p.AppURL + "/send?to=" + url.QueryEscape(to.AppURL)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader([]byte(payload)))
 	resp, err := httpClient.Do(req)
@@ -230,7 +237,7 @@ func (p *Pod) Send(ctx context.Context, to *Pod, payload string) (demoapp.SendRe
 // HTTP status: 204 verified, 401 refused.
 func (p *Pod) Deliver(ctx context.Context, payload []byte, sig string) (int, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.AppURL+"/event", bytes.NewReader(payload))
-	req.Header.Set(demoapp.SignatureHeader, sig)
+	req.Header.Set(app.SignatureHeader, sig)
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return 0, err

@@ -1,4 +1,4 @@
-package fleetbench
+package main
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sigil-dna/keysync/internal/podfleet"
+	"github.com/sigil-dna/keysync/demo/podfleet"
 	"github.com/sigil-dna/keysync/keyring"
 )
 
