@@ -297,3 +297,39 @@ func FromPlain(current PlainValue, previous *PlainValue, o Options, rotatedBy st
 	r.Keys = []Key{prev, r.Keys[0]}
 	return r, Validate(r)
 }
+
+// CompletePlain completes the current plain value of a store that keeps no history (a
+// Kubernetes Secret, a local file) with the keyring the reader already holds, have (the
+// sidecar's keys file; nil for a reader that holds nothing). It is the one rule every
+// reader applies, so its result depends only on the value and what the reader held:
+//
+//   - the value is the newest key of have: have is returned as it is, generation and
+//     schedule included. Nothing about the value changed (a label or annotation edit
+//     moves the store's version and timestamps, not the key);
+//   - the value is new: it is staged from its store timestamp and have's newest key is
+//     its previous value, which verifies for the window (FromPlain); the generation is
+//     the store's version, or have's plus one if that is not larger;
+//   - have is nil: FromPlain with no previous value. A reader that starts after the value
+//     changed never saw the previous one: it cannot verify signatures made with it, and it
+//     signs with the new value at once (which every other reader already verifies, pending).
+func CompletePlain(current PlainValue, have *Keyring, o Options, rotatedBy string) (*Keyring, error) {
+	var newest *Key
+	if have != nil {
+		for i := len(have.Keys) - 1; i >= 0; i-- {
+			if !have.Keys[i].Held() {
+				newest = &have.Keys[i]
+				break
+			}
+		}
+	}
+	if newest == nil {
+		return FromPlain(current, nil, o, rotatedBy)
+	}
+	if newest.ID == KeyID(current.Value) {
+		return have, nil
+	}
+	if current.Version <= have.Generation {
+		current.Version = have.Generation + 1
+	}
+	return FromPlain(current, &PlainValue{Value: newest.Secret, CreatedAt: newest.NotBefore, Version: have.Generation}, o, rotatedBy)
+}

@@ -6,11 +6,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sigil-dna/keysync/keyring"
 )
 
 // Handler serves /healthz (alive: always, staleness never fails it), /readyz (after the
-// first complete write of the keys file, and while not stale beyond MaxStale), /metrics
-// (Prometheus) and /status (JSON, no secrets).
+// first complete write of the keys file, and while the last successful sync is not older
+// than MaxStale), /metrics (Prometheus) and /status (JSON, no secrets).
 func (s *Sidecar) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -26,6 +28,7 @@ func (s *Sidecar) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
 		_ = json.NewEncoder(w).Encode(s.Status())
 	})
 	return mux
@@ -40,32 +43,76 @@ func (s *Sidecar) Ready() (bool, string) {
 	case !s.ready:
 		return false, "keys file not written yet\n"
 	case s.cfg.MaxStale > 0 && time.Duration(stale*float64(time.Second)) > s.cfg.MaxStale:
-		return false, "store not read successfully for longer than --max-stale\n"
+		return false, "no successful sync (store read and keys file write) for longer than --max-stale\n"
 	}
 	return true, ""
 }
 
-// Status is the sidecar's view, served on /status.
+// Status is the sidecar's view, served on /status: what the keys file holds, what the
+// app confirmed holding, how the store reads go, and the settings that bound how fast a
+// new document reaches this pod. `keysync status --fleet` and the rotation gate read it.
 type Status struct {
-	Store        string    `json:"store"`
-	Path         string    `json:"path"`
-	Ready        bool      `json:"ready"`
-	Generation   int64     `json:"generation"`
-	KeyIDs       []string  `json:"key_ids"`
-	WrittenAt    time.Time `json:"written_at"`
+	Store string `json:"store"`
+	Path  string `json:"path"`
+	Ready bool   `json:"ready"`
+	// Generation, KeyIDs and Keys are what the keys file holds; Keys gives each key's
+	// state now (held, pending, current, previous).
+	Generation int64      `json:"generation"`
+	KeyIDs     []string   `json:"key_ids"`
+	Keys       []KeyState `json:"keys"`
+	WrittenAt  time.Time  `json:"written_at"`
+	// LastSuccess is the last successful sync; StaleSeconds the time since.
 	LastSuccess  time.Time `json:"last_success"`
 	StaleSeconds float64   `json:"stale_seconds"`
+	// StoreError is why store reads fail, since FailingSince; empty while they succeed.
+	StoreError   string    `json:"store_error,omitempty"`
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	App          AppView   `json:"app"`
+	Settings     Settings  `json:"settings"`
+	// At is the sidecar's clock when it answered, for estimating clock skew.
+	At time.Time `json:"at"`
 }
 
-// Status reports what the keys file holds.
+// KeyState is one key of the keys file and its state.
+type KeyState struct {
+	ID    string        `json:"id"`
+	State keyring.State `json:"state"`
+}
+
+// Settings are the sidecar's timing, in seconds.
+type Settings struct {
+	Interval         float64 `json:"interval_seconds"`
+	Jitter           float64 `json:"jitter"`
+	BackoffCap       float64 `json:"backoff_cap_seconds"`
+	ReadTimeout      float64 `json:"read_timeout_seconds"`
+	WorstPropagation float64 `json:"worst_propagation_seconds"`
+	MaxStale         float64 `json:"max_stale_seconds"`
+	Signals          bool    `json:"signals"`  // --signal-process or --pid-file is set
+	Confirms         bool    `json:"confirms"` // --confirm-url is set
+}
+
+// Status reports what the keys file holds and what the app holds.
 func (s *Sidecar) Status() Status {
 	stale := s.staleSeconds()
 	ready, _ := s.Ready()
+	now := s.cfg.Now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := Status{Store: s.cfg.Store.String(), Path: s.file.path, Ready: ready, WrittenAt: s.written, LastSuccess: s.lastSuccess, StaleSeconds: stale}
+	st := Status{Store: s.cfg.Store.String(), Path: s.file.path, Ready: ready, WrittenAt: s.written, LastSuccess: s.lastSync,
+		StaleSeconds: stale, StoreError: s.storeErr, FailingSince: s.failingSince, KeyIDs: []string{}, Keys: []KeyState{}, At: now}
 	if s.current != nil {
 		st.Generation, st.KeyIDs = s.current.Generation, s.current.IDs()
+		for _, k := range s.current.Keys {
+			st.Keys = append(st.Keys, KeyState{ID: k.ID, State: s.current.StateAt(k, now)})
+		}
 	}
+	s.mu.Unlock()
+	st.App = s.notify.App()
+	if st.App.KeyIDs == nil {
+		st.App.KeyIDs = []string{}
+	}
+	c := s.cfg
+	st.Settings = Settings{Interval: c.Interval.Seconds(), Jitter: c.Jitter, BackoffCap: c.BackoffCap.Seconds(),
+		ReadTimeout: ReadTimeout.Seconds(), WorstPropagation: WorstPropagation(c.Interval, c.Jitter, c.BackoffCap).Seconds(),
+		MaxStale: c.MaxStale.Seconds(), Signals: s.notify.sig != nil, Confirms: s.notify.app != nil}
 	return st
 }

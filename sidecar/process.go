@@ -19,8 +19,8 @@ import (
 var ErrNoProcess = errors.New("app process not found")
 
 // errTooYoung means the app started a moment ago and may not have installed its signal
-// handler yet: a SIGHUP would then end it. The signal is retried.
-var errTooYoung = errors.New("app process started too recently to have installed its signal handler")
+// handler yet: a SIGHUP would then end it. It wraps ErrNoProcess, so it is retried soon.
+var errTooYoung = fmt.Errorf("%w: it started too recently to have installed its signal handler", ErrNoProcess)
 
 // ErrNotPermitted means the kernel refused the signal; the message says how to fix it.
 var ErrNotPermitted = errors.New("not permitted to signal the app: run the sidecar with the app's UID, or add the CAP_KILL capability to the sidecar container only")
@@ -179,6 +179,53 @@ func signalError(pid int, err error) error {
 		return fmt.Errorf("%w: pid %d exited", ErrNoProcess, pid)
 	}
 	return fmt.Errorf("signalling pid %d: %w", pid, err)
+}
+
+// processSignaller signals the app's processes, found anew before each signal.
+type processSignaller struct {
+	finder finder
+	sig    syscall.Signal
+	minAge time.Duration
+}
+
+var _ signaller = (*processSignaller)(nil)
+
+func (p *processSignaller) String() string { return p.finder.String() }
+
+// signal sends the signal to every matching process, none of them if one is younger than
+// minAge (it may not handle the signal yet; it reads the keys file when it starts).
+func (p *processSignaller) signal() ([]int, error) {
+	procs, err := p.finder.find()
+	if err != nil {
+		return nil, err
+	}
+	for _, pr := range procs {
+		if age, err := pr.age(); err == nil && age < p.minAge {
+			return nil, fmt.Errorf("pid %d: %w", pr.pid, errTooYoung)
+		}
+	}
+	var pids []int
+	for _, pr := range procs {
+		if err := pr.signal(p.sig); err != nil {
+			return pids, err
+		}
+		pids = append(pids, pr.pid)
+	}
+	return pids, nil
+}
+
+// permitted checks with signal 0 that every process found can be signalled.
+func (p *processSignaller) permitted() error {
+	procs, err := p.finder.find()
+	if err != nil {
+		return err
+	}
+	for _, pr := range procs {
+		if err := pr.signal(0); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ParseSignal accepts HUP, SIGHUP, hup or a number.

@@ -1,9 +1,14 @@
 // Package sidecar keeps an app's keys file in step with the store: it reads the store
 // (watching where the store can, polling with jitter otherwise), validates and prunes the
 // keyring, writes the keys file atomically into a shared in-memory volume, signals the
-// app through the shared process namespace, confirms the reload, and serves health,
-// readiness and metrics. A store that is down or returns something invalid never blanks
-// the file: the last good keys stay and staleness is reported.
+// app through the shared process namespace, confirms the reload through the app's status
+// endpoint, and serves health, readiness, status and metrics. A store that is down or
+// returns something invalid never blanks the file: the last good keys stay and staleness
+// is reported.
+//
+// Two goroutines, both owned by Run: the loop reads the store and writes the file; the
+// notifier signals the app and confirms what it loaded, fed the latest written keyring
+// through a one-slot channel, so a slow app never delays a store read.
 package sidecar
 
 import (
@@ -12,7 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -31,30 +35,42 @@ const (
 	DefaultMode           = 0o440
 	DefaultConfirmTimeout = 10 * time.Second
 	DefaultSignalMinAge   = 2 * time.Second
-	DefaultBackoffCap     = time.Minute
-	backoffBase           = time.Second
-	signalRetry           = time.Second
-	readTimeout           = 15 * time.Second
+	DefaultBackoffCap     = 30 * time.Second
+	// ReadTimeout bounds one store read.
+	ReadTimeout = 10 * time.Second
+	backoffBase = time.Second
 )
+
+// WorstPropagation is the longest a sidecar with these settings takes to read a new
+// document once the store can be read: a poll at the end of its jittered interval, or,
+// while retrying a failing store, a read that hangs for ReadTimeout followed by the
+// longest backoff. A timer rotation's activation delay must exceed the fleet's largest
+// WorstPropagation plus the clock skew between its members.
+func WorstPropagation(interval time.Duration, jitter float64, backoffCap time.Duration) time.Duration {
+	return max(time.Duration(float64(interval)*(1+jitter)), backoffCap) + ReadTimeout
+}
 
 // Config is everything the sidecar needs; cmd/keysync fills it from flags.
 type Config struct {
-	Store       store.Store
-	OutDir      string
-	FileName    string
-	Mode        os.FileMode
-	Interval    time.Duration
-	Jitter      float64 // fraction of Interval, ±
+	Store    store.Store
+	OutDir   string
+	FileName string
+	Mode     os.FileMode
+	Interval time.Duration
+	Jitter   float64 // fraction of Interval, ±
+	// ProcessName or PidFile find the app to signal; neither: no signal (the app's own
+	// file watch reloads it).
 	ProcessName string
 	PidFile     string
 	Signal      syscall.Signal
 	// SignalMinAge: a process younger than this is not signalled yet (retried), so a
 	// SIGHUP cannot reach an app before it installed its handler and end it.
-	SignalMinAge   time.Duration
+	SignalMinAge time.Duration
+	// ConfirmURL is the app's status endpoint (the reload library's status handler): the
+	// sidecar confirms each reload there, and reports what the app holds.
 	ConfirmURL     string
 	ConfirmTimeout time.Duration
-	MaxStale       time.Duration      // readiness fails after this long without a good read; 0: never
-	Plain          store.PlainOptions // the plain-value schedule, for stores that keep no history
+	MaxStale       time.Duration // readiness fails after this long without a good sync; 0: never
 	BackoffCap     time.Duration
 	Log            *slog.Logger
 	Now            func() time.Time
@@ -64,35 +80,34 @@ type Config struct {
 type Sidecar struct {
 	cfg     Config
 	file    keysFile
-	finder  finder
 	metrics *metrics
-	client  *http.Client
+	notify  *notifier
 
-	mu          sync.Mutex
-	ready       bool
-	lastSuccess time.Time
-	current     *keyring.Keyring // what the keys file holds
-	written     time.Time        // when it was written
-	pending     bool             // the app has not been signalled for the current file yet
-	permLogged  bool
+	mu           sync.Mutex
+	ready        bool
+	lastSync     time.Time        // last read whose keyring is in the file (written or unchanged)
+	current      *keyring.Keyring // what the keys file holds
+	written      time.Time        // when it was written
+	storeErr     string           // why syncs fail, while they do
+	failingSince time.Time
 }
 
 // New checks cfg and prepares a sidecar.
 func New(cfg Config) (*Sidecar, error) {
 	if cfg.Store == nil {
-		return nil, errors.New("sidecar: no store")
+		return nil, errors.New("no store")
 	}
 	if cfg.OutDir == "" {
-		return nil, errors.New("sidecar: --out is required")
+		return nil, errors.New("--out is required")
 	}
 	if cfg.ProcessName != "" && cfg.PidFile != "" {
-		return nil, errors.New("sidecar: use one of --signal-process and --pid-file")
+		return nil, errors.New("use one of --signal-process and --pid-file")
 	}
 	if cfg.FileName == "" {
 		cfg.FileName = DefaultFileName
 	}
 	if filepath.Base(cfg.FileName) != cfg.FileName {
-		return nil, fmt.Errorf("sidecar: --file %q must be a plain file name", cfg.FileName)
+		return nil, fmt.Errorf("--file %q must be a plain file name", cfg.FileName)
 	}
 	if cfg.Mode == 0 {
 		cfg.Mode = DefaultMode
@@ -101,7 +116,7 @@ func New(cfg Config) (*Sidecar, error) {
 		cfg.Interval = DefaultInterval
 	}
 	if cfg.Jitter < 0 || cfg.Jitter >= 1 {
-		return nil, fmt.Errorf("sidecar: jitter %v must be in [0, 1)", cfg.Jitter)
+		return nil, fmt.Errorf("--jitter %v must be in [0, 1)", cfg.Jitter)
 	}
 	if cfg.Signal == 0 {
 		cfg.Signal = syscall.SIGHUP
@@ -121,17 +136,25 @@ func New(cfg Config) (*Sidecar, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Sidecar{
-		cfg:    cfg,
-		file:   keysFile{path: filepath.Join(cfg.OutDir, cfg.FileName), mode: cfg.Mode},
-		finder: finder{name: cfg.ProcessName, pidFile: cfg.PidFile, self: os.Getpid()},
-		client: &http.Client{Timeout: 2 * time.Second},
-	}
+	s := &Sidecar{cfg: cfg, file: keysFile{path: filepath.Join(cfg.OutDir, cfg.FileName), mode: cfg.Mode}}
 	s.metrics = newMetrics(s.staleSeconds)
+	s.metrics.worst.Set(WorstPropagation(cfg.Interval, cfg.Jitter, cfg.BackoffCap).Seconds())
+	var sig signaller
+	if cfg.ProcessName != "" || cfg.PidFile != "" {
+		sig = &processSignaller{finder: finder{name: cfg.ProcessName, pidFile: cfg.PidFile, self: os.Getpid()},
+			sig: cfg.Signal, minAge: cfg.SignalMinAge}
+	}
+	var app appReader
+	if cfg.ConfirmURL != "" {
+		app = newHTTPApp(cfg.ConfirmURL)
+	}
+	s.notify = newNotifier(notifierConfig{sig: sig, app: app, confirmTimeout: cfg.ConfirmTimeout, recheck: cfg.Interval,
+		log: cfg.Log, now: cfg.Now, metrics: s.metrics, pace: defaultPace})
 	return s, nil
 }
 
-// Once writes the keys file once and returns: the init-container mode.
+// Once writes the keys file once and returns: the init-container mode. The app starts
+// after it and loads the file itself, so nothing is signalled.
 func (s *Sidecar) Once(ctx context.Context) error {
 	if err := s.start(); err != nil {
 		return err
@@ -145,6 +168,18 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	if err := s.start(); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.notify.run(ctx)
+	}()
+	defer wg.Wait()
+	if s.notify.sig != nil {
+		s.notify.checkPermission()
+	}
 	var changes <-chan struct{}
 	if w, ok := s.cfg.Store.(store.Watcher); ok {
 		ch, err := w.Watch(ctx)
@@ -154,6 +189,11 @@ func (s *Sidecar) Run(ctx context.Context) error {
 			changes = ch
 		}
 	}
+	s.mu.Lock()
+	if s.current != nil { // the file a restarted sidecar found: confirm the app holds it, no signal
+		s.notify.offer(target{ring: s.current, written: s.written, found: true})
+	}
+	s.mu.Unlock()
 	failures := 0
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -184,7 +224,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 func (s *Sidecar) start() error {
 	removed, existing, err := s.file.open()
 	if err != nil {
-		return fmt.Errorf("sidecar: %w", err)
+		return err
 	}
 	if removed > 0 {
 		s.cfg.Log.Info("removed temporary files left by a killed sidecar", "count", removed, "dir", s.cfg.OutDir)
@@ -192,37 +232,18 @@ func (s *Sidecar) start() error {
 	if existing != nil {
 		s.mu.Lock()
 		s.current, s.ready = existing, true
+		if fi, err := os.Stat(s.file.path); err == nil {
+			s.written = fi.ModTime()
+		}
 		s.mu.Unlock()
-		s.metrics.generation.Set(float64(existing.Generation))
+		s.metrics.setFile(existing, s.cfg.Now())
 		s.cfg.Log.Info("found a valid keys file", "path", s.file.path, "generation", existing.Generation, "key_ids", existing.IDs())
-	}
-	if s.finder.enabled() {
-		s.checkPermission()
 	}
 	return nil
 }
 
-// checkPermission reports at start-up, with the fix, if the app cannot be signalled.
-func (s *Sidecar) checkPermission() {
-	procs, err := s.finder.find()
-	switch {
-	case errors.Is(err, ErrNoProcess):
-		s.cfg.Log.Info("app not running yet, will look again before each signal", "target", s.finder.String())
-		return
-	case err != nil:
-		s.cfg.Log.Error("cannot look for the app", "target", s.finder.String(), "error", err)
-		return
-	}
-	for _, p := range procs {
-		if err := p.signal(0); errors.Is(err, ErrNotPermitted) {
-			s.cfg.Log.Error("cannot signal the app", "target", s.finder.String(), "pid", p.pid, "error", err)
-			s.permLogged = true
-		}
-	}
-}
-
-// nextWait is the jittered poll interval, full-jitter backoff after failures, shortened
-// to retry a pending signal or to prune a key when it expires.
+// nextWait is the jittered poll interval, or full-jitter backoff after failures,
+// shortened to prune a key when it expires.
 func (s *Sidecar) nextWait(failures int) time.Duration {
 	var wait time.Duration
 	if failures > 0 {
@@ -234,9 +255,6 @@ func (s *Sidecar) nextWait(failures int) time.Duration {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pending && wait > signalRetry {
-		wait = signalRetry
-	}
 	if s.current != nil {
 		now := s.cfg.Now()
 		for _, k := range s.current.Keys {
@@ -248,9 +266,10 @@ func (s *Sidecar) nextWait(failures int) time.Duration {
 	return wait
 }
 
-// sync reads the store once, writes the file if it changed and signals the app.
+// sync reads the store once, completes and prunes the keyring, writes the file if it
+// changed and hands what the file holds to the notifier.
 func (s *Sidecar) sync(ctx context.Context) error {
-	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	rctx, cancel := context.WithTimeout(ctx, ReadTimeout)
 	snap, err := s.cfg.Store.Read(rctx)
 	cancel()
 	now := s.cfg.Now()
@@ -260,70 +279,43 @@ func (s *Sidecar) sync(ctx context.Context) error {
 	s.mu.Lock()
 	prev := s.current
 	s.mu.Unlock()
-	r := snap.Keyring
-	if snap.PlainCurrent != nil {
-		r = s.withPreviousFromFile(snap, prev)
+	r, err := snap.Complete(prev)
+	if err != nil {
+		return s.readFailed(err)
 	}
 	r = r.Prune(now)
 	if len(r.Keys) == 0 {
 		return s.readFailed(fmt.Errorf("%w: every key in generation %d has expired", keyring.ErrInvalid, r.Generation))
 	}
-	// Only a usable document counts as a successful read.
-	s.mu.Lock()
-	s.lastSuccess = now
-	s.mu.Unlock()
-	s.metrics.syncs.WithLabelValues("ok").Inc()
-	s.metrics.lastSuccess.Set(float64(now.UnixNano()) / 1e9)
 	if prev != nil && r.Generation < prev.Generation {
 		s.cfg.Log.Warn("store generation went backwards", "generation", r.Generation, "previous_generation", prev.Generation)
 	}
 	wrote, err := s.file.write(r)
 	if err != nil {
-		s.cfg.Log.Error("cannot write the keys file, keeping the last one", "path", s.file.path, "error", err)
+		s.metrics.syncs.WithLabelValues("write_error").Inc()
+		s.cfg.Log.Error("cannot write the keys file, keeping the last one", "event", "write_failed", "path", s.file.path,
+			"generation", r.Generation, "error", err, "stale_seconds", s.staleSeconds())
+		s.failed(fmt.Errorf("writing the keys file: %w", err))
 		return err
 	}
+	// Only a usable document that is now in the file counts as a successful sync.
+	s.mu.Lock()
+	s.lastSync, s.ready, s.storeErr, s.failingSince = now, true, "", time.Time{}
+	if wrote {
+		s.current, s.written = r, now
+	}
+	s.mu.Unlock()
+	s.metrics.syncs.WithLabelValues("ok").Inc()
+	s.metrics.lastSuccess.Set(float64(now.UnixNano()) / 1e9)
+	s.metrics.setFile(r, now)
 	if wrote {
 		s.logExpired(prev, r, now)
 		s.cfg.Log.Info("keys written", "event", "keys_written", "path", s.file.path, "generation", r.Generation,
 			"key_ids", r.IDs(), "rotated_by", r.RotatedBy, "reason", r.Reason, "plain_value", snap.Plain)
 		s.metrics.keysWritten.Inc()
-		s.metrics.generation.Set(float64(r.Generation))
-		s.mu.Lock()
-		s.current, s.written, s.ready = r, now, true
-		s.pending = s.finder.enabled() || s.cfg.ConfirmURL != ""
-		s.mu.Unlock()
-	} else {
-		s.mu.Lock()
-		s.ready = true
-		s.mu.Unlock()
+		s.notify.offer(target{ring: r, written: now})
 	}
-	s.notify(ctx)
 	return nil
-}
-
-// withPreviousFromFile completes a plain value from a store without history: the newest
-// other key of the keys file written before is the previous value, so it keeps verifying
-// for the window after the new value starts signing. Its times come from the file, so the
-// result is the same on every poll.
-func (s *Sidecar) withPreviousFromFile(snap *store.Snapshot, prev *keyring.Keyring) *keyring.Keyring {
-	if prev == nil {
-		return snap.Keyring
-	}
-	newID := keyring.KeyID(snap.PlainCurrent.Value)
-	for i := len(prev.Keys) - 1; i >= 0; i-- {
-		k := prev.Keys[i]
-		if k.ID == newID {
-			continue
-		}
-		r, err := keyring.FromPlain(*snap.PlainCurrent, &keyring.PlainValue{Value: k.Secret, CreatedAt: k.NotBefore, Version: prev.Generation},
-			s.cfg.Plain, snap.Keyring.RotatedBy)
-		if err != nil {
-			s.cfg.Log.Warn("cannot keep the previous plain value", "key_id", k.ID, "error", err)
-			return snap.Keyring
-		}
-		return r
-	}
-	return snap.Keyring
 }
 
 func (s *Sidecar) readFailed(err error) error {
@@ -336,7 +328,18 @@ func (s *Sidecar) readFailed(err error) error {
 		s.cfg.Log.Warn("store read failed, keeping the last good keys file", "store", s.cfg.Store.String(), "error", err,
 			"stale_seconds", s.staleSeconds())
 	}
+	s.failed(err)
 	return err
+}
+
+// failed records why syncs fail and since when.
+func (s *Sidecar) failed(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.storeErr == "" {
+		s.failingSince = s.cfg.Now()
+	}
+	s.storeErr = err.Error()
 }
 
 func (s *Sidecar) logExpired(prev, next *keyring.Keyring, now time.Time) {
@@ -351,75 +354,13 @@ func (s *Sidecar) logExpired(prev, next *keyring.Keyring, now time.Time) {
 	}
 }
 
-// notify signals the app once per written file and confirms the reload. A missing app is
-// retried on the next turn of the loop.
-func (s *Sidecar) notify(ctx context.Context) {
-	s.mu.Lock()
-	pending, r, written := s.pending, s.current, s.written
-	s.mu.Unlock()
-	if !pending {
-		return
-	}
-	signalled := s.cfg.Now()
-	if s.finder.enabled() {
-		procs, err := s.finder.find()
-		if err == nil {
-			for _, p := range procs {
-				if age, aerr := p.age(); aerr == nil && age < s.cfg.SignalMinAge {
-					s.cfg.Log.Debug("app too young to signal, will retry", "pid", p.pid, "age", age.String())
-					return
-				}
-			}
-			for _, p := range procs {
-				if err = p.signal(s.cfg.Signal); err != nil {
-					break
-				}
-				s.metrics.signals.WithLabelValues("sent").Inc()
-				s.cfg.Log.Info("app signalled", "event", "app_signalled", "pid", p.pid, "signal", s.cfg.Signal.String(),
-					"generation", r.Generation)
-			}
-		}
-		switch {
-		case errors.Is(err, ErrNoProcess):
-			s.metrics.signals.WithLabelValues("not_found").Inc()
-			s.cfg.Log.Debug("app not running, will retry the signal", "target", s.finder.String(), "reason", err)
-			return
-		case err != nil:
-			s.metrics.signals.WithLabelValues("error").Inc()
-			if !s.permLogged || !errors.Is(err, ErrNotPermitted) {
-				s.cfg.Log.Error("cannot signal the app, will retry", "target", s.finder.String(), "error", err)
-			}
-			s.permLogged = errors.Is(err, ErrNotPermitted)
-			return
-		}
-	}
-	s.mu.Lock()
-	s.pending = false
-	s.mu.Unlock()
-	if s.cfg.ConfirmURL == "" {
-		return
-	}
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.ConfirmTimeout)
-	defer cancel()
-	if err := confirm(cctx, s.client, s.cfg.ConfirmURL, r.Generation, r.IDs()); err != nil {
-		s.cfg.Log.Warn("reload not confirmed", "generation", r.Generation, "error", err)
-		return
-	}
-	done := s.cfg.Now()
-	fromSignal, fromWrite := done.Sub(signalled), done.Sub(written)
-	if s.finder.enabled() {
-		s.metrics.confirmations.WithLabelValues("signal").Observe(fromSignal.Seconds())
-	}
-	s.metrics.confirmations.WithLabelValues("write").Observe(fromWrite.Seconds())
-	s.cfg.Log.Info("reload confirmed", "event", "reload_confirmed", "generation", r.Generation, "key_ids", r.IDs(),
-		"signal_to_confirm_ms", fromSignal.Milliseconds(), "write_to_confirm_ms", fromWrite.Milliseconds())
-}
-
+// staleSeconds is the time since the last successful sync: a store read whose keyring is
+// in the keys file. 0 before the first.
 func (s *Sidecar) staleSeconds() float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.lastSuccess.IsZero() {
+	if s.lastSync.IsZero() {
 		return 0
 	}
-	return s.cfg.Now().Sub(s.lastSuccess).Seconds()
+	return s.cfg.Now().Sub(s.lastSync).Seconds()
 }

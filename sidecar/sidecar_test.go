@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http/httptest"
@@ -149,12 +150,6 @@ func TestAYoungProcessIsNotSignalled(t *testing.T) {
 		"with the guard off: the signal ends it":                   {0, false},
 	} {
 		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			st, _ := file.New(filepath.Join(dir, "store.json"), store.PlainOptions{})
-			r, _ := keyring.Stage(nil, time.Now(), storetest.Secret("young"), keyring.Options{})
-			if _, err := st.Write(context.Background(), r, ""); err != nil {
-				t.Fatal(err)
-			}
 			app := exec.Command("sleep", "30")
 			if err := app.Start(); err != nil {
 				t.Fatal(err)
@@ -162,16 +157,12 @@ func TestAYoungProcessIsNotSignalled(t *testing.T) {
 			exited := make(chan error, 1)
 			go func() { exited <- app.Wait() }()
 			defer app.Process.Kill()
-			pidFile := filepath.Join(dir, "app.pid")
+			pidFile := filepath.Join(t.TempDir(), "app.pid")
 			os.WriteFile(pidFile, []byte(fmt.Sprint(app.Process.Pid)), 0o644)
-			out := filepath.Join(dir, "out")
-			os.Mkdir(out, 0o755)
-			s, err := New(Config{Store: st, OutDir: out, PidFile: pidFile, SignalMinAge: tc.minAge})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Once(context.Background()); err != nil {
-				t.Fatal(err)
+			p := &processSignaller{finder: finder{pidFile: pidFile}, sig: syscall.SIGHUP, minAge: tc.minAge}
+			pids, err := p.signal()
+			if tc.survives != errors.Is(err, ErrNoProcess) || tc.survives != errors.Is(err, errTooYoung) {
+				t.Fatalf("pids %v, err %v", pids, err)
 			}
 			select {
 			case <-exited:

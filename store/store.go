@@ -31,9 +31,22 @@ type Snapshot struct {
 	// Plain reports that the store held a bare secret, not a keyring document.
 	Plain bool
 	// PlainCurrent is set for a plain value from a store that keeps no history (a
-	// Kubernetes Secret): the reader then takes the previous value from what it wrote
-	// before (the sidecar's keys file), so a brand-new reader sees no previous key.
+	// Kubernetes Secret, a local file): Keyring then holds that value alone, and a reader
+	// that holds keys already completes it with Complete.
 	PlainCurrent *keyring.PlainValue
+	// Schedule is the plain-value schedule the store applied (its PlainOptions), which
+	// Complete applies too: one setting, configured once, on the store.
+	Schedule keyring.Options
+}
+
+// Complete returns the keyring a reader that holds have (its keys file; may be nil)
+// should hold now: for a plain value from a store without history,
+// keyring.CompletePlain; otherwise the snapshot's keyring.
+func (s *Snapshot) Complete(have *keyring.Keyring) (*keyring.Keyring, error) {
+	if s.PlainCurrent == nil {
+		return s.Keyring, nil
+	}
+	return keyring.CompletePlain(*s.PlainCurrent, have, s.Schedule, s.Keyring.RotatedBy)
 }
 
 // Store is a secret manager holding one keyring. Implementations are safe for

@@ -81,7 +81,7 @@ func runSidecar(ctx context.Context, args []string, getenv func(string) string, 
 	sc, err := sidecar.New(sidecar.Config{
 		Store: st, OutDir: f.out, FileName: f.file, Mode: os.FileMode(mode), Interval: f.interval, Jitter: f.jitter,
 		ProcessName: f.process, PidFile: f.pidFile, Signal: sig, SignalMinAge: f.signalMinAge, ConfirmURL: f.confirmURL,
-		ConfirmTimeout: f.confirmTimeout, MaxStale: f.maxStale, BackoffCap: f.backoffCap, Log: log, Plain: f.stores.plain(),
+		ConfirmTimeout: f.confirmTimeout, MaxStale: f.maxStale, BackoffCap: f.backoffCap, Log: log,
 	})
 	if err != nil {
 		return cli.UsageError{Err: err}

@@ -94,14 +94,16 @@ func (s *Store) decode(data []byte, fi os.FileInfo) (*store.Snapshot, error) {
 		return &store.Snapshot{Keyring: r, Version: strconv.FormatInt(r.Generation, 10)}, nil
 	}
 	// A plain value, as `openssl rand -hex 32 > FILE` writes it: one trailing newline is
-	// not part of the secret.
+	// not part of the secret. A file keeps no history: its modification time is the
+	// value's timestamp and generation, and a reader completes it with the keys it holds.
 	value := bytes.TrimSuffix(bytes.TrimSuffix(data, []byte("\n")), []byte("\r"))
-	r, err := keyring.FromPlain(keyring.PlainValue{Value: value, CreatedAt: fi.ModTime(), Version: 1}, nil, s.plain, "plain value in "+s.path)
+	cur := keyring.PlainValue{Value: value, CreatedAt: fi.ModTime(), Version: max(fi.ModTime().UnixMilli(), 1)}
+	r, err := keyring.FromPlain(cur, nil, s.plain, "plain value in "+s.path)
 	if err != nil {
 		return nil, fmt.Errorf("file store %s: %w", s.path, err)
 	}
 	sum := sha256.Sum256(data)
-	return &store.Snapshot{Keyring: r, Version: "plain-" + hex.EncodeToString(sum[:8]), Plain: true}, nil
+	return &store.Snapshot{Keyring: r, Version: "plain-" + hex.EncodeToString(sum[:8]), Plain: true, PlainCurrent: &cur, Schedule: s.plain}, nil
 }
 
 // Write implements store.Store under an exclusive flock on PATH.lock.

@@ -225,20 +225,33 @@ func (s *Store) decode(sec *corev1.Secret) (*store.Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kube secret %s key %q: %w", s, s.cfg.PlainKey, err)
 	}
-	// A Secret keeps no history: the previous value comes from the keys file (sidecar).
-	return &store.Snapshot{Keyring: r, Version: version, Plain: true, PlainCurrent: &cur}, nil
+	// A Secret keeps no history: a reader completes the value with the keys it holds.
+	return &store.Snapshot{Keyring: r, Version: version, Plain: true, PlainCurrent: &cur, Schedule: s.cfg.Plain}, nil
 }
 
-// changedAt is when the Secret was last written, the same for every reader: the newest
-// managedFields time, or the creation time.
+// changedAt is when the Secret's data was last written, the same for every reader: the
+// newest time of a managedFields entry that owns data (a label or annotation edit by
+// another manager does not count), else the newest of any entry, else the creation time.
 func changedAt(sec *corev1.Secret) time.Time {
-	t := sec.CreationTimestamp.Time
+	data, newest, owned := sec.CreationTimestamp.Time, sec.CreationTimestamp.Time, false
 	for _, mf := range sec.ManagedFields {
-		if mf.Time != nil && mf.Time.After(t) {
-			t = mf.Time.Time
+		if mf.Time == nil {
+			continue
+		}
+		if mf.Time.After(newest) {
+			newest = mf.Time.Time
+		}
+		if mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:data"`) {
+			owned = true
+			if mf.Time.After(data) {
+				data = mf.Time.Time
+			}
 		}
 	}
-	return t
+	if !owned {
+		return newest
+	}
+	return data
 }
 
 // Write implements store.Store: an update based on the resourceVersion that was read (or

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -324,5 +325,45 @@ func TestCloseIsPromptWhenTheAPIServerIsDown(t *testing.T) {
 	case <-done:
 	case <-time.After(3 * time.Second):
 		t.Fatal("Close blocks while the API server is down")
+	}
+}
+
+// TestAMetadataOnlyEditDoesNotRestage: GitOps tools touch a Secret's labels and
+// annotations all the time. After the ticket's pipeline ran twice, a `kubectl label` must
+// leave the keys file as it is: no new generation, the new value's switch not postponed,
+// the old value's window not moved (regression: every touch re-staged the unchanged value).
+func TestAMetadataOnlyEditDoesNotRestage(t *testing.T) {
+	ns := namespace(t)
+	kubectl := func(script string) {
+		t.Helper()
+		cmd := exec.Command("bash", "-c", script)
+		cmd.Env = cluster.CommandEnv(t.TempDir())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	apply := "kubectl -n " + ns + " create secret generic spiral-event-secret --from-literal=value=$(openssl rand -hex 32) --dry-run=client -o yaml | kubectl -n " + ns + " apply -f -"
+	kubectl(apply)
+	out := t.TempDir()
+	sc := runSidecar(t, newStore(t, ns, "spiral-event-secret", nil), out)
+	storetest.WaitFor(t, "the first plain value", func() bool { return len(sc.Status().KeyIDs) == 1 })
+	time.Sleep(1100 * time.Millisecond) // managedFields times have one-second precision
+	kubectl(apply)
+	storetest.WaitFor(t, "the second plain value", func() bool { return len(sc.Status().KeyIDs) == 2 })
+	before, _ := os.ReadFile(filepath.Join(out, "keys.json"))
+	time.Sleep(1100 * time.Millisecond)
+	kubectl("kubectl -n " + ns + " label secret spiral-event-secret team=payments")
+	sec, _ := admin.CoreV1().Secrets(ns).Get(t.Context(), "spiral-event-secret", metav1.GetOptions{})
+	if sec.Labels["team"] != "payments" {
+		t.Fatal("the label was not set")
+	}
+	// The watch delivers the edit within milliseconds; give the sidecar time to act on it.
+	time.Sleep(2 * time.Second)
+	after, _ := os.ReadFile(filepath.Join(out, "keys.json"))
+	if !bytes.Equal(before, after) {
+		rb, _ := keyring.Parse(before)
+		ra, _ := keyring.Parse(after)
+		t.Fatalf("a label re-staged the keys: generation %d -> %d, new key signs from %s -> %s, old key verifies until %s -> %s",
+			rb.Generation, ra.Generation, rb.Keys[1].NotBefore, ra.Keys[1].NotBefore, rb.Keys[0].NotAfter, ra.Keys[0].NotAfter)
 	}
 }
