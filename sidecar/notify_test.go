@@ -102,7 +102,11 @@ type logs struct {
 }
 
 func (l *logs) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *logs) count(s string) int         { l.mu.Lock(); defer l.mu.Unlock(); return strings.Count(l.b.String(), s) }
+func (l *logs) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
 
 var testPace = pace{signalRetry: 5 * time.Millisecond, signalErrorRetry: 5 * time.Millisecond, confirmPoll: time.Millisecond, unconfirmedPoll: 5 * time.Millisecond}
 
