@@ -1,5 +1,5 @@
-// Package sidecartest runs a sidecar inside a test's process, for the store packages'
-// end-to-end tests.
+// Package sidecartest runs a real sidecar inside a test's process, with the app's reload
+// library beside it, for the cross-layer tests.
 package sidecartest
 
 import (
@@ -34,11 +34,11 @@ func Run(t *testing.T, cfg sidecar.Config) *sidecar.Sidecar {
 
 // WithApp runs a sidecar polling st every interval into a fresh directory and opens the
 // keys file there with the reload library, as the app beside it does. It returns the
-// keys file and the app's keyring, closed when the test ends.
-func WithApp(t *testing.T, st store.Store, interval time.Duration) (string, *reload.Keyring) {
+// sidecar, the keys file and the app's keyring, stopped and closed when the test ends.
+func WithApp(t *testing.T, st store.Store, interval time.Duration) (*sidecar.Sidecar, string, *reload.Keyring) {
 	t.Helper()
 	out := t.TempDir()
-	Run(t, sidecar.Config{Store: st, OutDir: out, Interval: interval})
+	sc := Run(t, sidecar.Config{Store: st, OutDir: out, Interval: interval, BackoffCap: 4 * interval})
 	path := filepath.Join(out, "keys.json")
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -47,5 +47,5 @@ func WithApp(t *testing.T, st store.Store, interval time.Duration) (string, *rel
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { app.Close() })
-	return path, app
+	return sc, path, app
 }

@@ -3,8 +3,6 @@ package awssm
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -17,8 +15,6 @@ import (
 	"github.com/sigil-dna/keysync/internal/awsapi"
 	"github.com/sigil-dna/keysync/internal/secretscan"
 	"github.com/sigil-dna/keysync/keyring"
-	"github.com/sigil-dna/keysync/rotate"
-	"github.com/sigil-dna/keysync/sidecar/sidecartest"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/storetest"
 	"github.com/sigil-dna/keysync/test/awsfake"
@@ -26,7 +22,7 @@ import (
 
 func open(t *testing.T, name string, ac awsapi.Config) *Store {
 	t.Helper()
-	s, err := New(context.Background(), Config{Name: name, AWS: ac})
+	s, err := New(context.Background(), Config{Name: name, AWS: ac, Plain: storetest.Schedule})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,11 +78,6 @@ func TestParseURL(t *testing.T) {
 // TestContract runs on the fake only: kumo lacks UpdateSecretVersionStage, and its
 // PutSecretValue with AWSPENDING moves AWSCURRENT, so the label protocol cannot run there.
 // The read cases run on both (TestReadsOnKumoAndTheFake).
-func TestContract(t *testing.T) {
-	f := awsfake.StartT(t)
-	storetest.Run(t, func(t *testing.T) store.Store { return open(t, awsfake.Unique("sigil/contract"), f.AWS()) })
-}
-
 func TestReadsOnKumoAndTheFake(t *testing.T) {
 	for name, ac := range map[string]awsapi.Config{"kumo": awsfake.Kumo(), "fake": awsfake.StartT(t).AWS()} {
 		t.Run(name, func(t *testing.T) {
@@ -109,7 +100,7 @@ func TestReadsOnKumoAndTheFake(t *testing.T) {
 				t.Fatalf("AWSPREVIOUS is not the verify-only key before AWSCURRENT: %+v", r.Keys)
 			}
 			got, _ := st.client.GetSecretValue(t.Context(), &secretsmanager.GetSecretValueInput{SecretId: &st.cfg.Name})
-			if want := aws.ToTime(got.CreatedDate).Add(keyring.DefaultActivationDelay); !r.Keys[1].NotBefore.Equal(want) {
+			if want := aws.ToTime(got.CreatedDate).Add(storetest.Schedule.ActivationDelay); !r.Keys[1].NotBefore.Equal(want) {
 				t.Fatalf("AWSCURRENT signs from %s, want its CreatedDate + the activation delay = %s", r.Keys[1].NotBefore, want)
 			}
 			if again, err := open(t, st.cfg.Name, ac).Read(t.Context()); err != nil || !again.Keyring.Equal(r) {
@@ -143,11 +134,11 @@ func TestASecretCreatedEmptyTakesTheFirstRotation(t *testing.T) {
 			if _, err := st.Read(t.Context()); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("an empty secret: %v", err)
 			}
-			res, err := rotate.Run(t.Context(), st, nil, rotate.Options{})
-			if err != nil {
+			first, _ := keyring.Stage(nil, time.Now(), storetest.Secret("first"), keyring.Options{})
+			if _, err := st.Write(t.Context(), first, ""); err != nil {
 				t.Fatal(err)
 			}
-			if snap, err := st.Read(t.Context()); err != nil || !snap.Keyring.Equal(res.Keyring) {
+			if snap, err := st.Read(t.Context()); err != nil || !snap.Keyring.Equal(first) {
 				t.Fatalf("after the first rotation: %v", err)
 			}
 		})
@@ -195,10 +186,7 @@ func TestRotationUsesTheLabelsLikeAWSRotation(t *testing.T) {
 	st := open(t, awsfake.Unique("sigil/rotate"), f.AWS())
 	v1 := putValue(t, st, storetest.Plain1)
 	f.Calls()
-	res, err := rotate.Run(t.Context(), st, nil, rotate.Options{Keyring: keyring.Options{RotatedBy: "alice@sigil", Reason: "ticket B7"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := storetest.Rotate(t, st, keyring.Options{RotatedBy: "alice@sigil", Reason: "ticket B7"})
 	calls := f.Calls()
 	if calls["secretsmanager.PutSecretValue"] != 1 || calls["secretsmanager.UpdateSecretVersionStage"] != 2 || calls["secretsmanager.UpdateSecret"] != 1 {
 		t.Fatalf("calls %v", calls)
@@ -212,7 +200,7 @@ func TestRotationUsesTheLabelsLikeAWSRotation(t *testing.T) {
 		t.Fatalf("labels %v (new %s, old %s)", stages, snap.Version, v1)
 	}
 	d, _ := st.client.DescribeSecret(t.Context(), &secretsmanager.DescribeSecretInput{SecretId: &st.cfg.Name})
-	if desc := aws.ToString(d.Description); !strings.Contains(desc, "by alice@sigil") || !strings.Contains(desc, "reason: ticket B7") || !strings.Contains(desc, strings.Join(res.KeyIDs, ",")) {
+	if desc := aws.ToString(d.Description); !strings.Contains(desc, "by alice@sigil") || !strings.Contains(desc, "reason: ticket B7") || !strings.Contains(desc, strings.Join(res.IDs(), ",")) {
 		t.Fatalf("description %q", desc)
 	}
 }
@@ -310,11 +298,11 @@ func TestPlainRollbackMovesTheLabelsBack(t *testing.T) {
 	st := open(t, awsfake.Unique("sigil/rollback"), f.AWS())
 	v1 := putValue(t, st, storetest.Plain1)
 	v2 := putValue(t, st, storetest.Plain2)
-	dry, err := rotate.Run(t.Context(), st, nil, rotate.Options{Action: rotate.ActionRollback, DryRun: true})
+	dry, err := st.RollbackPlain(t.Context(), v2, true)
 	if err != nil || stagesOf(t, st)[v2][0] != Current {
 		t.Fatalf("dry run: %v %v", err, stagesOf(t, st))
 	}
-	res, err := rotate.Run(t.Context(), st, nil, rotate.Options{Action: rotate.ActionRollback})
+	res, err := st.RollbackPlain(t.Context(), v2, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,25 +311,30 @@ func TestPlainRollbackMovesTheLabelsBack(t *testing.T) {
 		t.Fatalf("labels %v (v1 %s, v2 %s)", stages, v1, v2)
 	}
 	snap, err := st.Read(t.Context())
-	if err != nil || snap.Version != v1 || !snap.Keyring.Equal(res.Keyring) || res.SigningKeyID != keyring.KeyID(keyring.Secret(storetest.Plain1)) || dry.SigningKeyID != res.SigningKeyID {
+	now := time.Now()
+	signs := func(r *keyring.Keyring) string { k, _ := r.SigningKey(now); return k.ID }
+	if err != nil || snap.Version != v1 || !snap.Keyring.Equal(res) || signs(res) != keyring.KeyID(keyring.Secret(storetest.Plain1)) || signs(dry) != signs(res) {
 		t.Fatalf("%v %+v %+v", err, snap, res)
 	}
-	now := time.Now()
 	r := snap.Keyring
 	if sk, _ := r.SigningKey(now); string(sk.Secret) != storetest.Plain1 {
 		t.Fatal("the rolled-back-to value does not sign at once")
 	}
 	v2at, _ := st.client.GetSecretValue(t.Context(), &secretsmanager.GetSecretValueInput{SecretId: &st.cfg.Name, VersionId: &v2})
-	if k, _ := r.Key(keyring.KeyID(keyring.Secret(storetest.Plain2))); !k.ValidAt(now) || !k.NotAfter.Equal(aws.ToTime(v2at.CreatedDate).Add(keyring.DefaultActivationDelay+keyring.DefaultVerifyWindow)) {
+	if k, _ := r.Key(keyring.KeyID(keyring.Secret(storetest.Plain2))); !k.ValidAt(now) || !k.NotAfter.Equal(aws.ToTime(v2at.CreatedDate).Add(storetest.Schedule.ActivationDelay+storetest.Schedule.VerifyWindow)) {
 		t.Fatalf("the withdrawn value: %+v", k)
 	}
 	// Rolling the rollback back: the labels move again.
 	putValue(t, st, storetest.Plain3)
 	late := open(t, st.cfg.Name, f.AWS())
 	late.cfg.Now = func() time.Time {
-		return time.Now().Add(keyring.DefaultActivationDelay + keyring.DefaultVerifyWindow + time.Minute)
+		return time.Now().Add(storetest.Schedule.ActivationDelay + storetest.Schedule.VerifyWindow + time.Minute)
 	}
-	_, err = rotate.Run(t.Context(), late, nil, rotate.Options{Action: rotate.ActionRollback})
+	latest, err := late.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = late.RollbackPlain(t.Context(), latest.Version, false)
 	if !errors.Is(err, keyring.ErrNoPrevious) || !strings.Contains(err.Error(), "stopped verifying") {
 		t.Fatalf("a rollback after the window: %v", err)
 	}
@@ -349,28 +342,22 @@ func TestPlainRollbackMovesTheLabelsBack(t *testing.T) {
 
 func TestADocumentRollbackWritesTheRollbackDocument(t *testing.T) {
 	st := open(t, awsfake.Unique("sigil/docrollback"), awsfake.StartT(t).AWS())
-	for _, a := range []rotate.Action{rotate.ActionStage, rotate.ActionStage, rotate.ActionRollback} {
-		if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{Action: a}); err != nil {
-			t.Fatalf("%s: %v", a, err)
-		}
-	}
+	storetest.Rotate(t, st, keyring.Options{})
+	storetest.Rotate(t, st, keyring.Options{})
+	storetest.Rollback(t, st, keyring.Options{})
 	snap, err := st.Read(t.Context())
 	if err != nil || snap.Plain || snap.Keyring.Generation != 3 || len(stagesOf(t, st)) != 2 {
 		t.Fatalf("%v %+v %v", err, snap, stagesOf(t, st))
 	}
 }
 
-// TestASecretScheduledForDeletionIsNotFoundAndTheKeysStay: `aws secretsmanager
-// delete-secret` (with its recovery window) makes the secret unreadable; the sidecar says
-// so and keeps the last good keys, the app keeps running on them.
-func TestASecretScheduledForDeletionIsNotFoundAndTheKeysStay(t *testing.T) {
+// TestASecretScheduledForDeletionIsNotFound: `aws secretsmanager delete-secret` (with its
+// recovery window) makes the secret unreadable: a read says so as not found (a reader keeps
+// its last good keys), and a write is refused.
+func TestASecretScheduledForDeletionIsNotFound(t *testing.T) {
 	f := awsfake.StartT(t)
 	st := open(t, awsfake.Unique("sigil/deleted"), f.AWS())
-	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	path, app := sidecartest.WithApp(t, st, 20*time.Millisecond)
-	before, _ := os.ReadFile(path)
+	r := storetest.Rotate(t, st, keyring.Options{})
 	if _, err := st.client.DeleteSecret(t.Context(), &secretsmanager.DeleteSecretInput{SecretId: &st.cfg.Name}); err != nil {
 		t.Fatal(err)
 	}
@@ -378,13 +365,8 @@ func TestASecretScheduledForDeletionIsNotFoundAndTheKeysStay(t *testing.T) {
 	if !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "scheduled for deletion") {
 		t.Fatalf("err = %v", err)
 	}
-	f.Calls()
-	polls := 0
-	storetest.WaitFor(t, "the sidecar to poll the deleted secret", func() bool { polls += f.Calls()["secretsmanager.DescribeSecret"]; return polls >= 2 })
-	if now, _ := os.ReadFile(path); string(now) != string(before) || app.Status().Generation != 1 {
-		t.Fatal("the keys file or the app changed")
-	}
-	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err == nil {
+	next, _ := keyring.Stage(r, time.Now(), storetest.Secret("after delete"), keyring.Options{})
+	if _, err := st.Write(t.Context(), next, ""); err == nil {
 		t.Fatal("a rotation wrote to a secret scheduled for deletion")
 	}
 }
@@ -392,9 +374,7 @@ func TestASecretScheduledForDeletionIsNotFoundAndTheKeysStay(t *testing.T) {
 func TestAnIdlePollIsOneDescribeSecret(t *testing.T) {
 	f := awsfake.StartT(t)
 	st := open(t, awsfake.Unique("sigil/idle"), f.AWS())
-	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Rotate(t, st, keyring.Options{})
 	const polls = 10
 	storetest.IdlePolls(t, st, polls, func() { f.Calls() })
 	if calls := f.Calls(); len(calls) != 1 || calls["secretsmanager.DescribeSecret"] != polls {
@@ -405,9 +385,7 @@ func TestAnIdlePollIsOneDescribeSecret(t *testing.T) {
 func TestThrottlingBacksOffThenSucceedsOrSaysSo(t *testing.T) {
 	f := awsfake.StartT(t)
 	st := open(t, awsfake.Unique("sigil/throttle"), f.AWS())
-	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Rotate(t, st, keyring.Options{})
 	f.Calls()
 	f.Throttle("secretsmanager.DescribeSecret", 3)
 	if _, err := open(t, st.cfg.Name, f.AWS()).Read(t.Context()); err != nil {
@@ -421,39 +399,6 @@ func TestThrottlingBacksOffThenSucceedsOrSaysSo(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "throttled by AWS, still after 6 attempts") || !strings.Contains(err.Error(), st.cfg.Name) {
 		t.Fatalf("err = %v", err)
 	}
-}
-
-// TestSidecarEndToEnd: a plain value put by hand on kumo, and keysync rotations on the
-// fake; the sidecar writes the keys file and the app reloads each time.
-func TestSidecarEndToEnd(t *testing.T) {
-	t.Run("kumo plain values", func(t *testing.T) {
-		st := open(t, awsfake.Unique("sigil/e2e"), awsfake.Kumo())
-		putValue(t, st, storetest.Plain1)
-		_, app := sidecartest.WithApp(t, st, 50*time.Millisecond)
-		first := app.Status().Generation
-		putValue(t, st, storetest.Plain2)
-		storetest.WaitFor(t, "the app to hold both values", func() bool { return len(app.Status().KeyIDs) == 2 })
-		if s := app.Status(); s.Generation < first || s.KeyIDs[1] != keyring.KeyID(keyring.Secret(storetest.Plain2)) {
-			t.Fatalf("%+v", s)
-		}
-	})
-	t.Run("fake rotations", func(t *testing.T) {
-		st := open(t, awsfake.Unique("sigil/e2e"), awsfake.StartT(t).AWS())
-		if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
-			t.Fatal(err)
-		}
-		_, app := sidecartest.WithApp(t, st, 50*time.Millisecond)
-		for gen := int64(2); gen <= 3; gen++ {
-			res, err := rotate.Run(t.Context(), st, nil, rotate.Options{Action: rotate.ActionStage})
-			if err != nil {
-				t.Fatal(err)
-			}
-			storetest.WaitFor(t, fmt.Sprint("the app to reload generation ", gen), func() bool { return app.Status().Generation == gen })
-			if !slices.Contains(app.Status().KeyIDs, res.NewKeyID) {
-				t.Fatal("the new key is not loaded")
-			}
-		}
-	})
 }
 
 // BenchmarkIdlePoll: go test -run '^$' -bench IdlePoll -benchmem ./store/aws...

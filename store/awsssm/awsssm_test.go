@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,8 +17,6 @@ import (
 	"github.com/sigil-dna/keysync/internal/awsapi"
 	"github.com/sigil-dna/keysync/internal/secretscan"
 	"github.com/sigil-dna/keysync/keyring"
-	"github.com/sigil-dna/keysync/rotate"
-	"github.com/sigil-dna/keysync/sidecar/sidecartest"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/storetest"
 	"github.com/sigil-dna/keysync/test/awsfake"
@@ -27,7 +24,7 @@ import (
 
 func open(t *testing.T, name string, ac awsapi.Config) *Store {
 	t.Helper()
-	s, err := New(context.Background(), Config{Name: name, AWS: ac})
+	s, err := New(context.Background(), Config{Name: name, AWS: ac, Plain: storetest.Schedule})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,14 +35,6 @@ func open(t *testing.T, name string, ac awsapi.Config) *Store {
 // backends are where the shared cases run: the kumo emulator and the fake.
 func backends(t *testing.T) map[string]awsapi.Config {
 	return map[string]awsapi.Config{"kumo": awsfake.Kumo(), "fake": awsfake.StartT(t).AWS()}
-}
-
-func TestContract(t *testing.T) {
-	for name, ac := range backends(t) {
-		t.Run(name, func(t *testing.T) {
-			storetest.Run(t, func(t *testing.T) store.Store { return open(t, awsfake.Unique("contract"), ac) })
-		})
-	}
 }
 
 func TestParseURL(t *testing.T) {
@@ -106,8 +95,8 @@ func TestPlainValueWithThePreviousFromHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	at2 := aws.ToTime(hist.Parameters[1].LastModifiedDate)
-	o := keyring.Options{}
-	if !r.Keys[1].NotBefore.Equal(at2.Add(keyring.DefaultActivationDelay)) || !r.Keys[0].NotAfter.Equal(at2.Add(keyring.DefaultActivationDelay+keyring.DefaultVerifyWindow)) {
+	o := storetest.Schedule
+	if !r.Keys[1].NotBefore.Equal(at2.Add(o.ActivationDelay)) || !r.Keys[0].NotAfter.Equal(at2.Add(o.ActivationDelay+o.VerifyWindow)) {
 		t.Fatalf("schedule %+v from version 2 at %s (%v)", r.Keys, at2, o)
 	}
 	// Another reader computes the same keyring.
@@ -140,14 +129,9 @@ func TestPlainValueWithoutHistoryFailsLoudly(t *testing.T) {
 func TestRotateAndRollbackRecordWhoWhyAndKeys(t *testing.T) {
 	st := open(t, awsfake.Unique("rotate"), awsfake.StartT(t).AWS())
 	putPlain(t, st, storetest.Plain1)
-	var last *rotate.Result
-	for _, a := range []rotate.Action{rotate.ActionStage, rotate.ActionStage, rotate.ActionRollback} {
-		res, err := rotate.Run(t.Context(), st, nil, rotate.Options{Action: a, Keyring: keyring.Options{RotatedBy: "alice@sigil", Reason: "ticket B7 " + string(a)}})
-		if err != nil {
-			t.Fatalf("%s: %v", a, err)
-		}
-		last = res
-	}
+	storetest.Rotate(t, st, keyring.Options{RotatedBy: "alice@sigil", Reason: "ticket B7 stage"})
+	storetest.Rotate(t, st, keyring.Options{RotatedBy: "alice@sigil", Reason: "ticket B7 stage"})
+	last := storetest.Rollback(t, st, keyring.Options{RotatedBy: "alice@sigil", Reason: "ticket B7 rollback"})
 	snap, err := st.Read(t.Context())
 	if err != nil || snap.Plain || snap.Version != "4" || snap.Keyring.Generation != 4 {
 		t.Fatalf("%v %+v", err, snap)
@@ -157,7 +141,7 @@ func TestRotateAndRollbackRecordWhoWhyAndKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := aws.ToString(hist.Parameters[3].Description)
-	if !strings.Contains(d, "by alice@sigil") || !strings.Contains(d, "reason: ticket B7 rollback") || !strings.Contains(d, strings.Join(last.KeyIDs, ",")) {
+	if !strings.Contains(d, "by alice@sigil") || !strings.Contains(d, "reason: ticket B7 rollback") || !strings.Contains(d, strings.Join(last.IDs(), ",")) {
 		t.Fatalf("description %q", d)
 	}
 	if hist.Parameters[3].Type != types.ParameterTypeSecureString {
@@ -168,18 +152,14 @@ func TestRotateAndRollbackRecordWhoWhyAndKeys(t *testing.T) {
 func TestAnIdlePollIsOneGetParameterWithoutDecryption(t *testing.T) {
 	f := awsfake.StartT(t)
 	st := open(t, awsfake.Unique("idle"), f.AWS())
-	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Rotate(t, st, keyring.Options{})
 	const polls = 10
 	storetest.IdlePolls(t, st, polls, func() { f.Calls() })
 	if calls := f.Calls(); len(calls) != 1 || calls["ssm.GetParameter"] != polls {
 		t.Fatalf("%d idle polls made %v", polls, calls)
 	}
 	// A change costs the check and one decrypted read.
-	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Rotate(t, st, keyring.Options{})
 	f.Calls()
 	if _, err := st.Read(t.Context()); err != nil {
 		t.Fatal(err)
@@ -282,9 +262,7 @@ func TestAnErrorQuotingTheValueIsWithheld(t *testing.T) {
 func TestThrottlingBacksOffThenSucceedsOrSaysSo(t *testing.T) {
 	f := awsfake.StartT(t)
 	st := open(t, awsfake.Unique("throttle"), f.AWS())
-	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Rotate(t, st, keyring.Options{})
 	f.Calls()
 	f.Throttle("ssm.GetParameter", 3)
 	snap, err := open(t, st.cfg.Name, f.AWS()).Read(t.Context())
@@ -304,32 +282,6 @@ func TestThrottlingBacksOffThenSucceedsOrSaysSo(t *testing.T) {
 	}
 }
 
-// TestSidecarEndToEnd on the kumo emulator: the ticket's plain SecureString, then a
-// keysync rotation; the sidecar writes the keys file and the app reloads each time.
-func TestSidecarEndToEnd(t *testing.T) {
-	st := open(t, awsfake.Unique("e2e"), awsfake.Kumo())
-	putPlain(t, st, storetest.Plain1)
-	path, app := sidecartest.WithApp(t, st, 50*time.Millisecond)
-	if s := app.Status(); s.Generation != 1 || len(s.KeyIDs) != 1 || s.KeyIDs[0] != keyring.KeyID(keyring.Secret(storetest.Plain1)) {
-		t.Fatalf("app status %+v", s)
-	}
-	res, err := rotate.Run(t.Context(), st, nil, rotate.Options{Keyring: keyring.Options{RotatedBy: "e2e"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	storetest.WaitFor(t, "the app to reload generation 2", func() bool { return app.Status().Generation == 2 })
-	if ids := app.Status().KeyIDs; len(ids) != 2 || ids[1] != res.NewKeyID {
-		t.Fatalf("the app holds %v, rotated in %s", ids, res.NewKeyID)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r, err := keyring.Parse(data); err != nil || r.Generation != 2 {
-		t.Fatalf("keys file: %v", err)
-	}
-}
-
 // BenchmarkIdlePoll: go test -run '^$' -bench IdlePoll -benchmem ./store/aws...
 func BenchmarkIdlePoll(b *testing.B) {
 	f := awsfake.Start()
@@ -341,16 +293,14 @@ func BenchmarkIdlePoll(b *testing.B) {
 	storetest.BenchIdlePoll(b, s, f.Requests)
 }
 
-// TestBadValuesAndAnOutageKeepTheLastGoodKeys: a short plain value, an invalid document
-// and the service going away each leave the keys file and the app as they were, and no
-// error carries a value.
-func TestBadValuesAndAnOutageKeepTheLastGoodKeys(t *testing.T) {
+// TestBadValuesAreRejectedNamingTheVersion: a short plain value and an invalid document
+// are refused as invalid (so a reader keeps its last good keys), naming the parameter
+// version, and no error carries a value.
+func TestBadValuesAreRejectedNamingTheVersion(t *testing.T) {
 	f := awsfake.StartT(t)
 	st := open(t, awsfake.Unique("bad"), f.AWS())
 	putPlain(t, st, storetest.Plain1)
-	path, app := sidecartest.WithApp(t, st, 20*time.Millisecond)
-	before, err := os.ReadFile(path)
-	if err != nil {
+	if _, err := st.Read(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	for _, bad := range []string{"0123456789abcdef", `{"version": 1, "generation": 2, "keys": "` + storetest.Plain2 + `"}`} {
@@ -364,17 +314,6 @@ func TestBadValuesAndAnOutageKeepTheLastGoodKeys(t *testing.T) {
 				t.Fatalf("the error carries a value: %v", err)
 			}
 		}
-		f.Calls()
-		polls := 0
-		storetest.WaitFor(t, "the sidecar to poll the bad version", func() bool { polls += f.Calls()["ssm.GetParameter"]; return polls >= 2 })
-		if now, _ := os.ReadFile(path); string(now) != string(before) || app.Status().Generation != 1 {
-			t.Fatal("a bad value changed the keys file or the app")
-		}
-	}
-	f.Close()
-	time.Sleep(100 * time.Millisecond)
-	if now, _ := os.ReadFile(path); string(now) != string(before) || app.Status().Generation != 1 {
-		t.Fatal("an outage changed the keys file or the app")
 	}
 }
 
@@ -399,9 +338,7 @@ func TestAStringParameterIsReadWithOneWarning(t *testing.T) {
 	if n := strings.Count(logs.String(), "not a SecureString"); n != 1 || strings.Contains(logs.String(), storetest.Plain1) {
 		t.Fatalf("%d warnings:\n%s", n, logs.String())
 	}
-	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Rotate(t, st, keyring.Options{})
 	out, _ := st.client.GetParameter(t.Context(), &ssm.GetParameterInput{Name: &st.cfg.Name})
 	if out.Parameter.Type != types.ParameterTypeSecureString {
 		t.Fatalf("rotated into a %s", out.Parameter.Type)

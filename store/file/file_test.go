@@ -10,22 +10,17 @@ import (
 	"time"
 
 	"github.com/sigil-dna/keysync/keyring"
-	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/storetest"
 )
 
 func newStore(t *testing.T) *Store {
 	t.Helper()
-	s, err := New(filepath.Join(t.TempDir(), "store", "keys.json"), store.PlainOptions{})
+	s, err := New(filepath.Join(t.TempDir(), "store", "keys.json"), storetest.Schedule)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
-}
-
-func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return newStore(t) })
 }
 
 func TestInvalidDocumentIsRejectedNamingTheFile(t *testing.T) {

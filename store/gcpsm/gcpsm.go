@@ -16,12 +16,15 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -69,6 +72,9 @@ type Store struct {
 	name   string
 
 	cache store.Cache // keyed by the newest enabled version's name and etag
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New creates the client.
@@ -76,7 +82,12 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	c, err := secretmanager.NewClient(ctx, cfg.ClientOptions...)
+	// gRPC's reconnect backoff grows to two minutes by default: after an outage a sidecar
+	// would fail fast for that long although the service is back. Cap it at 10 s.
+	reconnect := option.WithGRPCDialOption(grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff: backoff.Config{BaseDelay: time.Second, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 10 * time.Second}, MinConnectTimeout: 5 * time.Second,
+	}))
+	c, err := secretmanager.NewClient(ctx, append([]option.ClientOption{reconnect}, cfg.ClientOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("gcpsm: creating the client: %w", err)
 	}
@@ -86,8 +97,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 // String implements store.Store.
 func (s *Store) String() string { return "gcpsm://" + s.name }
 
-// Close implements store.Store.
-func (s *Store) Close() error { return s.client.Close() }
+// Close implements store.Store. It is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.client.Close() })
+	return s.closeErr
+}
 
 // enabled returns the newest enabled versions, newest first, at most n.
 func (s *Store) enabled(ctx context.Context, n int32) ([]*secretmanagerpb.SecretVersion, error) {

@@ -22,6 +22,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -81,6 +82,10 @@ type Store struct {
 	wg       sync.WaitGroup // the informer's goroutine
 	subs     []chan struct{}
 	closed   bool
+	// watching: the informer's watch stream is open. Only then is its cache current;
+	// otherwise (the API server is unreachable, a token expired) a read goes to the API
+	// server, fails as the server does, and the sidecar reports its staleness.
+	watching bool
 }
 
 // New builds the client; it does not contact the API server.
@@ -143,6 +148,15 @@ func (s *Store) Watch(ctx context.Context) (<-chan struct{}, error) {
 	if s.informer == nil {
 		lw := cache.NewListWatchFromClient(s.client.CoreV1().RESTClient(), "secrets", s.cfg.Namespace,
 			fields.OneTermEqualSelector("metadata.name", s.cfg.Name))
+		open := lw.WatchFuncWithContext
+		lw.WatchFunc = nil
+		lw.WatchFuncWithContext = func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			w, err := open(ctx, o)
+			if err != nil {
+				return nil, err
+			}
+			return s.observe(w), nil
+		}
 		s.informer = cache.NewSharedIndexInformer(lw, &corev1.Secret{}, 0, cache.Indexers{})
 		notify := func() {
 			s.mu.Lock()
@@ -174,14 +188,53 @@ func (s *Store) Watch(ctx context.Context) (<-chan struct{}, error) {
 	return ch, nil
 }
 
-// Read implements store.Store: from the informer's cache once it has synced, else with
-// one GET.
+// observe marks the store watching while w's stream is open.
+func (s *Store) observe(w watch.Interface) watch.Interface {
+	o := &observed{Interface: w, out: make(chan watch.Event), done: make(chan struct{})}
+	s.mu.Lock()
+	s.watching = true
+	s.mu.Unlock()
+	go func() {
+		defer close(o.out)
+		defer func() {
+			s.mu.Lock()
+			s.watching = false
+			s.mu.Unlock()
+		}()
+		for ev := range w.ResultChan() {
+			select {
+			case o.out <- ev:
+			case <-o.done:
+				return
+			}
+		}
+	}()
+	return o
+}
+
+// observed is a watch whose events pass through observe.
+type observed struct {
+	watch.Interface
+	out  chan watch.Event
+	done chan struct{}
+	once sync.Once
+}
+
+func (o *observed) ResultChan() <-chan watch.Event { return o.out }
+
+func (o *observed) Stop() {
+	o.once.Do(func() { close(o.done) })
+	o.Interface.Stop()
+}
+
+// Read implements store.Store: from the informer's cache once it has synced and while
+// its watch stream is open, else with one GET.
 func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
 	s.mu.Lock()
-	inf := s.informer
+	inf, watching := s.informer, s.watching
 	s.mu.Unlock()
 	var sec *corev1.Secret
-	if inf != nil && inf.HasSynced() {
+	if inf != nil && inf.HasSynced() && watching {
 		obj, ok, err := inf.GetStore().GetByKey(s.cfg.Namespace + "/" + s.cfg.Name)
 		if err != nil {
 			return nil, fmt.Errorf("kube: %w", err)

@@ -1,7 +1,6 @@
 package kube
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,10 +21,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/sigil-dna/keysync/keyring"
-	"github.com/sigil-dna/keysync/rotate"
-	"github.com/sigil-dna/keysync/sidecar"
-	"github.com/sigil-dna/keysync/sidecar/sidecartest"
-	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/storetest"
 	"github.com/sigil-dna/keysync/test/servers"
 )
@@ -66,7 +61,7 @@ func newStore(t *testing.T, ns, name string, rc *rest.Config) *Store {
 	if rc == nil {
 		rc = cluster.Config
 	}
-	s, err := New(Config{Namespace: ns, Name: name, REST: rc})
+	s, err := New(Config{Namespace: ns, Name: name, REST: rc, Plain: storetest.Schedule})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,10 +69,8 @@ func newStore(t *testing.T, ns, name string, rc *rest.Config) *Store {
 	return s
 }
 
-func TestContract(t *testing.T) {
-	ns := namespace(t)
-	storetest.Run(t, func(t *testing.T) store.Store { return newStore(t, ns, fmt.Sprintf("s%d", seq.Add(1)), nil) })
-}
+// Cluster is the package's control plane, for the external contract test.
+func Cluster() *servers.Kube { return cluster }
 
 func TestParseURL(t *testing.T) {
 	ns, name, err := ParseURL("k8s://sigil/spiral-event-secret")
@@ -91,72 +84,136 @@ func TestParseURL(t *testing.T) {
 	}
 }
 
-func runSidecar(t *testing.T, st store.Store, out string) *sidecar.Sidecar {
-	t.Helper()
-	// A one-minute poll: anything faster than that came through the watch.
-	return sidecartest.Run(t, sidecar.Config{Store: st, OutDir: out, Interval: time.Minute, Jitter: 0.01})
-}
-
-// TestTheSidecarFollowsSecretUpdatesThroughTheWatch measures, over 20 rotations, the time
-// from the API server accepting the update to the keys file holding the new generation.
-func TestTheSidecarFollowsSecretUpdatesThroughTheWatch(t *testing.T) {
+// TestTheWatchSeesUpdatesAtOnce measures, over 20 updates, the time from the API server
+// accepting an update to a watching store reading it (what the sidecar reacts to).
+func TestTheWatchSeesUpdatesAtOnce(t *testing.T) {
 	ns := namespace(t)
 	writer := newStore(t, ns, "spiral-event-secret", nil)
-	if _, err := rotate.Run(t.Context(), writer, nil, rotate.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	sc := runSidecar(t, newStore(t, ns, "spiral-event-secret", nil), t.TempDir())
-	storetest.WaitFor(t, "the first write", func() bool { return sc.Status().Generation == 1 })
-	var lat []time.Duration
-	for i := 0; i < 20; i++ {
-		res, err := rotate.Run(t.Context(), writer, nil, rotate.Options{Action: rotate.ActionEmergency})
-		if err != nil {
-			t.Fatal(err)
-		}
-		written := time.Now()
-		storetest.WaitFor(t, fmt.Sprintf("generation %d", res.Generation), func() bool { return sc.Status().Generation == res.Generation })
-		lat = append(lat, sc.Status().WrittenAt.Sub(written))
-	}
-	slices.Sort(lat)
-	t.Logf("secret update -> keys file written, 20 updates: p50 %s, p90 %s, max %s", lat[10], lat[18], lat[19])
-}
-
-// TestPlainValueFromTheTicketsKubectlPipeline runs the ticket's own command twice; the
-// sidecar keeps the previous value from the keys file it wrote.
-func TestPlainValueFromTheTicketsKubectlPipeline(t *testing.T) {
-	ns := namespace(t)
-	kubectl := func() {
-		cmd := exec.Command("bash", "-c", "kubectl create secret generic spiral-event-secret --from-literal=value=$(openssl rand -hex 32) --dry-run=client -o yaml | kubectl apply -f -")
-		cmd.Env = cluster.CommandEnv(t.TempDir())
-		cmd.Args[2] = strings.ReplaceAll(cmd.Args[2], "kubectl ", "kubectl -n "+ns+" ")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-	}
-	kubectl()
-	st := newStore(t, ns, "spiral-event-secret", nil)
-	out := t.TempDir()
-	sc := runSidecar(t, st, out)
-	storetest.WaitFor(t, "the first plain value", func() bool { return len(sc.Status().KeyIDs) == 1 })
-	first := sc.Status()
-	kubectl()
-	storetest.WaitFor(t, "the second plain value", func() bool { return len(sc.Status().KeyIDs) == 2 })
-	data, _ := os.ReadFile(filepath.Join(out, "keys.json"))
-	r, err := keyring.Parse(data)
+	storetest.Rotate(t, writer, keyring.Options{})
+	reader := newStore(t, ns, "spiral-event-secret", nil)
+	ch, err := reader.Watch(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Keys[0].ID != first.KeyIDs[0] || r.Keys[0].NotAfter.IsZero() || !r.Keys[1].NotAfter.IsZero() {
-		t.Fatalf("previous value not kept as a verify-only key: %+v", r.Keys)
+	var lat []time.Duration
+	for i := 0; i < 20; i++ {
+		snap, err := writer.Read(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := keyring.Emergency(snap.Keyring, time.Now(), storetest.Secret(fmt.Sprint("watch ", i)), keyring.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := writer.Write(t.Context(), r, snap.Version); err != nil {
+			t.Fatal(err)
+		}
+		written := time.Now()
+		for {
+			select {
+			case <-ch:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no watch event for generation %d", r.Generation)
+			}
+			if snap, err := reader.Read(t.Context()); err == nil && snap.Keyring.Generation == r.Generation {
+				break
+			}
+		}
+		lat = append(lat, time.Since(written))
+	}
+	slices.Sort(lat)
+	t.Logf("secret update -> read through the watch, 20 updates: p50 %s, p90 %s, max %s", lat[10], lat[18], lat[19])
+}
+
+// TestPlainValueFromTheTicketsKubectlPipeline runs the ticket's own command twice; a
+// reader completes the second value with the keys it holds (keyring.CompletePlain).
+func TestPlainValueFromTheTicketsKubectlPipeline(t *testing.T) {
+	ns := namespace(t)
+	st := newStore(t, ns, "spiral-event-secret", nil)
+	kubectl(t, ticketPipeline(ns))
+	r1 := readComplete(t, st, nil)
+	if len(r1.Keys) != 1 {
+		t.Fatalf("the first plain value: %+v", r1.Keys)
+	}
+	time.Sleep(1100 * time.Millisecond) // managedFields times have one-second precision
+	kubectl(t, ticketPipeline(ns))
+	r2 := readComplete(t, st, r1)
+	if len(r2.Keys) != 2 || r2.Keys[0].ID != r1.Keys[0].ID || r2.Keys[0].NotAfter.IsZero() || !r2.Keys[1].NotAfter.IsZero() {
+		t.Fatalf("previous value not kept as a verify-only key: %+v", r2.Keys)
 	}
 	sec, _ := admin.CoreV1().Secrets(ns).Get(t.Context(), "spiral-event-secret", metav1.GetOptions{})
-	if fmt.Sprint(r.Generation) != sec.ResourceVersion {
-		t.Fatalf("generation %d, resourceVersion %s", r.Generation, sec.ResourceVersion)
+	if fmt.Sprint(r2.Generation) != sec.ResourceVersion {
+		t.Fatalf("generation %d, resourceVersion %s", r2.Generation, sec.ResourceVersion)
 	}
 	// The value itself is the key, byte for byte.
-	if string(r.Keys[1].Secret) != string(sec.Data["value"]) {
+	if string(r2.Keys[1].Secret) != string(sec.Data["value"]) {
 		t.Fatal("the plain value is not the key")
 	}
+}
+
+// TestAMetadataOnlyEditDoesNotRestage: GitOps tools touch a Secret's labels and
+// annotations all the time. After the ticket's pipeline ran twice, a `kubectl label` must
+// leave what a reader holds as it is: no new generation, the new value's switch not
+// postponed, the old value's window not moved (regression: every touch re-staged the
+// unchanged value, seen by hand as generation 222 -> 226 with the switch moved by 5 s).
+func TestAMetadataOnlyEditDoesNotRestage(t *testing.T) {
+	ns := namespace(t)
+	st := newStore(t, ns, "spiral-event-secret", nil)
+	kubectl(t, ticketPipeline(ns))
+	r1 := readComplete(t, st, nil)
+	time.Sleep(1100 * time.Millisecond)
+	kubectl(t, ticketPipeline(ns))
+	r2 := readComplete(t, st, r1)
+	time.Sleep(1100 * time.Millisecond)
+	kubectl(t, "kubectl -n "+ns+" label secret spiral-event-secret team=payments")
+	snap, err := st.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(r2.Generation) == snap.Version {
+		t.Fatal("the label did not change the Secret's resourceVersion: the test shows nothing")
+	}
+	r3, err := snap.Complete(r2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r3.Equal(r2) {
+		t.Fatalf("a label re-staged the keys: generation %d -> %d, new key signs from %s -> %s, old key verifies until %s -> %s",
+			r2.Generation, r3.Generation, r2.Keys[1].NotBefore, r3.Keys[1].NotBefore, r2.Keys[0].NotAfter, r3.Keys[0].NotAfter)
+	}
+	// A reader that starts now (no keys yet) computes the value's schedule from the time
+	// its data was written, not from the label's.
+	if fresh := readComplete(t, st, nil); !fresh.Keys[0].NotBefore.Equal(r2.Keys[1].NotBefore.Add(-storetest.Schedule.ActivationDelay)) {
+		t.Fatalf("a new reader dates the value %s, the data was written at %s", fresh.Keys[0].NotBefore,
+			r2.Keys[1].NotBefore.Add(-storetest.Schedule.ActivationDelay))
+	}
+}
+
+func ticketPipeline(ns string) string {
+	return "kubectl -n " + ns + " create secret generic spiral-event-secret --from-literal=value=$(openssl rand -hex 32) --dry-run=client -o yaml | kubectl -n " + ns + " apply -f -"
+}
+
+func kubectl(t *testing.T, script string) {
+	t.Helper()
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Env = cluster.CommandEnv(t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+// readComplete reads st and completes a plain value with have, as the sidecar does.
+func readComplete(t *testing.T, st *Store, have *keyring.Keyring) *keyring.Keyring {
+	t.Helper()
+	snap, err := st.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := snap.Complete(have)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // tokenFor returns a REST config authenticated as a ServiceAccount, by TokenRequest.
@@ -191,9 +248,7 @@ func TestShippedRBAC(t *testing.T) {
 	applyShipped(t, ns, filepath.Join(root, "manifests", "base"))
 	applyShipped(t, ns, filepath.Join(root, "manifests", "rotation"))
 	ownerStore := newStore(t, ns, "spiral-event-secret", nil)
-	if _, err := rotate.Run(t.Context(), ownerStore, nil, rotate.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Rotate(t, ownerStore, keyring.Options{})
 	if _, err := newStore(t, ns, "other", nil).Write(t.Context(), mustStage(t), ""); err != nil {
 		t.Fatal(err)
 	}
@@ -208,9 +263,7 @@ func TestShippedRBAC(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := rotate.Run(t.Context(), ownerStore, nil, rotate.Options{}); err != nil {
-			t.Fatal(err)
-		}
+		storetest.Rotate(t, ownerStore, keyring.Options{})
 		select {
 		case <-ch:
 		case <-time.After(10 * time.Second):
@@ -242,14 +295,16 @@ func TestShippedRBAC(t *testing.T) {
 
 	rotateRC := tokenFor(t, ns, "keysync-rotate")
 	t.Run("the CronJob's account rotates its Secret", func(t *testing.T) {
-		if _, err := rotate.Run(t.Context(), newStore(t, ns, "spiral-event-secret", rotateRC), nil, rotate.Options{}); err != nil {
-			t.Fatal(err)
-		}
+		storetest.Rotate(t, newStore(t, ns, "spiral-event-secret", rotateRC), keyring.Options{})
 	})
-	t.Run("the CronJob's account may not update another Secret", func(t *testing.T) {
-		_, err := rotate.Run(t.Context(), newStore(t, ns, "other", rotateRC), nil, rotate.Options{})
-		if err == nil || !strings.Contains(err.Error(), "forbidden") {
-			t.Fatalf("err = %v, want forbidden", err)
+	t.Run("the CronJob's account may not read or update another Secret", func(t *testing.T) {
+		other := newStore(t, ns, "other", rotateRC)
+		_, rerr := other.Read(t.Context())
+		_, werr := other.Write(t.Context(), mustStage(t), "1")
+		for _, err := range []error{rerr, werr} {
+			if err == nil || !strings.Contains(err.Error(), "forbidden") {
+				t.Fatalf("err = %v, want forbidden", err)
+			}
 		}
 	})
 }
@@ -263,41 +318,19 @@ func mustStage(t *testing.T) *keyring.Keyring {
 	return r
 }
 
-// racingStore is a fake around the real store: another rotation wins between this one's
-// read and its write, an interleaving the API server cannot be made to show on demand.
-type racingStore struct {
-	*Store
-	other *Store
-	races int
-}
-
-func (r *racingStore) Write(ctx context.Context, k *keyring.Keyring, ifVersion string) (string, error) {
-	if r.races > 0 {
-		r.races--
-		if _, err := rotate.Run(ctx, r.other, nil, rotate.Options{Action: rotate.ActionEmergency}); err != nil {
-			return "", err
-		}
-	}
-	return r.Store.Write(ctx, k, ifVersion)
-}
-
-func TestRotateWithAStaleResourceVersionConflictsAndRetries(t *testing.T) {
+// TestWritesRecordTheRotationAsAnnotations: who, why, which generation and key ids are
+// on the Secret after each write, so `kubectl describe` shows the last rotation.
+func TestWritesRecordTheRotationAsAnnotations(t *testing.T) {
 	ns := namespace(t)
-	s := &racingStore{Store: newStore(t, ns, "spiral-event-secret", nil), other: newStore(t, ns, "spiral-event-secret", nil), races: 1}
-	if _, err := rotate.Run(t.Context(), s.other, nil, rotate.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	res, err := rotate.Run(t.Context(), s, nil, rotate.Options{})
-	if err != nil || res.Attempts != 2 || res.Generation != 3 {
-		t.Fatalf("after one lost race: %v %+v", err, res)
-	}
-	snap, _ := s.Read(t.Context())
-	if snap.Keyring.Generation != 3 {
-		t.Fatalf("generation %d", snap.Keyring.Generation)
-	}
+	s := newStore(t, ns, "spiral-event-secret", nil)
+	storetest.Rotate(t, s, keyring.Options{})
+	storetest.Rotate(t, s, keyring.Options{})
+	r := storetest.Rotate(t, s, keyring.Options{RotatedBy: "alice@host", Reason: "cadence"})
 	sec, _ := admin.CoreV1().Secrets(ns).Get(t.Context(), "spiral-event-secret", metav1.GetOptions{})
-	if sec.Annotations["keysync.sigil-dna.io/generation"] != "3" || sec.Annotations["keysync.sigil-dna.io/key-ids"] == "" {
-		t.Fatalf("annotations %v", sec.Annotations)
+	a := sec.Annotations
+	if a["keysync.sigil-dna.io/generation"] != "3" || a["keysync.sigil-dna.io/key-ids"] != strings.Join(r.IDs(), ",") ||
+		a["keysync.sigil-dna.io/rotated-by"] != "alice@host" || a["keysync.sigil-dna.io/reason"] != "cadence" {
+		t.Fatalf("annotations %v", a)
 	}
 }
 
@@ -325,45 +358,5 @@ func TestCloseIsPromptWhenTheAPIServerIsDown(t *testing.T) {
 	case <-done:
 	case <-time.After(3 * time.Second):
 		t.Fatal("Close blocks while the API server is down")
-	}
-}
-
-// TestAMetadataOnlyEditDoesNotRestage: GitOps tools touch a Secret's labels and
-// annotations all the time. After the ticket's pipeline ran twice, a `kubectl label` must
-// leave the keys file as it is: no new generation, the new value's switch not postponed,
-// the old value's window not moved (regression: every touch re-staged the unchanged value).
-func TestAMetadataOnlyEditDoesNotRestage(t *testing.T) {
-	ns := namespace(t)
-	kubectl := func(script string) {
-		t.Helper()
-		cmd := exec.Command("bash", "-c", script)
-		cmd.Env = cluster.CommandEnv(t.TempDir())
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-	}
-	apply := "kubectl -n " + ns + " create secret generic spiral-event-secret --from-literal=value=$(openssl rand -hex 32) --dry-run=client -o yaml | kubectl -n " + ns + " apply -f -"
-	kubectl(apply)
-	out := t.TempDir()
-	sc := runSidecar(t, newStore(t, ns, "spiral-event-secret", nil), out)
-	storetest.WaitFor(t, "the first plain value", func() bool { return len(sc.Status().KeyIDs) == 1 })
-	time.Sleep(1100 * time.Millisecond) // managedFields times have one-second precision
-	kubectl(apply)
-	storetest.WaitFor(t, "the second plain value", func() bool { return len(sc.Status().KeyIDs) == 2 })
-	before, _ := os.ReadFile(filepath.Join(out, "keys.json"))
-	time.Sleep(1100 * time.Millisecond)
-	kubectl("kubectl -n " + ns + " label secret spiral-event-secret team=payments")
-	sec, _ := admin.CoreV1().Secrets(ns).Get(t.Context(), "spiral-event-secret", metav1.GetOptions{})
-	if sec.Labels["team"] != "payments" {
-		t.Fatal("the label was not set")
-	}
-	// The watch delivers the edit within milliseconds; give the sidecar time to act on it.
-	time.Sleep(2 * time.Second)
-	after, _ := os.ReadFile(filepath.Join(out, "keys.json"))
-	if !bytes.Equal(before, after) {
-		rb, _ := keyring.Parse(before)
-		ra, _ := keyring.Parse(after)
-		t.Fatalf("a label re-staged the keys: generation %d -> %d, new key signs from %s -> %s, old key verifies until %s -> %s",
-			rb.Generation, ra.Generation, rb.Keys[1].NotBefore, ra.Keys[1].NotBefore, rb.Keys[0].NotAfter, ra.Keys[0].NotAfter)
 	}
 }

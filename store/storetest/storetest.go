@@ -1,5 +1,8 @@
-// Package storetest is the contract every store backend passes: the same cases run
-// against a real file system, a real Vault, a real kube-apiserver and the AWS emulator.
+// Package storetest is the contract every store backend passes, against its real test
+// server: a real file system, a real Vault, a real kube-apiserver, the AWS emulator or
+// the fakes where no emulator shows a behaviour. What a backend can do beyond reading and
+// writing (watch, plain values, planting an invalid document, an outage, throttling) is
+// declared in its Backend, and the matching cases run.
 package storetest
 
 import (
@@ -7,6 +10,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,15 +29,48 @@ const (
 	Plain3 = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
 )
 
+// Schedule is the plain-value schedule every backend under the contract is opened with.
+var Schedule = keyring.Options{ActivationDelay: 30 * time.Second, VerifyWindow: 5 * time.Minute}
+
 // Secret returns a deterministic test secret.
 func Secret(name string) keyring.Secret {
 	s := sha256.Sum256([]byte("storetest " + name))
 	return s[:]
 }
 
-// Run runs the contract against stores made by open; each call must give a store on a
-// fresh, empty location.
-func Run(t *testing.T, open func(t *testing.T) store.Store) {
+// Backend describes a store to the contract.
+type Backend struct {
+	// Open returns a fixture on a fresh, empty location. Its stores use Schedule for plain
+	// values and are closed when the test ends.
+	Open func(t *testing.T) *Fixture
+	// Watches: the store implements store.Watcher (checked both ways).
+	Watches bool
+	// PlainHistory: the store keeps earlier plain values, so a read returns the previous
+	// value with the current one; without it (a Kubernetes Secret, a file), a read returns
+	// the current value alone and a reader completes it with what it holds.
+	PlainHistory bool
+}
+
+// Fixture is one fresh store location and the test server's hands on it. Optional
+// capabilities are nil when the backend or its test server cannot offer them.
+type Fixture struct {
+	Store store.Store
+	// URL is the --store URL of the location, for tests that run the CLI.
+	URL string
+	// Another opens a second store on the same location, as another pod would.
+	Another func() store.Store
+	// PutPlain writes a plain value the way the ticket's own commands do.
+	PutPlain func(value string)
+	// PutRaw writes doc as the stored document, bypassing keysync's validation.
+	PutRaw func(doc string)
+	// Outage makes the location unreachable for Store until restore is called.
+	Outage func() (restore func())
+	// Throttle makes the next n requests of Store fail as throttled.
+	Throttle func(n int)
+}
+
+// Run runs the contract.
+func Run(t *testing.T, b Backend) {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	first, _ := keyring.Stage(nil, now, Secret("1"), keyring.Options{RotatedBy: "storetest", Reason: "first"})
@@ -39,13 +78,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	third := mustStage(t, second, now.Add(2*time.Second), Secret("3"))
 
 	t.Run("an empty store is not found", func(t *testing.T) {
-		s := open(t)
+		s := b.Open(t).Store
 		if _, err := s.Read(ctx); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("err = %v, want ErrNotFound", err)
 		}
 	})
 	t.Run("write then read returns the same keyring", func(t *testing.T) {
-		s := open(t)
+		s := b.Open(t).Store
 		v1, err := s.Write(ctx, first, "")
 		if err != nil {
 			t.Fatal(err)
@@ -66,8 +105,29 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			t.Fatalf("after the second write: %v %+v", err, snap)
 		}
 	})
+	t.Run("a held key round-trips", func(t *testing.T) {
+		s := b.Open(t).Store
+		v1, err := s.Write(ctx, first, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held, err := keyring.Hold(first, now.Add(time.Second), Secret("held"), keyring.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Write(ctx, held, v1); err != nil {
+			t.Fatal(err)
+		}
+		snap, err := s.Read(ctx)
+		if err != nil || !snap.Keyring.Equal(held) {
+			t.Fatalf("%v %+v", err, snap)
+		}
+		if k, ok := snap.Keyring.HeldKey(); !ok || k.ID != keyring.KeyID(Secret("held")) {
+			t.Fatalf("no held key after a read: %+v", snap.Keyring.Keys)
+		}
+	})
 	t.Run("a write based on a stale version conflicts", func(t *testing.T) {
-		s := open(t)
+		s := b.Open(t).Store
 		v1, err := s.Write(ctx, first, "")
 		if err != nil {
 			t.Fatal(err)
@@ -87,7 +147,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 	t.Run("of concurrent writers from one version exactly one wins", func(t *testing.T) {
-		s := open(t)
+		s := b.Open(t).Store
 		v1, err := s.Write(ctx, first, "")
 		if err != nil {
 			t.Fatal(err)
@@ -117,12 +177,239 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			t.Fatalf("%d writers won", wins)
 		}
 	})
+	t.Run("close is idempotent", func(t *testing.T) {
+		s := b.Open(t).Store
+		if _, err := s.Write(ctx, first, ""); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			if err := s.Close(); err != nil {
+				t.Fatalf("close %d: %v", i+1, err)
+			}
+		}
+	})
+	// What the backend offers beyond reading and writing decides which cases run.
+	offers := b.Open(t)
+	if _, ok := offers.Store.(store.Watcher); ok != b.Watches {
+		t.Errorf("declared Watches %v, but the store implements store.Watcher: %v", b.Watches, ok)
+	}
+	optional := []struct {
+		name    string
+		offered bool
+		run     func(t *testing.T)
+	}{
+		{"a write is seen through another store's watch", b.Watches, func(t *testing.T) { watch(t, b, first) }},
+		{"plain values", offers.PutPlain != nil, func(t *testing.T) { plainValues(t, b) }},
+		{"an invalid document is rejected", offers.PutRaw != nil, func(t *testing.T) { invalidDocuments(t, b) }},
+		{"an outage is an error, never an empty store", offers.Outage != nil, func(t *testing.T) { outage(t, b, first) }},
+		{"throttling is retried, then reported", offers.Throttle != nil, func(t *testing.T) { throttling(t, b, first) }},
+	}
+	for _, c := range optional {
+		if !c.offered {
+			t.Logf("%s: not offered by this backend or its test server", c.name)
+			continue
+		}
+		t.Run(c.name, c.run)
+	}
+}
+
+func watch(t *testing.T, b Backend, first *keyring.Keyring) {
+	f := b.Open(t)
+	w := f.Another().(store.Watcher)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ch, err := w.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // a watch starting to list must not take the write for its start
+	if _, err := f.Store.Write(ctx, first, ""); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a write by another store was not seen")
+	}
+	snap, err := f.Another().Read(ctx)
+	if err != nil || !snap.Keyring.Equal(first) {
+		t.Fatalf("after the watch fired: %v %+v", err, snap)
+	}
+}
+
+func plainValues(t *testing.T, b Backend) {
+	f := b.Open(t)
+	t0 := time.Now().Add(-2 * time.Second) // store clocks have one-second precision here and there
+	f.PutPlain(Plain1)
+	one, err := f.Store.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, err := one.Complete(nil)
+	if err != nil || !one.Plain || len(r1.Keys) != 1 || string(r1.Keys[0].Secret) != Plain1 {
+		t.Fatalf("the first plain value: %v %+v", err, one)
+	}
+	if k, ok := r1.SigningKey(time.Now()); !ok || k.ID != keyring.KeyID(keyring.Secret(Plain1)) {
+		t.Fatal("a sole plain value does not sign at once")
+	}
+	time.Sleep(1100 * time.Millisecond)
+	f.PutPlain(Plain2)
+	t1 := time.Now().Add(2 * time.Second)
+	two, err := f.Store.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !two.Plain {
+		t.Fatal("the second plain value is not plain")
+	}
+	switch {
+	case b.PlainHistory && two.PlainCurrent != nil:
+		t.Fatal("a store with history asks the reader to complete the value")
+	case !b.PlainHistory && (two.PlainCurrent == nil || len(two.Keyring.Keys) != 1 || two.Schedule != Schedule):
+		t.Fatalf("a store without history must give the current value alone, with its schedule: %+v", two)
+	}
+	r2, err := two.Complete(r1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r2.Keys) != 2 || string(r2.Keys[0].Secret) != Plain1 || string(r2.Keys[1].Secret) != Plain2 || r2.Generation <= r1.Generation {
+		t.Fatalf("previous and current value: %+v", r2)
+	}
+	cur, prev := r2.Keys[1], r2.Keys[0]
+	if cur.NotBefore.Before(t0.Add(Schedule.ActivationDelay)) || cur.NotBefore.After(t1.Add(Schedule.ActivationDelay)) ||
+		!prev.NotAfter.Equal(cur.NotBefore.Add(Schedule.VerifyWindow)) {
+		t.Fatalf("schedule: the new value signs from %s (written between %s and %s, delay %s), the old one verifies until %s",
+			cur.NotBefore, t0, t1, Schedule.ActivationDelay, prev.NotAfter)
+	}
+	// Reading again what did not change gives what the reader holds.
+	again, err := f.Store.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r3, err := again.Complete(r2); err != nil || !r3.Equal(r2) {
+		t.Fatalf("an unchanged value re-read: %v %+v", err, r3)
+	}
+}
+
+func invalidDocuments(t *testing.T, b Backend) {
+	f := b.Open(t)
+	for name, doc := range map[string]string{
+		"generation zero": `{"version":1,"generation":0,"rotated_at":"2026-11-27T12:00:00Z","keys":[]}`,
+		"truncated JSON":  `{"version":1,"generation":`,
+		"a short key":     `{"version":1,"generation":1,"rotated_at":"2026-11-27T12:00:00Z","keys":[{"id":"0011223344556677","secret":"c2hvcnQ=","not_before":"2026-11-27T12:00:00Z"}]}`,
+	} {
+		f.PutRaw(doc)
+		_, err := f.Store.Read(t.Context())
+		if !errors.Is(err, keyring.ErrInvalid) {
+			t.Fatalf("%s: err = %v, want keyring.ErrInvalid", name, err)
+		}
+		if strings.Contains(err.Error(), "c2hvcnQ=") {
+			t.Fatalf("%s: the error quotes the document: %v", name, err)
+		}
+	}
+}
+
+func outage(t *testing.T, b Backend, first *keyring.Keyring) {
+	f := b.Open(t)
+	v, err := f.Store.Write(t.Context(), first, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A watching store reads from what its watch delivered: while the watch is broken,
+	// that is stale and must not be served as current (regression: a Kubernetes store
+	// served its informer cache through an API outage, so the sidecar reported no
+	// staleness). It may take the watch a moment to notice.
+	notice := time.Duration(0)
+	if w, ok := f.Store.(store.Watcher); ok {
+		if _, err := w.Watch(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		notice = 15 * time.Second
+	}
+	if _, err := f.Store.Read(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // a watch has synced
+	restore := f.Outage()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	deadline := time.Now().Add(notice)
+	_, err = f.Store.Read(ctx)
+	for err == nil && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		_, err = f.Store.Read(ctx)
+	}
+	if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, keyring.ErrInvalid) {
+		t.Fatalf("read during the outage: err = %v, want an error that is neither not found nor invalid", err)
+	}
+	wctx, wcancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer wcancel()
+	next := mustStage(t, first, time.Now(), Secret("during outage"))
+	if _, err := f.Store.Write(wctx, next, v); err == nil {
+		t.Fatal("a write during the outage succeeded")
+	}
+	restore()
+	// A client may wait out its reconnect backoff: the store must be read again within
+	// seconds of the server's return, with what it held.
+	var snap *store.Snapshot
+	deadline = time.Now().Add(15 * time.Second)
+	for snap, err = f.Store.Read(t.Context()); err != nil && time.Now().Before(deadline); snap, err = f.Store.Read(t.Context()) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil || !snap.Keyring.Equal(first) {
+		t.Fatalf("after the outage: %v %+v", err, snap)
+	}
+}
+
+func throttling(t *testing.T, b Backend, first *keyring.Keyring) {
+	f := b.Open(t)
+	if _, err := f.Store.Write(t.Context(), first, ""); err != nil {
+		t.Fatal(err)
+	}
+	f.Throttle(2)
+	if snap, err := f.Store.Read(t.Context()); err != nil || !snap.Keyring.Equal(first) {
+		t.Fatalf("two throttled requests were not retried: %v", err)
+	}
+	f.Throttle(1000)
+	_, err := f.Store.Read(t.Context())
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "throttl") {
+		t.Fatalf("throttled for good: err = %v, want one that says so", err)
+	}
+	f.Throttle(0)
 }
 
 func mustStage(t *testing.T, r *keyring.Keyring, at time.Time, s keyring.Secret) *keyring.Keyring {
 	next, err := keyring.Stage(r, at, s, keyring.Options{RotatedBy: "storetest"})
 	if err != nil {
 		t.Error(err)
+	}
+	return next
+}
+
+// Rotate stages a new key in s as a rotation does (read, keyring.Stage, write with
+// compare-and-swap), for store tests that need generations without the rotate package.
+func Rotate(t testing.TB, s store.Store, o keyring.Options) *keyring.Keyring {
+	t.Helper()
+	var prev *keyring.Keyring
+	version := ""
+	snap, err := s.Read(t.Context())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		t.Fatal(err)
+	default:
+		prev, version = snap.Keyring, snap.Version
+	}
+	secret, err := keyring.NewSecret(keyring.MinSecretBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := keyring.Stage(prev, time.Now(), secret, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(t.Context(), next, version); err != nil {
+		t.Fatal(err)
 	}
 	return next
 }
@@ -174,4 +461,122 @@ func BenchIdlePoll(b *testing.B, s store.Store, requests func() int) {
 		}
 	}
 	b.ReportMetric(float64(requests())/float64(b.N), "requests/poll")
+}
+
+// Proxy is a TCP proxy in front of a test server, which can be cut to make the server
+// unreachable for a store without stopping it (and losing what it holds): while cut,
+// nothing listens on its address and every connection it carried is closed.
+type Proxy struct {
+	target string
+	addr   string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  map[net.Conn]struct{}
+	done   bool
+}
+
+// NewProxy listens on loopback and forwards every connection to target (host:port)
+// until the test ends.
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{target: target, addr: ln.Addr().String(), ln: ln, conns: map[net.Conn]struct{}{}}
+	go p.serve(ln)
+	t.Cleanup(func() {
+		p.mu.Lock()
+		p.done = true
+		p.mu.Unlock()
+		p.stop()
+	})
+	return p
+}
+
+// Addr is the proxy's host:port.
+func (p *Proxy) Addr() string { return p.addr }
+
+// Cut stops listening and closes every connection until restore is called.
+func (p *Proxy) Cut() (restore func()) {
+	p.stop()
+	return func() {
+		for range 100 { // the port was just released; take it again
+			ln, err := net.Listen("tcp", p.addr)
+			if err == nil {
+				p.mu.Lock()
+				p.ln = ln
+				p.mu.Unlock()
+				go p.serve(ln)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		panic("storetest: cannot listen on " + p.addr + " again")
+	}
+}
+
+func (p *Proxy) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+func (p *Proxy) track(ln net.Listener, cs ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != ln || p.done {
+		return false
+	}
+	for _, c := range cs {
+		p.conns[c] = struct{}{}
+	}
+	return true
+}
+
+func (p *Proxy) serve(ln net.Listener) {
+	for {
+		in, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			out, err := net.Dial("tcp", p.target)
+			if err != nil || !p.track(ln, in, out) {
+				in.Close()
+				if out != nil {
+					out.Close()
+				}
+				return
+			}
+			go func() { _, _ = io.Copy(out, in); out.Close() }()
+			_, _ = io.Copy(in, out)
+			in.Close()
+		}()
+	}
+}
+
+// Rollback rolls s back as a rotation does (read, keyring.Rollback, write with
+// compare-and-swap).
+func Rollback(t testing.TB, s store.Store, o keyring.Options) *keyring.Keyring {
+	t.Helper()
+	snap, err := s.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := keyring.Rollback(snap.Keyring, time.Now(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(t.Context(), next, snap.Version); err != nil {
+		t.Fatal(err)
+	}
+	return next
 }

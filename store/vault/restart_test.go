@@ -1,24 +1,22 @@
 package vault
 
 import (
-	"bytes"
-	"os"
-	"path/filepath"
+	"errors"
 	"testing"
-	"time"
 
 	"github.com/sigil-dna/keysync/keyring"
-	"github.com/sigil-dna/keysync/rotate"
-	"github.com/sigil-dna/keysync/sidecar"
-	"github.com/sigil-dna/keysync/sidecar/sidecartest"
+	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/storetest"
 	"github.com/sigil-dna/keysync/test/servers"
 )
 
-// TestVaultRestartIsSurvived kills the Vault server under a running sidecar, starts it
-// again (a dev server comes back empty), writes the same document back, and rotates: the
-// keys file stays untouched while Vault is away and follows it again afterwards.
-func TestVaultRestartIsSurvived(t *testing.T) {
+// TestARestartedVaultIsReadAgainNotFromTheCache kills the Vault server under a store that
+// has read a document, and starts it again empty (a dev server keeps nothing): the store
+// reports the outage as an error, then the empty secret as not found — never the document
+// it read before — and follows the document once it is written back. The idle-poll cache
+// is keyed on the version and its created_time, so a restored server cannot serve stale
+// data through it.
+func TestARestartedVaultIsReadAgainNotFromTheCache(t *testing.T) {
 	v, err := servers.StartVault(server.Bin)
 	if err != nil {
 		t.Fatal(err)
@@ -30,44 +28,34 @@ func TestVaultRestartIsSurvived(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := rotate.Run(t.Context(), st, nil, rotate.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
-	keys := filepath.Join(out, "keys.json")
-	sc := sidecartest.Run(t, sidecar.Config{Store: st, OutDir: out, Interval: 100 * time.Millisecond, BackoffCap: 300 * time.Millisecond})
-	storetest.WaitFor(t, "the first keys file", func() bool { _, err := os.Stat(keys); return err == nil })
-	before, _ := os.ReadFile(keys)
-	doc, err := keyring.Encode(mustRead(t, st))
-	if err != nil {
-		t.Fatal(err)
+	first := storetest.Rotate(t, st, keyring.Options{})
+	if got := mustRead(t, st); !got.Equal(first) {
+		t.Fatal("the document written is not read back")
 	}
 
 	v.Stop()
-	storetest.WaitFor(t, "staleness to be reported", func() bool { return sc.Status().StaleSeconds > 1 })
-	if now, _ := os.ReadFile(keys); !bytes.Equal(now, before) {
-		t.Fatal("the keys file changed while Vault was down")
+	if _, err := st.Read(t.Context()); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("read while Vault is down: err = %v, want a connection error", err)
 	}
-	if ok, _ := sc.Ready(); !ok {
-		t.Fatal("not ready while stale, without --max-stale")
-	}
-
 	if err := v.Start(); err != nil {
 		t.Fatal(err)
 	}
-	root, _ := New(t.Context(), cfg)
-	defer root.Close()
-	if _, err := root.kv.Put(t.Context(), cfg.Path, map[string]any{FieldKeyring: string(doc)}); err != nil {
+	if _, err := st.Read(t.Context()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("read of the restarted, empty Vault: err = %v, want ErrNotFound", err)
+	}
+	doc, err := keyring.Encode(first)
+	if err != nil {
 		t.Fatal(err)
 	}
-	storetest.WaitFor(t, "a good read after the restart", func() bool { return sc.Status().StaleSeconds < 0.5 })
-	if now, _ := os.ReadFile(keys); !bytes.Equal(now, before) {
-		t.Fatal("the same document written back changed the keys file")
-	}
-	if _, err := rotate.Run(t.Context(), root, nil, rotate.Options{Keyring: keyring.Options{ActivationDelay: time.Second}}); err != nil {
+	if err := v.PutRaw(cfg.Path, map[string]any{FieldKeyring: string(doc)}); err != nil {
 		t.Fatal(err)
 	}
-	storetest.WaitFor(t, "generation 2 in the keys file", func() bool { return sc.Status().Generation == 2 })
+	if got := mustRead(t, st); !got.Equal(first) {
+		t.Fatal("the document written back is not read")
+	}
+	if next := storetest.Rotate(t, st, keyring.Options{}); mustRead(t, st).Generation != 2 || next.Generation != 2 {
+		t.Fatal("no rotation after the restart")
+	}
 }
 
 func mustRead(t *testing.T, s *Store) *keyring.Keyring {

@@ -20,10 +20,6 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/sigil-dna/keysync/keyring"
-	"github.com/sigil-dna/keysync/reload"
-	"github.com/sigil-dna/keysync/rotate"
-	"github.com/sigil-dna/keysync/sidecar"
-	"github.com/sigil-dna/keysync/sidecar/sidecartest"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/storetest"
 	"github.com/sigil-dna/keysync/test/servers"
@@ -56,7 +52,7 @@ func uniquePath(t *testing.T) string {
 
 func newStore(t *testing.T, path string, mod ...func(*Config)) *Store {
 	t.Helper()
-	cfg := Config{Mount: "secret", Path: path, Address: server.Addr, Auth: Auth{Token: keyring.Secret(server.Token)}}
+	cfg := Config{Mount: "secret", Path: path, Address: server.Addr, Auth: Auth{Token: keyring.Secret(server.Token)}, Plain: storetest.Schedule}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -68,6 +64,9 @@ func newStore(t *testing.T, path string, mod ...func(*Config)) *Store {
 	return s
 }
 
+// DevServer is the package's Vault dev server, for the external contract test.
+func DevServer() *servers.Vault { return server }
+
 func rootClient(t *testing.T) *api.Client {
 	t.Helper()
 	cfg := api.DefaultConfig()
@@ -78,10 +77,6 @@ func rootClient(t *testing.T) *api.Client {
 	}
 	c.SetToken(server.Token)
 	return c
-}
-
-func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return newStore(t, uniquePath(t)) })
 }
 
 func TestParseURL(t *testing.T) {
@@ -168,16 +163,13 @@ func TestDeletedOrDestroyedLatestVersionIsNotFound(t *testing.T) {
 func TestCustomMetadataRecordsTheRotation(t *testing.T) {
 	path := uniquePath(t)
 	s := newStore(t, path)
-	res, err := rotate.Run(t.Context(), s, nil, rotate.Options{Keyring: keyring.Options{RotatedBy: "alice@host", Reason: "cadence"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := storetest.Rotate(t, s, keyring.Options{RotatedBy: "alice@host", Reason: "cadence"})
 	md, err := rootClient(t).KVv2("secret").GetMetadata(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cm := md.CustomMetadata
-	if cm["keysync_rotated_by"] != "alice@host" || cm["keysync_reason"] != "cadence" || cm["keysync_key_ids"] != strings.Join(res.KeyIDs, ",") || cm["keysync_generation"] != "1" {
+	if cm["keysync_rotated_by"] != "alice@host" || cm["keysync_reason"] != "cadence" || cm["keysync_key_ids"] != strings.Join(r.IDs(), ",") || cm["keysync_generation"] != "1" {
 		t.Fatalf("custom metadata %v", cm)
 	}
 }
@@ -208,8 +200,8 @@ func TestPlainValueWrittenByTheTicketsCommand(t *testing.T) {
 	}
 	md, _ := rootClient(t).KVv2("secret").GetMetadata(t.Context(), "sigil/spiral-event-secret")
 	created := md.Versions["2"].CreatedTime.UTC().Truncate(time.Millisecond)
-	if cur := snap.Keyring.Keys[1]; !cur.NotBefore.Equal(created.Add(keyring.DefaultActivationDelay)) {
-		t.Fatalf("current value signs from %s, want created_time %s + 60s", cur.NotBefore, created)
+	if cur := snap.Keyring.Keys[1]; !cur.NotBefore.Equal(created.Add(storetest.Schedule.ActivationDelay)) {
+		t.Fatalf("current value signs from %s, want created_time %s + the delay", cur.NotBefore, created)
 	}
 	// The value is the key byte for byte: what the existing service signs today verifies.
 	out, err := server.CLI("kv", "get", "-field=value", "secret/sigil/spiral-event-secret")
@@ -223,41 +215,11 @@ func TestPlainValueWrittenByTheTicketsCommand(t *testing.T) {
 		t.Fatalf("the existing service's signature does not verify: %v", err)
 	}
 	// Rotating over the plain value writes a keyring document that keeps both values.
-	res, err := rotate.Run(t.Context(), s, nil, rotate.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	next := storetest.Rotate(t, s, keyring.Options{})
 	snap, err = s.Read(t.Context())
-	if err != nil || snap.Plain || snap.Keyring.Generation != 3 || len(snap.Keyring.Keys) != 3 || res.Generation != 3 {
+	if err != nil || snap.Plain || snap.Keyring.Generation != 3 || len(snap.Keyring.Keys) != 3 || next.Generation != 3 {
 		t.Fatalf("%v %+v", err, snap)
 	}
-}
-
-// TestRotateReachesTheApp: keysync rotate writes Vault, the sidecar writes the keys file,
-// the app's reload library loads it; rollback too.
-func TestRotateReachesTheApp(t *testing.T) {
-	path := uniquePath(t)
-	s := newStore(t, path)
-	if _, err := rotate.Run(t.Context(), s, nil, rotate.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
-	sidecartest.Run(t, sidecar.Config{Store: newStore(t, path), OutDir: out, Interval: 100 * time.Millisecond})
-	app, err := reload.Open(t.Context(), filepath.Join(out, "keys.json"), reload.WithSignals())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	rot := rotate.Options{Keyring: keyring.Options{ActivationDelay: time.Second}}
-	if _, err := rotate.Run(t.Context(), s, nil, rot); err != nil {
-		t.Fatal(err)
-	}
-	storetest.WaitFor(t, "generation 2 in the app", func() bool { return app.Status().Generation == 2 })
-	rot.Action = rotate.ActionRollback
-	if _, err := rotate.Run(t.Context(), s, nil, rot); err != nil {
-		t.Fatal(err)
-	}
-	storetest.WaitFor(t, "the rollback in the app", func() bool { return app.Status().Generation == 3 && len(app.Status().KeyIDs) == 1 })
 }
 
 // enableAppRole sets up a role that may read and write one path.

@@ -2,6 +2,7 @@ package awsfake
 
 import (
 	"fmt"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,4 +54,24 @@ var seq atomic.Int64
 // persistent emulator, uses: kumo's state is shared by every server in a binary.
 func Unique(prefix string) string {
 	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano(), seq.Add(1))
+}
+
+// HostPort is the host:port of an endpoint URL ("http://127.0.0.1:4566" → "127.0.0.1:4566").
+func HostPort(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return endpoint
+	}
+	return u.Host
+}
+
+// SDKConfig is the SDK configuration a test's own client uses to reach ac's endpoint
+// (to plant values the way the aws CLI would).
+func SDKConfig(t testing.TB, ac awsapi.Config) aws.Config {
+	t.Helper()
+	cfg, err := awsapi.Load(t.Context(), ac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

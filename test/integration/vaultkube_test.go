@@ -1,4 +1,3 @@
-// Package integration runs keysync against several real servers at once.
 package integration
 
 import (
@@ -17,27 +16,13 @@ import (
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate"
 	"github.com/sigil-dna/keysync/store/vault"
-	"github.com/sigil-dna/keysync/test/servers"
 )
 
 // TestVaultKubernetesAuth: the sidecar logs in to a real Vault with the Kubernetes auth
 // method, using a ServiceAccount token of a real kube-apiserver, which Vault checks with
 // a TokenReview against that apiserver.
 func TestVaultKubernetesAuth(t *testing.T) {
-	kube, err := servers.StartKube(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kube.Stop()
-	bin, err := servers.VaultBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := servers.StartVault(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Stop()
+	kube, v := kubeServer, vaultServer
 	ctx := context.Background()
 	k := kubernetes.NewForConfigOrDie(kube.Config)
 	const ns = "sigil"

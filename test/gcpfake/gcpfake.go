@@ -1,4 +1,7 @@
-package gcpsm
+// Package gcpfake is a fake Google Cloud Secret Manager: no emulator can be installed
+// here. It serves, over real gRPC on loopback, the calls the gcpsm store makes, with the
+// API's documented semantics, for the real client.
+package gcpfake
 
 import (
 	"context"
@@ -21,48 +24,60 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// fakeSecretManager is a fake: no Secret Manager emulator can be installed here. It
+// Server is a fake: no Secret Manager emulator can be installed here. It
 // serves, over real gRPC on loopback, the calls the store makes, with the API's
 // documented semantics: versions numbered from 1 and listed newest first, disabled
 // versions refused by AccessSecretVersion (FAILED_PRECONDITION), a missing one NOT_FOUND,
 // a stale etag ABORTED, the payload's CRC32C checked on add and returned on access.
-type fakeSecretManager struct {
+type Server struct {
 	secretmanagerpb.UnimplementedSecretManagerServiceServer
 	mu      sync.Mutex
-	secrets map[string]*fakeSecret
+	secrets map[string]*secret
 	calls   map[string]int
+	// Addr is where it listens (host:port).
+	Addr string
 }
 
-type fakeSecret struct {
+type secret struct {
 	secret   *secretmanagerpb.Secret
 	versions []*secretmanagerpb.SecretVersion // index i is version i+1
 	payloads [][]byte
 	etag     int
 }
 
-func startFake(t *testing.T) (*fakeSecretManager, []option.ClientOption) {
+var crc32c = crc32.MakeTable(crc32.Castagnoli)
+
+// Start serves a fake on a loopback port until the test ends and returns it with the
+// client options that reach it.
+func Start(t testing.TB) (*Server, []option.ClientOption) {
 	t.Helper()
-	f := &fakeSecretManager{secrets: map[string]*fakeSecret{}, calls: map[string]int{}}
+	f := &Server{secrets: map[string]*secret{}, calls: map[string]int{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.Addr = ln.Addr().String()
 	srv := grpc.NewServer()
 	secretmanagerpb.RegisterSecretManagerServiceServer(srv, f)
 	go srv.Serve(ln)
 	t.Cleanup(srv.Stop)
-	return f, []option.ClientOption{
-		option.WithEndpoint(ln.Addr().String()), option.WithoutAuthentication(),
+	return f, ClientOptions(f.Addr)
+}
+
+// ClientOptions reach a fake at addr: plain gRPC, no credentials.
+func ClientOptions(addr string) []option.ClientOption {
+	return []option.ClientOption{
+		option.WithEndpoint(addr), option.WithoutAuthentication(),
 		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
 	}
 }
 
-func (f *fakeSecretManager) count(method string) {
+func (f *Server) count(method string) {
 	f.calls[method]++
 }
 
 // Calls returns how many calls of each method were made, and resets the counts.
-func (f *fakeSecretManager) Calls() map[string]int {
+func (f *Server) Calls() map[string]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c := f.calls
@@ -70,12 +85,12 @@ func (f *fakeSecretManager) Calls() map[string]int {
 	return c
 }
 
-func (s *fakeSecret) bumpEtag() {
+func (s *secret) bumpEtag() {
 	s.etag++
 	s.secret.Etag = `"` + strconv.Itoa(s.etag) + `"`
 }
 
-func (f *fakeSecretManager) lookup(name string) (*fakeSecret, error) {
+func (f *Server) lookup(name string) (*secret, error) {
 	s, ok := f.secrets[name]
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "Secret [%s] not found", name)
@@ -84,7 +99,7 @@ func (f *fakeSecretManager) lookup(name string) (*fakeSecret, error) {
 }
 
 // version resolves NAME/versions/N.
-func (f *fakeSecretManager) version(name string) (*fakeSecret, int, error) {
+func (f *Server) version(name string) (*secret, int, error) {
 	secretName, v, ok := strings.Cut(name, "/versions/")
 	if !ok {
 		return nil, 0, status.Errorf(codes.InvalidArgument, "bad version name %q", name)
@@ -100,7 +115,7 @@ func (f *fakeSecretManager) version(name string) (*fakeSecret, int, error) {
 	return s, n - 1, nil
 }
 
-func (f *fakeSecretManager) CreateSecret(_ context.Context, r *secretmanagerpb.CreateSecretRequest) (*secretmanagerpb.Secret, error) {
+func (f *Server) CreateSecret(_ context.Context, r *secretmanagerpb.CreateSecretRequest) (*secretmanagerpb.Secret, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.count("CreateSecret")
@@ -110,13 +125,13 @@ func (f *fakeSecretManager) CreateSecret(_ context.Context, r *secretmanagerpb.C
 	}
 	sec := proto.Clone(r.Secret).(*secretmanagerpb.Secret)
 	sec.Name, sec.CreateTime = name, timestamppb.Now()
-	s := &fakeSecret{secret: sec}
+	s := &secret{secret: sec}
 	s.bumpEtag()
 	f.secrets[name] = s
 	return proto.Clone(sec).(*secretmanagerpb.Secret), nil
 }
 
-func (f *fakeSecretManager) GetSecret(_ context.Context, r *secretmanagerpb.GetSecretRequest) (*secretmanagerpb.Secret, error) {
+func (f *Server) GetSecret(_ context.Context, r *secretmanagerpb.GetSecretRequest) (*secretmanagerpb.Secret, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.count("GetSecret")
@@ -127,7 +142,7 @@ func (f *fakeSecretManager) GetSecret(_ context.Context, r *secretmanagerpb.GetS
 	return proto.Clone(s.secret).(*secretmanagerpb.Secret), nil
 }
 
-func (f *fakeSecretManager) UpdateSecret(_ context.Context, r *secretmanagerpb.UpdateSecretRequest) (*secretmanagerpb.Secret, error) {
+func (f *Server) UpdateSecret(_ context.Context, r *secretmanagerpb.UpdateSecretRequest) (*secretmanagerpb.Secret, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.count("UpdateSecret")
@@ -152,7 +167,7 @@ func (f *fakeSecretManager) UpdateSecret(_ context.Context, r *secretmanagerpb.U
 	return proto.Clone(s.secret).(*secretmanagerpb.Secret), nil
 }
 
-func (f *fakeSecretManager) AddSecretVersion(_ context.Context, r *secretmanagerpb.AddSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
+func (f *Server) AddSecretVersion(_ context.Context, r *secretmanagerpb.AddSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.count("AddSecretVersion")
@@ -173,7 +188,7 @@ func (f *fakeSecretManager) AddSecretVersion(_ context.Context, r *secretmanager
 	return proto.Clone(v).(*secretmanagerpb.SecretVersion), nil
 }
 
-func (f *fakeSecretManager) ListSecretVersions(_ context.Context, r *secretmanagerpb.ListSecretVersionsRequest) (*secretmanagerpb.ListSecretVersionsResponse, error) {
+func (f *Server) ListSecretVersions(_ context.Context, r *secretmanagerpb.ListSecretVersionsRequest) (*secretmanagerpb.ListSecretVersionsResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.count("ListSecretVersions")
@@ -205,7 +220,7 @@ func (f *fakeSecretManager) ListSecretVersions(_ context.Context, r *secretmanag
 	return resp, nil
 }
 
-func (f *fakeSecretManager) AccessSecretVersion(_ context.Context, r *secretmanagerpb.AccessSecretVersionRequest) (*secretmanagerpb.AccessSecretVersionResponse, error) {
+func (f *Server) AccessSecretVersion(_ context.Context, r *secretmanagerpb.AccessSecretVersionRequest) (*secretmanagerpb.AccessSecretVersionResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.count("AccessSecretVersion")
@@ -218,13 +233,13 @@ func (f *fakeSecretManager) AccessSecretVersion(_ context.Context, r *secretmana
 	}
 	data := s.payloads[i]
 	sum := int64(crc32.Checksum(data, crc32c))
-	if s.versions[i].Etag == "corrupt" { // set by corrupt(): the data changes, the stored CRC does not
+	if s.versions[i].Etag == "corrupt" { // set by Corrupt(): the data changes, the stored CRC does not
 		data = append(slices.Clone(data[:len(data)-2]), '!', '}')
 	}
 	return &secretmanagerpb.AccessSecretVersionResponse{Name: s.versions[i].Name, Payload: &secretmanagerpb.SecretPayload{Data: data, DataCrc32C: &sum}}, nil
 }
 
-func (f *fakeSecretManager) DisableSecretVersion(_ context.Context, r *secretmanagerpb.DisableSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
+func (f *Server) DisableSecretVersion(_ context.Context, r *secretmanagerpb.DisableSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.count("DisableSecretVersion")
@@ -241,9 +256,9 @@ func (f *fakeSecretManager) DisableSecretVersion(_ context.Context, r *secretman
 	return proto.Clone(v).(*secretmanagerpb.SecretVersion), nil
 }
 
-// corrupt makes the newest version's payload arrive changed, with its original CRC32C:
+// Corrupt makes the newest version's payload arrive changed, with its original CRC32C:
 // a fault the real service cannot be made to show.
-func (f *fakeSecretManager) corrupt(name string) {
+func (f *Server) Corrupt(name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := f.secrets[name]
