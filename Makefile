@@ -29,6 +29,7 @@ test: lint
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
+	sc=$$(bash test/servers/staticcheck.sh) && $$sc ./...
 	@cp go.mod /tmp/keysync-go.mod.bak; cp go.sum /tmp/keysync-go.sum.bak; \
 	$(GO) mod tidy; \
 	if ! cmp -s go.mod /tmp/keysync-go.mod.bak || ! cmp -s go.sum /tmp/keysync-go.sum.bak; then \

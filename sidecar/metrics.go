@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sigil-dna/keysync/keyring"
 )
@@ -72,7 +73,7 @@ func newMetrics(stale func() float64) *metrics {
 	}, stale)
 	m.reg.MustRegister(m.syncs, m.lastSuccess, m.generation, m.keys, m.keysWritten, m.signals, m.confirmations, m.unconfirmed,
 		m.appGeneration, m.appConfirmed, m.appKeys, m.worst, stalenessGauge,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"ok", "error", "rejected", "write_error"} {
 		m.syncs.WithLabelValues(r)
 	}

@@ -39,8 +39,6 @@ type finder struct {
 	self    int
 }
 
-func (f finder) enabled() bool { return f.name != "" || f.pidFile != "" }
-
 func (f finder) String() string {
 	if f.pidFile != "" {
 		return "pid file " + f.pidFile

@@ -21,7 +21,7 @@ const Separator = "---"
 // Run starts app and sidecar and restarts either when it exits, until ctx ends.
 func Run(ctx context.Context, app, sidecar []string, stdout, stderr io.Writer) error {
 	if len(app) == 0 || len(sidecar) == 0 {
-		return fmt.Errorf("pod: usage: keysync pod APP-COMMAND... %s SIDECAR-COMMAND...", Separator)
+		return fmt.Errorf("pod: an app command and a sidecar command, separated by %s, are both required", Separator)
 	}
 	var wg sync.WaitGroup
 	for _, argv := range [][]string{sidecar, app} {

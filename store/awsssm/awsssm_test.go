@@ -32,11 +32,6 @@ func open(t *testing.T, name string, ac awsapi.Config) *Store {
 	return s
 }
 
-// backends are where the shared cases run: the kumo emulator and the fake.
-func backends(t *testing.T) map[string]awsapi.Config {
-	return map[string]awsapi.Config{"kumo": awsfake.Kumo(), "fake": awsfake.StartT(t).AWS()}
-}
-
 func TestParseURL(t *testing.T) {
 	for raw, want := range map[string]string{
 		"ssm:///spiral-event-secret":            "spiral-event-secret",

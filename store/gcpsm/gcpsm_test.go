@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,8 +15,6 @@ import (
 	"github.com/sigil-dna/keysync/store/storetest"
 	"github.com/sigil-dna/keysync/test/gcpfake"
 )
-
-var seq atomic.Int64
 
 func open(t *testing.T, cfg Config) *Store {
 	t.Helper()

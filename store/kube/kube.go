@@ -149,7 +149,6 @@ func (s *Store) Watch(ctx context.Context) (<-chan struct{}, error) {
 		lw := cache.NewListWatchFromClient(s.client.CoreV1().RESTClient(), "secrets", s.cfg.Namespace,
 			fields.OneTermEqualSelector("metadata.name", s.cfg.Name))
 		open := lw.WatchFuncWithContext
-		lw.WatchFunc = nil
 		lw.WatchFuncWithContext = func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			w, err := open(ctx, o)
 			if err != nil {
@@ -294,7 +293,7 @@ func changedAt(sec *corev1.Secret) time.Time {
 		if mf.Time.After(newest) {
 			newest = mf.Time.Time
 		}
-		if mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:data"`) {
+		if mf.FieldsV1 != nil && strings.Contains(mf.FieldsV1.GetRawString(), `"f:data"`) {
 			owned = true
 			if mf.Time.After(data) {
 				data = mf.Time.Time

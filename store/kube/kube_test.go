@@ -360,3 +360,36 @@ func TestCloseIsPromptWhenTheAPIServerIsDown(t *testing.T) {
 		t.Fatal("Close blocks while the API server is down")
 	}
 }
+
+// TestAPodStartedInsideTheVerifyWindow pins down the documented limit of plain values in
+// a Secret, which keeps no history: a pod whose sidecar first reads the Secret after the
+// value changed never saw the previous value. Until the new value activates (activation
+// delay) it signs with the new value at once, which every older pod verifies (pending
+// there); but it cannot verify what older pods still sign with the previous value, and
+// later it cannot verify events signed with the previous value in the verify window.
+func TestAPodStartedInsideTheVerifyWindow(t *testing.T) {
+	ns := namespace(t)
+	st := newStore(t, ns, "spiral-event-secret", nil)
+	kubectl(t, ticketPipeline(ns))
+	older := readComplete(t, st, nil) // a pod running since the first value
+	time.Sleep(1100 * time.Millisecond)
+	kubectl(t, ticketPipeline(ns))
+	older = readComplete(t, st, older)
+	fresh := readComplete(t, st, nil) // a pod started now
+	if len(older.Keys) != 2 || len(fresh.Keys) != 1 || fresh.Keys[0].ID != older.Keys[1].ID {
+		t.Fatalf("older pod %v, fresh pod %v", older.IDs(), fresh.IDs())
+	}
+	now := time.Now()
+	payload := []byte(`{"type":"spiral"}`)
+	oldSig, _ := keyring.NewSigner(older).Sign(now, payload) // older pods still sign with the previous value
+	freshSig, _ := keyring.NewSigner(fresh).Sign(now, payload)
+	if k, _ := fresh.SigningKey(now); k.ID != older.Keys[1].ID {
+		t.Fatal("the fresh pod does not sign with the new value")
+	}
+	if err := keyring.NewSigner(older).Verify(now, payload, freshSig); err != nil {
+		t.Fatalf("an older pod rejects the fresh pod's signature: %v", err)
+	}
+	if err := keyring.NewSigner(fresh).Verify(now, payload, oldSig); !errors.Is(err, keyring.ErrUnknownKey) {
+		t.Fatalf("the fresh pod verified a signature of the previous value it never saw: %v", err)
+	}
+}

@@ -65,7 +65,7 @@ func storeName(s string) string {
 	case "ssm":
 		return "AWS SSM Parameter Store (kumo v0.33.1 emulator)"
 	case "secretsmanager":
-		return "AWS Secrets Manager (internal/awsfake, SigV4 checked)"
+		return "AWS Secrets Manager (test/awsfake, SigV4 checked)"
 	}
 	return "Vault v1.21.1 dev server (KV v2)"
 }
