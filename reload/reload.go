@@ -179,6 +179,12 @@ func (k *Keyring) Reload() error {
 	defer k.mu.Unlock()
 	data, err := readBounded(k.path)
 	prev := k.cur.Load()
+	if errors.Is(err, os.ErrNotExist) && prev != nil {
+		// A ..data symlink swap (kubelet, configmap-style volumes) removes the old
+		// directory right after the new link is in place: a read that resolved the old
+		// link meets a missing file. Read again through the new one.
+		data, err = readBounded(k.path)
+	}
 	if err == nil && prev != nil && bytes.Equal(data, prev.raw) {
 		k.lastErr.Store(nil) // the file is good again, even if unchanged
 		return nil

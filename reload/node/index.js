@@ -62,7 +62,14 @@ class Keyring {
     let raw;
     let keyring;
     try {
-      raw = readBounded(this.path);
+      try {
+        raw = readBounded(this.path);
+      } catch (err) {
+        // A ..data symlink swap removes the old directory right after the new link is in
+        // place: a read that resolved the old link meets a missing file. Read again.
+        if (err.code !== 'ENOENT' || !this.current) throw err;
+        raw = readBounded(this.path);
+      }
       if (this.current && raw.equals(this.current.raw)) {
         this.lastError = '';
         return null;
