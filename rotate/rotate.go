@@ -1,6 +1,8 @@
 // Package rotate is the rotation procedure: read the primary store, compute the next
 // keyring (staged, emergency or rollback), write it with compare-and-swap, retrying a
 // bounded number of times on conflict, copy it to the mirrors, and record an audit event.
+// A fleet-confirmed rotation writes the new key held, waits at the gate (rotate/fleet)
+// until every member's app holds it, then writes the promotion.
 package rotate
 
 import (
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/rotate/fleet"
 	"github.com/sigil-dna/keysync/store"
 )
 
@@ -25,6 +28,25 @@ const (
 	ActionStage     Action = "stage"
 	ActionEmergency Action = "emergency"
 	ActionRollback  Action = "rollback"
+	// ActionHold writes a new key held: it verifies everywhere and signs nowhere until
+	// ActionPromote. A gated stage is a hold, the gate, and a promotion.
+	ActionHold    Action = "hold"
+	ActionPromote Action = "promote"
+)
+
+// Gate is what a fleet-confirmed rotation asks: *fleet.Gate.
+type Gate interface {
+	// Check runs before anything is written and fails on a fleet that cannot confirm.
+	Check(ctx context.Context) (*fleet.Round, error)
+	// Wait returns once every member's app holds keyID, or fails naming the laggards.
+	Wait(ctx context.Context, keyID string, since time.Time) (*fleet.Result, error)
+}
+
+// Refusals of a rotation that would replace a key not yet signing everywhere; --force
+// overrides them.
+var (
+	ErrKeyHeld    = errors.New("a key is held")
+	ErrKeyPending = errors.New("a key is pending")
 )
 
 // Options configure a run.
@@ -41,26 +63,37 @@ type Options struct {
 	Log      *slog.Logger
 	// NewSecret makes the key; nil means keyring.NewSecret (crypto/rand).
 	NewSecret func(n int) (keyring.Secret, error)
+	// Gate, with ActionStage, makes the rotation fleet-confirmed (see the package doc).
+	Gate Gate
+	// MaxClockSkew: a promoted key signs from the promotion plus this margin.
+	MaxClockSkew time.Duration
+	// Force replaces a key that is held or still pending, which a stage otherwise refuses.
+	Force bool
 }
 
 // Result describes a rotation. It holds key ids, never secrets.
 type Result struct {
-	Action             Action           `json:"action"`
-	DryRun             bool             `json:"dry_run"`
-	Store              string           `json:"store"`
-	Generation         int64            `json:"generation"`
-	PreviousGeneration int64            `json:"previous_generation"`
-	NewKeyID           string           `json:"new_key_id,omitempty"`
-	SigningKeyID       string           `json:"signing_key_id"`
-	SigningFrom        time.Time        `json:"signing_from"`
-	KeyIDs             []string         `json:"key_ids"`
-	RemovedKeyIDs      []string         `json:"removed_key_ids,omitempty"`
-	RotatedBy          string           `json:"rotated_by"`
-	Reason             string           `json:"reason,omitempty"`
-	RotatedAt          time.Time        `json:"rotated_at"`
-	Attempts           int              `json:"attempts"`
-	Mirrors            []MirrorResult   `json:"mirrors,omitempty"`
-	Keyring            *keyring.Keyring `json:"-"`
+	Action             Action         `json:"action"`
+	DryRun             bool           `json:"dry_run"`
+	Store              string         `json:"store"`
+	Generation         int64          `json:"generation"`
+	PreviousGeneration int64          `json:"previous_generation"`
+	NewKeyID           string         `json:"new_key_id,omitempty"`
+	SigningKeyID       string         `json:"signing_key_id"`
+	SigningFrom        time.Time      `json:"signing_from"`
+	KeyIDs             []string       `json:"key_ids"`
+	RemovedKeyIDs      []string       `json:"removed_key_ids,omitempty"`
+	RotatedBy          string         `json:"rotated_by"`
+	Reason             string         `json:"reason,omitempty"`
+	RotatedAt          time.Time      `json:"rotated_at"`
+	Attempts           int            `json:"attempts"`
+	Mirrors            []MirrorResult `json:"mirrors,omitempty"`
+	// Outcome of a fleet-confirmed rotation or a promotion: "held", "held, not
+	// promoted" or "promoted"; Fleet is the gate's evidence.
+	Outcome string           `json:"outcome,omitempty"`
+	Fleet   *fleet.Result    `json:"fleet,omitempty"`
+	Keyring *keyring.Keyring `json:"-"`
+	version string           // the store version this result's write made
 }
 
 // MirrorResult is the outcome of copying the keyring to one mirror.
@@ -76,6 +109,14 @@ const DefaultRetries = 3
 // failure is reported in the result and the error, after the primary has been written:
 // the primary is the source of truth and the next run repairs the mirror.
 func Run(ctx context.Context, primary store.Store, mirrors []store.Store, o Options) (*Result, error) {
+	o = defaults(o)
+	if o.Gate != nil && o.Action == ActionStage {
+		return runGated(ctx, primary, mirrors, o)
+	}
+	return write(ctx, primary, mirrors, o)
+}
+
+func defaults(o Options) Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -97,6 +138,11 @@ func Run(ctx context.Context, primary store.Store, mirrors []store.Store, o Opti
 	case o.Retries < 0:
 		o.Retries = 0
 	}
+	return o
+}
+
+// write performs one write (with retries on conflict), the mirrors and the audit record.
+func write(ctx context.Context, primary store.Store, mirrors []store.Store, o Options) (*Result, error) {
 	var res *Result
 	var err error
 	for attempt := 1; attempt <= o.Retries+1; attempt++ {
@@ -117,13 +163,19 @@ func Run(ctx context.Context, primary store.Store, mirrors []store.Store, o Opti
 		return res, nil
 	}
 	res.Mirrors, err = mirror(ctx, res.Keyring, mirrors)
+	if o.Action == ActionHold {
+		res.Outcome = "held"
+	}
+	return res, errors.Join(err, record(o, res))
+}
+
+// record logs the audit event and appends it to the audit log.
+func record(o Options, res *Result) error {
 	audit(o, res)
 	if o.AuditLog != "" {
-		if aerr := appendAudit(o.AuditLog, res); aerr != nil {
-			err = errors.Join(err, aerr)
-		}
+		return appendAudit(o.AuditLog, res)
 	}
-	return res, err
+	return nil
 }
 
 func attemptOnce(ctx context.Context, primary store.Store, o Options) (*Result, error) {
@@ -141,7 +193,10 @@ func attemptOnce(ctx context.Context, primary store.Store, o Options) (*Result, 
 	var next *keyring.Keyring
 	newID := ""
 	switch o.Action {
-	case ActionStage, ActionEmergency:
+	case ActionStage, ActionEmergency, ActionHold:
+		if err := refuse(prev, now, o); err != nil {
+			return nil, fmt.Errorf("%s: %w", primary.String(), err)
+		}
 		secret, err := o.NewSecret(o.Bytes)
 		if err != nil {
 			return nil, err
@@ -150,6 +205,8 @@ func attemptOnce(ctx context.Context, primary store.Store, o Options) (*Result, 
 		switch o.Action {
 		case ActionEmergency:
 			next, err = keyring.Emergency(prev, now, secret, o.Keyring)
+		case ActionHold:
+			next, err = keyring.Hold(prev, now, secret, o.Keyring)
 		default:
 			next, err = keyring.Stage(prev, now, secret, o.Keyring)
 		}
@@ -180,10 +237,32 @@ func attemptOnce(ctx context.Context, primary store.Store, o Options) (*Result, 
 	if o.DryRun {
 		return res, nil
 	}
-	if _, err := primary.Write(ctx, next, version); err != nil {
+	written, err := primary.Write(ctx, next, version)
+	if err != nil {
 		return nil, fmt.Errorf("writing %s: %w", primary.String(), err)
 	}
+	res.version = written
 	return res, nil
+}
+
+// refuse stops a stage or a hold that would replace a key not yet signing everywhere:
+// a held key (waiting for its fleet) or a pending one (waiting for its time). An
+// emergency rotation is never refused; Force overrides.
+func refuse(prev *keyring.Keyring, now time.Time, o Options) error {
+	if prev == nil || o.Force || o.Action == ActionEmergency {
+		return nil
+	}
+	if k, ok := prev.HeldKey(); ok {
+		return fmt.Errorf("%w: key %s waits for its fleet since %s; promote it (keysync promote), withdraw it (keysync rollback), or rotate with --force to replace it",
+			ErrKeyHeld, k.ID, prev.RotatedAt.Format(time.RFC3339))
+	}
+	for _, k := range prev.Keys {
+		if k.NotBefore.After(now) {
+			return fmt.Errorf("%w: key %s signs from %s; wait for it, withdraw it (keysync rollback), or rotate with --force",
+				ErrKeyPending, k.ID, k.NotBefore.Format(time.RFC3339))
+		}
+	}
+	return nil
 }
 
 func describe(name string, o Options, prev, next *keyring.Keyring, newID string, now time.Time) *Result {
@@ -191,8 +270,12 @@ func describe(name string, o Options, prev, next *keyring.Keyring, newID string,
 		Action: o.Action, DryRun: o.DryRun, Store: name, Generation: next.Generation, NewKeyID: newID,
 		KeyIDs: next.IDs(), RotatedBy: next.RotatedBy, Reason: next.Reason, RotatedAt: next.RotatedAt, Keyring: next,
 	}
-	// The key that will sign once this generation takes effect: the newest one.
+	// The key that will sign once this generation takes effect: the newest one that is
+	// not held (a held key signs from its promotion).
 	last := next.Keys[len(next.Keys)-1]
+	if last.Held() {
+		last = next.Keys[len(next.Keys)-2]
+	}
 	res.SigningKeyID, res.SigningFrom = last.ID, last.NotBefore
 	if k, ok := next.SigningKey(now); ok && o.Action == ActionRollback && !last.NotBefore.After(now) {
 		res.SigningKeyID, res.SigningFrom = k.ID, k.NotBefore
@@ -234,10 +317,22 @@ func mirror(ctx context.Context, r *keyring.Keyring, mirrors []store.Store) ([]M
 }
 
 func audit(o Options, res *Result) {
-	o.Log.Info("keys rotated", "event", "rotation", "action", string(res.Action), "store", res.Store,
+	attrs := []any{"event", "rotation", "action", string(res.Action), "store", res.Store,
 		"generation", res.Generation, "previous_generation", res.PreviousGeneration, "new_key_id", res.NewKeyID,
 		"signing_key_id", res.SigningKeyID, "signing_from", res.SigningFrom, "key_ids", res.KeyIDs,
-		"removed_key_ids", res.RemovedKeyIDs, "rotated_by", res.RotatedBy, "reason", res.Reason, "attempts", res.Attempts)
+		"removed_key_ids", res.RemovedKeyIDs, "rotated_by", res.RotatedBy, "reason", res.Reason, "attempts", res.Attempts}
+	if res.Outcome != "" {
+		attrs = append(attrs, "outcome", res.Outcome)
+	}
+	if f := res.Fleet; f != nil {
+		attrs = append(attrs, "fleet_members", f.Members, "fleet_confirmed", f.Confirmed, "fleet_waited_seconds", f.WaitedSeconds,
+			"confirmation_p50_seconds", f.P50Seconds, "confirmation_p99_seconds", f.P99Seconds, "confirmation_max_seconds", f.MaxSeconds)
+	}
+	if res.Outcome == outcomeNotPromoted {
+		o.Log.Warn("key held, not promoted", attrs...)
+		return
+	}
+	o.Log.Info("keys rotated", attrs...)
 }
 
 // appendAudit appends one JSON line to path and fsyncs it.

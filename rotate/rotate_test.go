@@ -146,12 +146,13 @@ func TestConflictIsRetriedAndThenReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.races = 2
-	r, err := Run(ctx, s, nil, Options{Retries: 3})
+	// Force: the racing writer leaves pending keys, which a stage otherwise refuses.
+	r, err := Run(ctx, s, nil, Options{Retries: 3, Force: true})
 	if err != nil || r.Attempts != 3 || r.Generation != 4 {
 		t.Fatalf("after two lost races: %v %+v", err, r)
 	}
 	s.races = 5
-	_, err = Run(ctx, s, nil, Options{Retries: -1})
+	_, err = Run(ctx, s, nil, Options{Retries: -1, Force: true})
 	if !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("err = %v", err)
 	}
@@ -171,4 +172,46 @@ func readFile(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestAStageRefusesToReplaceAKeyNotYetSigning: a rotation while a key is held (waiting
+// for its fleet) or pending (waiting for its time) would pile keys up or drop one that
+// pods already verify; it is refused with what to do, unless forced. An emergency is
+// never refused, and neither is a rollback.
+func TestAStageRefusesToReplaceAKeyNotYetSigning(t *testing.T) {
+	ctx := context.Background()
+	s := fileStore(t, "k.json")
+	if _, err := Run(ctx, s, nil, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	pending, err := Run(ctx, s, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(ctx, s, nil, Options{})
+	if !errors.Is(err, ErrKeyPending) || !strings.Contains(err.Error(), pending.NewKeyID) || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("a stage over a pending key: %v", err)
+	}
+	if snap, _ := s.Read(ctx); snap.Keyring.Generation != 2 {
+		t.Fatal("a refused rotation wrote")
+	}
+	forced, err := Run(ctx, s, nil, Options{Force: true})
+	if err != nil || forced.Generation != 3 {
+		t.Fatalf("forced: %v", err)
+	}
+	held, err := Run(ctx, s, nil, Options{Action: ActionHold, Force: true})
+	if err != nil || held.Outcome != "held" {
+		t.Fatalf("hold: %v %+v", err, held)
+	}
+	for name, o := range map[string]Options{"a stage": {}, "a hold": {Action: ActionHold}} {
+		if _, err := Run(ctx, s, nil, o); !errors.Is(err, ErrKeyHeld) || !strings.Contains(err.Error(), "keysync promote") {
+			t.Fatalf("%s over a held key: %v", name, err)
+		}
+	}
+	if _, err := Run(ctx, s, nil, Options{Action: ActionEmergency}); err != nil {
+		t.Fatalf("an emergency was refused: %v", err)
+	}
+	if _, err := Run(ctx, s, nil, Options{}); err != nil {
+		t.Fatalf("a stage after the emergency key signs: %v", err)
+	}
 }

@@ -40,7 +40,8 @@ func commands() map[string]command {
 	return map[string]command{
 		"sidecar":  {summary: "keep an app's keys file in step with the store and signal the app", run: runSidecar},
 		"rotate":   {summary: "stage a new key in the store (or --emergency: replace all keys now)", run: runRotate},
-		"rollback": {summary: "make the previous key sign again, under a new generation", run: runRollback},
+		"rollback": {summary: "make the previous key sign again, or withdraw a held key, under a new generation", run: runRollback},
+		"promote":  {summary: "promote the held key once every member of the fleet holds it", run: runPromote},
 		"status":   {summary: "show the keys in the store: pending, current, previous, with times", run: runStatus},
 		"version": {summary: "print the version", run: func(_ context.Context, _ []string, _ func(string) string, out, _ io.Writer) error {
 			fmt.Fprintln(out, "keysync", version)
@@ -50,7 +51,7 @@ func commands() map[string]command {
 }
 
 // commandOrder is the order of the commands in --help.
-var commandOrder = []string{"sidecar", "rotate", "rollback", "status", "version"}
+var commandOrder = []string{"sidecar", "rotate", "promote", "rollback", "status", "version"}
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -101,6 +102,7 @@ func flagSets() map[string]*cli.Command {
 	sc, _ := sidecarCommand()
 	rot, _ := rotateCommand("rotate")
 	rb, _ := rotateCommand("rollback")
+	pr, _ := rotateCommand("promote")
 	st, _ := statusCommand()
-	return map[string]*cli.Command{"sidecar": sc, "rotate": rot, "rollback": rb, "status": st}
+	return map[string]*cli.Command{"sidecar": sc, "rotate": rot, "promote": pr, "rollback": rb, "status": st}
 }

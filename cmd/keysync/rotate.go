@@ -19,7 +19,8 @@ type rotateFlags struct {
 	mirrors                                    cli.StringList
 	bytes, retries                             int
 	delay, window, minPropagation              time.Duration
-	emergency, dryRun                          bool
+	emergency, dryRun, force                   bool
+	fleet                                      fleetFlags
 	stores                                     storeFlags
 	log                                        cli.LogFlags
 }
@@ -32,13 +33,34 @@ then every pod switches to it at the same instant by its own clock; the replaced
 verifying for --verify-window after that. --emergency instead makes the new key sign now
 and drops every other key at once: signatures of a leaked key fail as soon as each pod
 reloads. On a compare-and-swap conflict (another rotation won) the store is read again,
-up to --retries times.`
-	if name == "rollback" {
+up to --retries times.
+
+With --confirm-fleet the switch waits for a fact instead of a timer: the fleet is asked
+first (nothing is written if it is empty or cannot confirm), the new key is written held
+(it verifies everywhere and signs nowhere), every member's app must confirm holding it,
+then the promotion is written: the key signs from then plus --max-clock-skew, the others
+verify for --verify-window. If the fleet does not converge within --confirm-timeout, the
+key stays held (it harms nothing), the laggards are named, the exit code is 1, and
+'keysync promote' retries the gate later. --check-fleet keeps the timer but asks the fleet
+first and refuses a delay below its slowest member's propagation.
+
+A rotation while a key is held or still pending is refused (it would replace a key pods
+may not all hold yet) unless --force; an emergency rotation never is.`
+	switch name {
+	case "rollback":
 		summary = "Make the previous key sign again, under a new generation (a staged switch back)."
 		details = `
-If the newest key is still pending, it is withdrawn and the current key keeps signing.
-Otherwise the previous key (which still verifies) becomes pending again and signs from
---activation-delay on; the key it replaces verifies for --verify-window more.`
+A held key is withdrawn and nothing else changes. If the newest key is still pending, it
+is withdrawn and the current key keeps signing. Otherwise the previous key (which still
+verifies) becomes pending again and signs from --activation-delay on; the key it replaces
+verifies for --verify-window more.`
+	case "promote":
+		summary = "Promote the held key once every member of the fleet holds it: finish or resume a fleet-confirmed rotation."
+		details = `
+Reads the store's held key, waits at the gate of --confirm-fleet until every member's app
+holds it, then writes the promotion with compare-and-swap: the key signs from then plus
+--max-clock-skew and the others verify for --verify-window. --force promotes without
+asking any fleet (you vouch for it; the audit record says so).`
 	}
 	c := cli.New(name, summary, details)
 	f := &rotateFlags{}
@@ -47,10 +69,22 @@ Otherwise the previous key (which still verifies) becomes pending again and sign
 	if name == "rotate" {
 		c.IntVar(&f.bytes, "bytes", keyring.MinSecretBytes, "length of the new secret in bytes (at least 32)")
 		c.BoolVar(&f.emergency, "emergency", false, "leaked key: the new key signs now and every other key is dropped at once")
+		c.BoolVar(&f.force, "force", false, "rotate although a key is held or still pending (it is replaced)")
 	}
-	c.DurationVar(&f.delay, "activation-delay", keyring.DefaultActivationDelay, "how long the new key is pending before every pod signs with it")
+	if name == "promote" {
+		c.BoolVar(&f.force, "force", false, "promote without asking any fleet (the audit record says so)")
+	}
+	if name != "promote" {
+		c.DurationVar(&f.delay, "activation-delay", keyring.DefaultActivationDelay, "timer rotation: how long the new key is pending before every pod signs with it")
+		c.DurationVar(&f.minPropagation, "min-propagation", defaultMinPropagation(), "refuse an --activation-delay below this: the worst time for every pod to load a new keyring, plus clock skew (default: a sidecar with default settings)")
+	}
 	c.DurationVar(&f.window, "verify-window", keyring.DefaultVerifyWindow, "how long replaced keys keep verifying after the switch")
-	c.DurationVar(&f.minPropagation, "min-propagation", 15*time.Second, "refuse an --activation-delay below this: the worst time for every pod to load a new keyring")
+	if name != "rollback" {
+		f.fleet.registerGate(c, name)
+	}
+	if name == "rotate" {
+		c.Var(&f.fleet.check, "check-fleet", "timer rotation: ask this `fleet` first and refuse an --activation-delay below its slowest member's worst propagation plus --max-clock-skew (repeatable). "+fleetSyntax)
+	}
 	c.StringVar(&f.initiator, "initiator", defaultInitiator(), "who rotates, recorded in the keyring and the audit event")
 	c.StringVar(&f.reason, "reason", "", "why, recorded in the keyring and the audit event")
 	c.StringVar(&f.auditLog, "audit-log", "", "`file` to append one JSON audit line to (fsynced)")
@@ -79,6 +113,10 @@ func runRollback(ctx context.Context, args []string, getenv func(string) string,
 	return rotateOrRollback(ctx, "rollback", args, getenv, stdout, stderr)
 }
 
+func runPromote(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return rotateOrRollback(ctx, "promote", args, getenv, stdout, stderr)
+}
+
 func rotateOrRollback(ctx context.Context, name string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c, f := rotateCommand(name)
 	if err := c.Parse(args, getenv, stdout); err != nil {
@@ -94,6 +132,19 @@ func rotateOrRollback(ctx context.Context, name string, args []string, getenv fu
 	if err != nil {
 		return err
 	}
+	switch {
+	case name == "promote" && f.force == (len(f.fleet.confirm) > 0):
+		return cli.Usagef("promote: give --confirm-fleet, or --force to promote without asking any fleet")
+	case f.emergency && len(f.fleet.confirm) > 0:
+		return cli.Usagef("--emergency and --confirm-fleet: an emergency key signs at once, it does not wait for the fleet")
+	case len(f.fleet.confirm) > 0 && len(f.fleet.check) > 0:
+		return cli.Usagef("--confirm-fleet and --check-fleet: use one (the gate, or the timer checked against the fleet)")
+	}
+	// Everything that can fail before a write does: the fleets parse, the stores open.
+	gate, err := f.fleet.gate(f.stores.kube.kubeconfig, stderr)
+	if err != nil {
+		return err
+	}
 	primary, mirrors, err := f.stores.openAll(ctx, f.store, f.mirrors, getenv, log)
 	if err != nil {
 		return err
@@ -103,18 +154,35 @@ func rotateOrRollback(ctx context.Context, name string, args []string, getenv fu
 	switch {
 	case name == "rollback":
 		action = rotate.ActionRollback
+	case name == "promote":
+		action = rotate.ActionPromote
 	case f.emergency:
 		action = rotate.ActionEmergency
+	}
+	if action == rotate.ActionStage && gate == nil {
+		if err := f.fleet.checkTimer(ctx, f.delay, f.stores.kube.kubeconfig); err != nil {
+			return err
+		}
 	}
 	retries := f.retries
 	if retries == 0 {
 		retries = -1 // the library reads 0 as its default
 	}
-	res, err := rotate.Run(ctx, primary, mirrors, rotate.Options{
-		Action: action, Bytes: f.bytes, DryRun: f.dryRun, Retries: retries, AuditLog: f.auditLog, Log: log,
+	o := rotate.Options{
+		Action: action, Bytes: f.bytes, DryRun: f.dryRun, Retries: retries, AuditLog: f.auditLog, Log: log, Force: f.force,
+		MaxClockSkew: f.fleet.maxClockSkew,
 		Keyring: keyring.Options{ActivationDelay: f.delay, VerifyWindow: f.window, MinPropagation: f.minPropagation,
 			RotatedBy: f.initiator, Reason: f.reason},
-	})
+	}
+	if gate != nil {
+		o.Gate = gate
+	}
+	var res *rotate.Result
+	if action == rotate.ActionPromote {
+		res, err = rotate.Promote(ctx, primary, mirrors, o)
+	} else {
+		res, err = rotate.Run(ctx, primary, mirrors, o)
+	}
 	if res != nil {
 		printResult(stdout, f.output, res)
 	}
@@ -136,10 +204,23 @@ func printResult(w io.Writer, output string, res *rotate.Result) {
 	if res.NewKeyID != "" {
 		fmt.Fprintf(w, "  new key:      %s\n", res.NewKeyID)
 	}
+	if res.Outcome == "held" || res.Outcome == "held, not promoted" {
+		fmt.Fprintf(w, "  held:         %s verifies everywhere, signs nowhere until promoted (%s)\n", res.NewKeyID, res.Outcome)
+	}
 	fmt.Fprintf(w, "  signing key:  %s from %s\n", res.SigningKeyID, res.SigningFrom.Format(time.RFC3339))
 	fmt.Fprintf(w, "  keys:         %v\n", res.KeyIDs)
 	if len(res.RemovedKeyIDs) > 0 {
 		fmt.Fprintf(w, "  removed:      %v\n", res.RemovedKeyIDs)
+	}
+	if fl := res.Fleet; fl != nil {
+		fmt.Fprintf(w, "  fleet:        %d/%d members hold %s after %.1fs; confirmation p50 %.2fs, p99 %.2fs, max %.2fs\n",
+			fl.Confirmed, fl.Members, fl.KeyID, fl.WaitedSeconds, fl.P50Seconds, fl.P99Seconds, fl.MaxSeconds)
+		for _, l := range fl.Lagging {
+			fmt.Fprintf(w, "  lagging:      %s: %s\n", l.Name, l.Why)
+		}
+		for _, s := range fl.Skipped {
+			fmt.Fprintf(w, "  skipped:      %s: %s\n", s.Name, s.Why)
+		}
 	}
 	for _, m := range res.Mirrors {
 		state := "ok"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sigil-dna/keysync/internal/cli"
 	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/rotate/fleet"
 	"github.com/sigil-dna/keysync/store"
 )
 
@@ -36,13 +37,22 @@ type storeStatus struct {
 
 type statusFlags struct {
 	storeURL, output string
+	fleets           cli.FieldList
+	concurrency      int
 	stores           storeFlags
 }
 
 func statusCommand() (*cli.Command, *statusFlags) {
-	c := cli.New("status", "Show the keys in the store: state, validity and time left. No secret is shown.", "")
+	c := cli.New("status", "Show the keys in the store, and which member of a fleet holds which key. No secret is shown.", `
+With --store: each key's state (held, pending, current, previous), validity and time left.
+With --fleet: one row per member (pod): whether its sidecar is ready, the generation its
+keys file holds and the one its app confirmed, the held, pending, current and previous key
+ids, how stale its store reads are and its last reload time; then a summary. Both may be
+given.`)
 	f := &statusFlags{}
 	c.StringVar(&f.storeURL, "store", "", "store `URL`")
+	c.Var(&f.fleets, "fleet", "`fleet` to show member by member (repeatable). "+fleetSyntax)
+	c.IntVar(&f.concurrency, "fleet-concurrency", fleet.DefaultConcurrency, "members asked at once")
 	c.StringVar(&f.output, "o", "table", "output: table or json")
 	f.stores.register(c)
 	return c, f
@@ -56,6 +66,33 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 	storeURL, output, stores := f.storeURL, f.output, &f.stores
 	if output != "table" && output != "json" {
 		return cli.Usagef("-o %q: use table or json", output)
+	}
+	if len(f.fleets) > 0 {
+		var ff fleetFlags
+		srcs, err := ff.sources(f.fleets, stores.kube.kubeconfig)
+		if err != nil {
+			return err
+		}
+		if storeURL == "" {
+			_, err = showFleet(ctx, srcs, f.concurrency, nil, output, stdout)
+			return err
+		}
+		st, err := stores.open(ctx, storeURL, getenv, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		snap, err := st.Read(ctx)
+		if err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+		ss := describeStore(st, snap, time.Now().UTC())
+		if output == "table" {
+			printStore(stdout, ss)
+			fmt.Fprintln(stdout)
+		}
+		_, err = showFleet(ctx, srcs, f.concurrency, &ss, output, stdout)
+		return err
 	}
 	st, err := stores.open(ctx, storeURL, getenv, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -72,6 +109,10 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 		enc.SetIndent("", "  ")
 		return enc.Encode(s)
 	}
+	return printStore(stdout, s)
+}
+
+func printStore(stdout io.Writer, s storeStatus) error {
 	fmt.Fprintf(stdout, "store %s  generation %d  rotated %s by %q", s.Store, s.Generation, s.RotatedAt.Format(time.RFC3339), s.RotatedBy)
 	if s.Reason != "" {
 		fmt.Fprintf(stdout, " (%s)", s.Reason)

@@ -127,6 +127,19 @@ func (l *StringList) Set(v string) error {
 	return nil
 }
 
+// FieldList is a repeatable flag whose values may hold commas (URLs with label
+// selectors, lists of URLs): each occurrence, and in the variable each whitespace-separated
+// word, is one value.
+type FieldList []string
+
+func (l *FieldList) String() string { return strings.Join(*l, " ") }
+
+// Set implements flag.Value.
+func (l *FieldList) Set(v string) error {
+	*l = append(*l, strings.Fields(v)...)
+	return nil
+}
+
 // LogFlags are the logging flags every long-running command has.
 type LogFlags struct {
 	Format string

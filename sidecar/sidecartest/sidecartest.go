@@ -14,7 +14,7 @@ import (
 )
 
 // Run starts a sidecar with cfg and stops it, checking it ended cleanly, when the test ends.
-func Run(t *testing.T, cfg sidecar.Config) *sidecar.Sidecar {
+func Run(t testing.TB, cfg sidecar.Config) *sidecar.Sidecar {
 	t.Helper()
 	sc, err := sidecar.New(cfg)
 	if err != nil {

@@ -115,8 +115,13 @@ func New(cfg Config) (*Store, error) {
 	return &Store{cfg: cfg, client: client}, nil
 }
 
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig == "" && os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+func restConfig(kubeconfig string) (*rest.Config, error) { return RESTConfig(kubeconfig, "") }
+
+// RESTConfig is the client configuration keysync uses: in-cluster when running in a pod
+// and no kubeconfig is given, else the kubeconfig file (or $KUBECONFIG, ~/.kube/config),
+// with context instead of its current context when not empty.
+func RESTConfig(kubeconfig, context string) (*rest.Config, error) {
+	if kubeconfig == "" && context == "" && os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
 		rc, err := rest.InClusterConfig()
 		if err != nil {
 			return nil, fmt.Errorf("kube: in-cluster config: %w", err)
@@ -127,7 +132,7 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	if kubeconfig != "" {
 		rules.ExplicitPath = kubeconfig
 	}
-	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("kube: loading kubeconfig: %w", err)
 	}

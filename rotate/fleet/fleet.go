@@ -1,0 +1,255 @@
+// Package fleet finds the members of a fleet (the pods whose sidecars keep an app's keys)
+// and asks each sidecar what its app holds, through the sidecar's /status. It is what
+// makes a rotation fleet-confirmed: a held key is promoted only once every member's app
+// has confirmed loading it (Gate), and `keysync status --fleet` shows which member holds
+// which key.
+//
+// Members come from sources: Kubernetes pods by label selector (k8s://), every address
+// of a DNS name such as a headless Service (dns://), or a static list of sidecar URLs.
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultPort is the sidecar's status port.
+const DefaultPort = 9102
+
+// Member is one sidecar of the fleet.
+type Member struct {
+	// Name names the member in progress lines and reports: NAMESPACE/POD for a pod (with
+	// the kubeconfig context first, when the source names one), HOST:PORT otherwise.
+	Name string
+	// URL is the sidecar's base URL (http://IP:PORT).
+	URL string
+	// Skip, when not empty, says why the member is listed but not asked and not waited
+	// for: a pod that terminates, or whose sidecar has not started (it reads the store
+	// when it starts).
+	Skip string
+	// Foreign: a pod the selector matches that has no sidecar at all. A rotation refuses
+	// to start on such a fleet: that pod's app would never hold a new key.
+	Foreign bool
+}
+
+// Source lists the members of a fleet.
+type Source interface {
+	Members(ctx context.Context) ([]Member, error)
+	String() string
+}
+
+// ErrEmpty is returned when the sources list no member at all: a rotation is never
+// gated on an empty fleet by accident.
+var ErrEmpty = errors.New("the fleet has no member")
+
+// Status is what a member's sidecar serves on /status (the fields the fleet reads of
+// sidecar.Status). It holds key ids and generations, never a secret.
+type Status struct {
+	Store        string     `json:"store"`
+	Ready        bool       `json:"ready"`
+	Generation   int64      `json:"generation"`
+	KeyIDs       []string   `json:"key_ids"`
+	Keys         []KeyState `json:"keys"`
+	LastSuccess  time.Time  `json:"last_success"`
+	StaleSeconds float64    `json:"stale_seconds"`
+	StoreError   string     `json:"store_error,omitempty"`
+	FailingSince time.Time  `json:"failing_since,omitzero"`
+	App          AppStatus  `json:"app"`
+	Settings     Settings   `json:"settings"`
+	At           time.Time  `json:"at"`
+}
+
+// KeyState is one key of a member's keys file and its state (held, pending, current,
+// previous).
+type KeyState struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+}
+
+// AppStatus is what the member's app reported to its sidecar.
+type AppStatus struct {
+	URL           string    `json:"url,omitempty"`
+	Generation    int64     `json:"generation"`
+	KeyIDs        []string  `json:"key_ids"`
+	Confirmed     bool      `json:"confirmed"`
+	ConfirmedAt   time.Time `json:"confirmed_at,omitzero"`
+	ReloadSeconds float64   `json:"reload_seconds,omitempty"`
+	CheckedAt     time.Time `json:"checked_at,omitzero"`
+	Error         string    `json:"error,omitempty"`
+	SignalError   string    `json:"signal_error,omitempty"`
+}
+
+// Settings are the member's timing, which bound how fast it reads a new document.
+type Settings struct {
+	Interval         float64 `json:"interval_seconds"`
+	Jitter           float64 `json:"jitter"`
+	BackoffCap       float64 `json:"backoff_cap_seconds"`
+	ReadTimeout      float64 `json:"read_timeout_seconds"`
+	WorstPropagation float64 `json:"worst_propagation_seconds"`
+	MaxStale         float64 `json:"max_stale_seconds"`
+	Signals          bool    `json:"signals"`
+	Confirms         bool    `json:"confirms"`
+}
+
+// rawMarkers are the fields whose presence says an answer is a keysync sidecar's status.
+type rawMarkers struct {
+	Store    *string          `json:"store"`
+	Settings *json.RawMessage `json:"settings"`
+	App      *json.RawMessage `json:"app"`
+	At       *string          `json:"at"`
+}
+
+// Holds reports whether the member's app reported holding key id.
+func (s *Status) Holds(id string) bool { return slices.Contains(s.App.KeyIDs, id) }
+
+// Observation is one member asked once.
+type Observation struct {
+	Member Member
+	Status *Status // nil when the member was skipped or did not answer
+	Err    error   // why it did not answer, or answered something that is not a keysync status
+	// Offset estimates how far the member's clock is ahead of this one: its "at" minus
+	// the middle of the request.
+	Offset time.Duration
+	RTT    time.Duration
+	At     time.Time // when the answer came
+}
+
+// Client asks sidecars. The zero value is not usable: use NewClient.
+type Client struct {
+	http        *http.Client
+	concurrency int
+	now         func() time.Time
+}
+
+// DefaultConcurrency bounds the members asked at once.
+const DefaultConcurrency = 64
+
+// NewClient returns a client that asks at most concurrency members at once (0: the
+// default), each with timeout.
+func NewClient(concurrency int, timeout time.Duration) *Client {
+	if concurrency <= 0 {
+		concurrency = DefaultConcurrency
+	}
+	if timeout <= 0 {
+		timeout = 3 * time.Second
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost, tr.MaxIdleConns = 2, 2*concurrency
+	tr.Proxy = nil // sidecars are reached directly, never through an HTTP proxy of the environment
+	return &Client{http: &http.Client{Timeout: timeout, Transport: tr}, concurrency: concurrency, now: time.Now}
+}
+
+// Collect asks every member that is not skipped, at most the client's concurrency at
+// once, and returns one observation per member, in the members' order.
+func (c *Client) Collect(ctx context.Context, members []Member) []Observation {
+	out := make([]Observation, len(members))
+	sem := make(chan struct{}, c.concurrency)
+	var wg sync.WaitGroup
+	for i, m := range members {
+		out[i].Member = m
+		if m.Skip != "" {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i] = c.observe(ctx, m)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (c *Client) observe(ctx context.Context, m Member) Observation {
+	o := Observation{Member: m}
+	start := c.now()
+	st, err := c.status(ctx, m.URL)
+	o.At = c.now()
+	o.RTT = o.At.Sub(start)
+	if err != nil {
+		o.Err = err
+		return o
+	}
+	o.Status = st
+	if !st.At.IsZero() {
+		o.Offset = st.At.Sub(start.Add(o.RTT / 2))
+	}
+	return o
+}
+
+// maxStatusBytes bounds a member's answer.
+const maxStatusBytes = 1 << 20
+
+func (c *Client) status(ctx context.Context, base string) (*Status, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("sidecar unreachable: %w", unwrapURL(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("sidecar status answered %s", resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxStatusBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the sidecar status: %w", err)
+	}
+	if len(body) > maxStatusBytes {
+		return nil, errors.New("not a keysync sidecar status: the answer is larger than 1 MiB")
+	}
+	var st Status
+	var raw rawMarkers
+	if json.Unmarshal(body, &st) != nil || json.Unmarshal(body, &raw) != nil {
+		return nil, errors.New("not a keysync sidecar status: the answer is not its JSON")
+	}
+	if raw.Store == nil || raw.Settings == nil || raw.App == nil || raw.At == nil || st.Settings.Interval <= 0 {
+		return nil, errors.New("not a keysync sidecar status: store, settings, app or at missing (a keysync sidecar older than fleet support, or another service on that port)")
+	}
+	return &st, nil
+}
+
+// unwrapURL drops net/url's "Get URL:" prefix; the member's name is said by the caller.
+func unwrapURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// List lists the members of every source, in order, with duplicate URLs listed once.
+func List(ctx context.Context, sources []Source) ([]Member, error) {
+	var all []Member
+	seen := map[string]bool{}
+	for _, s := range sources {
+		ms, err := s.Members(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("fleet %s: %w", s, err)
+		}
+		for _, m := range ms {
+			key := m.URL
+			if m.URL == "" {
+				key = "skip:" + m.Name
+			}
+			if !seen[key] {
+				seen[key] = true
+				all = append(all, m)
+			}
+		}
+	}
+	return all, nil
+}

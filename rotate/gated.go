@@ -1,0 +1,86 @@
+package rotate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/store"
+)
+
+const (
+	outcomeNotPromoted = "held, not promoted"
+	outcomePromoted    = "promoted"
+)
+
+// runGated is a fleet-confirmed rotation: the gate's check (nothing written if it fails),
+// the new key written held, the gate's wait, then the promotion with compare-and-swap on
+// the held write's version. A fleet that does not converge leaves the held key in place
+// (it harms nothing) and the result says who lags.
+func runGated(ctx context.Context, primary store.Store, mirrors []store.Store, o Options) (*Result, error) {
+	if _, err := o.Gate.Check(ctx); err != nil {
+		return nil, err
+	}
+	hold := o
+	hold.Action = ActionHold
+	held, err := write(ctx, primary, mirrors, hold)
+	if err != nil || o.DryRun {
+		return held, err
+	}
+	return gateAndPromote(ctx, primary, mirrors, o, held.Keyring, held.version, held.NewKeyID, held.RotatedAt, held)
+}
+
+// Promote promotes the held key of primary: through the gate when o.Gate is set, at
+// once otherwise (the caller vouches for the fleet).
+func Promote(ctx context.Context, primary store.Store, mirrors []store.Store, o Options) (*Result, error) {
+	o = defaults(o)
+	snap, err := primary.Read(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", primary.String(), err)
+	}
+	k, ok := snap.Keyring.HeldKey()
+	if !ok {
+		return nil, fmt.Errorf("%s holds no held key (generation %d): nothing to promote", primary.String(), snap.Keyring.Generation)
+	}
+	if o.Gate != nil {
+		if _, err := o.Gate.Check(ctx); err != nil {
+			return nil, err
+		}
+	}
+	held := &Result{Action: ActionHold, Store: primary.String(), Generation: snap.Keyring.Generation, NewKeyID: k.ID,
+		RotatedAt: snap.Keyring.RotatedAt, Keyring: snap.Keyring}
+	return gateAndPromote(ctx, primary, mirrors, o, snap.Keyring, snap.Version, k.ID, snap.Keyring.RotatedAt, held)
+}
+
+func gateAndPromote(ctx context.Context, primary store.Store, mirrors []store.Store, o Options, r *keyring.Keyring,
+	version, keyID string, since time.Time, held *Result) (*Result, error) {
+	var evidence = held.Fleet
+	if o.Gate != nil {
+		ev, err := o.Gate.Wait(ctx, keyID, since)
+		evidence = ev
+		if err != nil {
+			held.Outcome, held.Fleet = outcomeNotPromoted, ev
+			if rerr := record(o, held); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+			return held, fmt.Errorf("key %s held in %s, not promoted: %w", keyID, primary.String(), err)
+		}
+	}
+	now := o.Now()
+	next, err := keyring.Promote(r, now, keyID, o.MaxClockSkew, o.Keyring)
+	if err != nil {
+		return held, err
+	}
+	res := describe(primary.String(), Options{Action: ActionPromote}, r, next, keyID, now)
+	res.Action, res.Outcome, res.Fleet, res.Attempts = ActionPromote, outcomePromoted, evidence, 1
+	if _, err := primary.Write(ctx, next, version); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			err = fmt.Errorf("%w: the store changed during the gate (another rotation or a rollback?); the held key %s stays and was not promoted", err, keyID)
+		}
+		return held, fmt.Errorf("writing the promotion to %s: %w", primary.String(), err)
+	}
+	res.Mirrors, err = mirror(ctx, next, mirrors)
+	return res, errors.Join(err, record(o, res))
+}
