@@ -93,7 +93,7 @@ func (g *Gate) Round(ctx context.Context) (*Round, error) {
 func (g *Gate) Check(ctx context.Context) (*Round, error) {
 	r, err := g.Round(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("fleet check failed, nothing was written: %w", err)
 	}
 	asked := 0
 	var problems []string

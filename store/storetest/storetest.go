@@ -497,10 +497,16 @@ func NewProxy(t testing.TB, target string) *Proxy {
 // Addr is the proxy's host:port.
 func (p *Proxy) Addr() string { return p.addr }
 
-// Cut stops listening and closes every connection until restore is called.
+// Cut stops listening and closes every connection until restore is called (once or more).
 func (p *Proxy) Cut() (restore func()) {
 	p.stop()
 	return func() {
+		p.mu.Lock()
+		listening := p.ln != nil || p.done
+		p.mu.Unlock()
+		if listening {
+			return
+		}
 		for range 100 { // the port was just released; take it again
 			ln, err := net.Listen("tcp", p.addr)
 			if err == nil {

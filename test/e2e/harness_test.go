@@ -124,11 +124,12 @@ func (e *env) run(bin string, args ...string) (stdout, stderr string, err error)
 	return o.String(), er.String(), err
 }
 
-// rotate runs `keysync rotate` with a short schedule and fails the test on error.
+// rotate runs `keysync rotate` with a short schedule and fails the test on error. It
+// forces: the tests rotate faster than keys activate (the refusal is tested on its own).
 func (e *env) rotate(extra ...string) {
 	e.t.Helper()
 	args := append([]string{"rotate", "--store", e.storeURL(), "--activation-delay", "1s", "--verify-window", "30s",
-		"--min-propagation", "0s", "--reason", "e2e"}, extra...)
+		"--min-propagation", "0s", "--force", "--reason", "e2e"}, extra...)
 	if _, stderr, err := e.keysync(args...); err != nil {
 		e.t.Fatalf("keysync rotate: %v\n%s", err, stderr)
 	}

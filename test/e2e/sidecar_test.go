@@ -268,7 +268,7 @@ func TestConcurrentRotateLosesNoKey(t *testing.T) {
 	for range n {
 		go func() {
 			var o, er bytes.Buffer
-			cmd := exec.Command(keysyncBin, "rotate", "--store", e.storeURL(), "--activation-delay", "1s",
+			cmd := exec.Command(keysyncBin, "rotate", "--store", e.storeURL(), "--activation-delay", "1s", "--force",
 				"--min-propagation", "0s", "-o", "json", "--log-format", "json")
 			cmd.Stdout, cmd.Stderr = &o, &er
 			err := cmd.Run()

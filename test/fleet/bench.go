@@ -280,7 +280,7 @@ func (b *bench) rotate(ctx context.Context, action rotate.Action) (*rotate.Resul
 	if action == actionNaive {
 		res, err = b.rotateNaive(ctx, newSecret, o)
 	} else {
-		res, err = rotate.Run(ctx, b.st, nil, rotate.Options{Action: action, Log: b.cfg.Log, Keyring: o, NewSecret: newSecret})
+		res, err = rotate.Run(ctx, b.st, nil, rotate.Options{Action: action, Log: b.cfg.Log, Keyring: o, NewSecret: newSecret, Force: true})
 	}
 	if err != nil {
 		return nil, err

@@ -9,6 +9,11 @@ helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
 {{- default (printf "k8s://%s/%s" .Release.Namespace .Values.keysync.secretName) .Values.keysync.store -}}
 {{- end }}
 
+{{/* The fleet the rotation waits for: the release's own pods, by its own selector. */}}
+{{- define "keysync.fleet" -}}
+{{- default (printf "k8s://%s?selector=app.kubernetes.io/name=%s,app.kubernetes.io/instance=%s&port=%v" .Release.Namespace .Values.app.name .Release.Name .Values.keysync.port) .Values.keysync.rotation.fleet -}}
+{{- end }}
+
 {{- define "keysync.serviceAccount" -}}
 {{- default (printf "%s-keysync" .Values.app.name) .Values.app.serviceAccountName -}}
 {{- end }}

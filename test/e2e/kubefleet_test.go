@@ -1,0 +1,346 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	authv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/store/kube"
+	"github.com/sigil-dna/keysync/store/storetest"
+	"github.com/sigil-dna/keysync/test/servers"
+)
+
+// kubeFleet is a namespace of a real kube-apiserver whose pods are objects created
+// through the API, each with status.podIP set to a loopback address where a real sidecar
+// process and a real app process listen. Each sidecar reaches the API server through a
+// proxy of its own, which cut makes unreachable (its store reads fail).
+type kubeFleet struct {
+	t          *testing.T
+	e          *env
+	k          *servers.Kube
+	admin      kubernetes.Interface
+	ns, secret string
+	port       int // every sidecar's status port, at its own pod IP
+	mu         sync.Mutex
+	pods       map[string]*kubePod
+	nextIP     int
+}
+
+type kubePod struct {
+	name, ip, appURL string
+	proxy            *storetest.Proxy
+}
+
+const fleetLabel = "app.kubernetes.io/name=sigil-app"
+
+func newKubeFleet(t *testing.T, e *env, k *servers.Kube) *kubeFleet {
+	f := &kubeFleet{t: t, e: e, k: k, admin: kubernetes.NewForConfigOrDie(k.Config), ns: "sigil", secret: "spiral-event-secret",
+		pods: map[string]*kubePod{}, nextIP: 10}
+	if _, err := f.admin.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A port free at the pod IPs the test uses.
+	for range 100 {
+		p := freePort(t)
+		ok := true
+		for i := 10; i < 20; i++ {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:%d", i, p))
+			if err != nil {
+				ok = false
+				break
+			}
+			ln.Close()
+		}
+		if ok {
+			f.port = p
+			break
+		}
+	}
+	return f
+}
+
+// addPod creates a pod object, starts its sidecar and app processes on the next loopback
+// IP and sets the pod's status as the kubelet would: running, sidecar started.
+func (f *kubeFleet) addPod(name string, running bool) *kubePod {
+	t := f.t
+	f.mu.Lock()
+	ip := fmt.Sprintf("127.0.0.%d", f.nextIP)
+	f.nextIP++
+	f.mu.Unlock()
+	p := &kubePod{name: name, ip: ip, proxy: storetest.NewProxy(t, strings.Trim(strings.TrimPrefix(f.k.Config.Host, "https://"), "/"))}
+	rc := rest.CopyConfig(f.k.Config)
+	rc.Host = "https://" + p.proxy.Addr()
+	kc := filepath.Join(f.e.dir, name+".kubeconfig")
+	if err := servers.WriteKubeconfig(kc, rc); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/name": "sigil-app"}},
+		Spec: corev1.PodSpec{
+			InitContainers: []corev1.Container{{Name: "keysync", Image: "ghcr.io/sigil-dna/keysync:test", RestartPolicy: ptr(corev1.ContainerRestartPolicyAlways)}},
+			Containers:     []corev1.Container{{Name: "app", Image: "ghcr.io/sigil-dna/sigil-app:test"}},
+		},
+	}
+	pods := f.admin.CoreV1().Pods(f.ns)
+	created, err := pods.Create(t.Context(), pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !running {
+		return p // no IP, no sidecar: as a pod not started yet
+	}
+	out := f.e.out(name)
+	appPort := freePort(t)
+	p.appURL = fmt.Sprintf("http://%s:%d", ip, appPort)
+	app := []string{f.e.app, "--keys", filepath.Join(out, "keys.json"), "--listen", net.JoinHostPort(ip, strconv.Itoa(appPort)), "--poll", "0"}
+	sc := []string{keysyncBin, "sidecar", "--store", "k8s://" + f.ns + "/" + f.secret, "--kubeconfig", kc, "--out", out,
+		"--interval", "300ms", "--backoff-cap", "500ms", "--listen", net.JoinHostPort(ip, strconv.Itoa(f.port)),
+		"--confirm-url", p.appURL + "/keysync/status", "--log-format", "json"}
+	f.e.start(name, append(append(append([]string{demoBin, "pod"}, app...), "---"), sc...)...)
+	created.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}},
+		InitContainerStatuses: []corev1.ContainerStatus{{Name: "keysync", Ready: true, Started: ptr(true),
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}}}}
+	if _, err := pods.UpdateStatus(t.Context(), created, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.pods[name] = p
+	f.mu.Unlock()
+	return p
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// rotatorKubeconfig is the shipped rotation ServiceAccount's, by TokenRequest.
+func (f *kubeFleet) rotatorKubeconfig() (string, *rest.Config) {
+	t := f.t
+	tr, err := f.admin.CoreV1().ServiceAccounts(f.ns).CreateToken(t.Context(), "keysync-rotate",
+		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(3600))}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := rest.AnonymousClientConfig(f.k.Config)
+	rc.BearerToken = tr.Status.Token
+	path := filepath.Join(f.e.dir, "rotator.kubeconfig")
+	if err := servers.WriteKubeconfig(path, rc); err != nil {
+		t.Fatal(err)
+	}
+	return path, rc
+}
+
+func (f *kubeFleet) fleetURL() string {
+	return fmt.Sprintf("k8s://%s?selector=%s&port=%d", f.ns, fleetLabel, f.port)
+}
+
+// record adds what the Secret holds, if anything, to the output scan.
+func (f *kubeFleet) record() {
+	st, _ := kube.New(kube.Config{Namespace: f.ns, Name: f.secret, REST: f.k.Config})
+	defer st.Close()
+	if snap, err := st.Read(f.t.Context()); err == nil {
+		f.e.mu.Lock()
+		f.e.secrets = append(f.e.secrets, secretsOf(snap.Keyring)...)
+		f.e.mu.Unlock()
+	}
+}
+
+func (f *kubeFleet) storeKeyring() *keyring.Keyring {
+	st, err := kube.New(kube.Config{Namespace: f.ns, Name: f.secret, REST: f.k.Config})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer st.Close()
+	snap, err := st.Read(f.t.Context())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.e.mu.Lock()
+	f.e.secrets = append(f.e.secrets, secretsOf(snap.Keyring)...)
+	f.e.mu.Unlock()
+	return snap.Keyring
+}
+
+// TestFleetConfirmedRotationOnKubernetes runs the gate the way the shipped CronJob does,
+// against a real kube-apiserver, with the shipped rotation Role through a TokenRequest
+// token, over pods whose sidecars and apps are real processes.
+func TestFleetConfirmedRotationOnKubernetes(t *testing.T) {
+	k, err := servers.StartKube(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Stop()
+	e := newEnv(t)
+	f := newKubeFleet(t, e, k)
+	apply := exec.Command("bash", "-c", "kubectl kustomize ../../manifests/rotation | kubectl apply -n "+f.ns+" -f -")
+	apply.Env = k.CommandEnv(t.TempDir())
+	if out, err := apply.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	kc, rc := f.rotatorKubeconfig()
+	storeURL := "k8s://" + f.ns + "/" + f.secret
+	rotate := func(extra ...string) (string, string, error) {
+		args := append([]string{"rotate", "--store", storeURL, "--kubeconfig", kc, "--confirm-fleet", f.fleetURL(),
+			"--max-clock-skew", "1s", "--verify-window", "1m", "--reason", "gated on kubernetes", "--log-format", "json"}, extra...)
+		out, stderr, err := e.keysync(args...)
+		f.record()
+		return out, stderr, err
+	}
+	// Stop the pods before the API server: its graceful shutdown waits for open watches.
+	defer func() {
+		for _, p := range f.pods {
+			p.proxy.Cut()
+		}
+	}()
+
+	t.Run("the rotator's account lists pods and can do nothing more with them", func(t *testing.T) {
+		c := kubernetes.NewForConfigOrDie(rc)
+		pods := c.CoreV1().Pods(f.ns)
+		if _, err := pods.List(t.Context(), metav1.ListOptions{LabelSelector: fleetLabel}); err != nil {
+			t.Fatalf("list: %v", err)
+		}
+		forbidden := map[string]func() error{
+			"get":    func() error { _, err := pods.Get(t.Context(), "x", metav1.GetOptions{}); return err },
+			"watch":  func() error { _, err := pods.Watch(t.Context(), metav1.ListOptions{}); return err },
+			"delete": func() error { return pods.Delete(t.Context(), "x", metav1.DeleteOptions{}) },
+			"create": func() error {
+				_, err := pods.Create(t.Context(), &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{})
+				return err
+			},
+			"exec": func() error {
+				return c.CoreV1().RESTClient().Post().Namespace(f.ns).Resource("pods").Name("x").SubResource("exec").Do(t.Context()).Error()
+			},
+		}
+		for verb, do := range forbidden {
+			if err := do(); !apierrors.IsForbidden(err) {
+				t.Errorf("%s pods: err = %v, want Forbidden", verb, err)
+			}
+		}
+	})
+
+	t.Run("a selector matching no pod writes nothing", func(t *testing.T) {
+		_, stderr, err := rotate()
+		if exitCode(err) != 1 || !strings.Contains(stderr, "the fleet has no member") || !strings.Contains(stderr, "nothing was written") {
+			t.Fatalf("exit %d\n%s", exitCode(err), stderr)
+		}
+	})
+
+	// The first keyring, then three pods following it.
+	// The Secret is created by its owner (the rotator may only get and update it).
+	if out, stderr, err := e.keysync("rotate", "--store", storeURL, "--kubeconfig", k.Kubeconfig, "--reason", "first"); err != nil {
+		t.Fatalf("%v\n%s%s", err, out, stderr)
+	}
+	for _, name := range []string{"pod-a", "pod-b", "pod-c"} {
+		p := f.addPod(name, true)
+		waitGeneration(t, p.appURL, 1)
+	}
+
+	t.Run("an API server that cannot be reached writes nothing", func(t *testing.T) {
+		bad := rest.CopyConfig(rc)
+		bad.Host = "https://127.0.0.1:1"
+		path := filepath.Join(e.dir, "dead.kubeconfig")
+		servers.WriteKubeconfig(path, bad)
+		before := f.storeKeyring()
+		_, stderr, err := e.keysync("rotate", "--store", storeURL, "--kubeconfig", path, "--confirm-fleet", f.fleetURL(), "--force")
+		if exitCode(err) != 1 || !strings.Contains(stderr, "listing pods") || !strings.Contains(stderr, "nothing was written") ||
+			f.storeKeyring().Generation != before.Generation {
+			t.Fatalf("exit %d, generation %d -> %d\n%s", exitCode(err), before.Generation, f.storeKeyring().Generation, stderr)
+		}
+	})
+
+	t.Run("the gate waits for a pod that cannot read the store and promotes once it recovers", func(t *testing.T) {
+		c := f.pods["pod-c"]
+		restore := c.proxy.Cut()
+		done := make(chan error, 1)
+		var stderr string
+		go func() {
+			var err error
+			_, stderr, err = rotate("--confirm-timeout", "1m")
+			done <- err
+		}()
+		waitFor(t, "the held key in the store", 20*time.Second, func() bool { _, ok := f.storeKeyring().HeldKey(); return ok })
+		time.Sleep(2 * time.Second)
+		select {
+		case err := <-done:
+			t.Fatalf("promoted while pod-c could not read the store: %v\n%s", err, stderr)
+		default:
+		}
+		restore()
+		if err := <-done; err != nil {
+			t.Fatalf("%v\n%s", err, stderr)
+		}
+		if !strings.Contains(stderr, f.ns+"/pod-c (store read failing for") {
+			t.Fatalf("the progress never named pod-c and why:\n%s", stderr)
+		}
+		if _, held := f.storeKeyring().HeldKey(); held {
+			t.Fatal("not promoted")
+		}
+	})
+
+	t.Run("a timeout leaves the key held, exits 1 and names the pod", func(t *testing.T) {
+		restore := f.pods["pod-b"].proxy.Cut()
+		defer restore()
+		out, stderr, err := rotate("--confirm-timeout", "3s", "--force")
+		if exitCode(err) != 1 || !strings.Contains(stderr, f.ns+"/pod-b") || !strings.Contains(out, "held, not promoted") {
+			t.Fatalf("exit %d\n%s%s", exitCode(err), out, stderr)
+		}
+		if _, held := f.storeKeyring().HeldKey(); !held {
+			t.Fatal("the held key did not stay")
+		}
+		restore()
+		out, stderr, err = e.keysync("promote", "--store", storeURL, "--kubeconfig", kc, "--confirm-fleet", f.fleetURL(), "--max-clock-skew", "1s")
+		if err != nil || !strings.Contains(out, "3/3 members hold") {
+			t.Fatalf("promote: %v\n%s%s", err, out, stderr)
+		}
+		f.storeKeyring()
+	})
+
+	t.Run("a pod deleted during the gate is dropped, a pod added is waited for, a pod not started is skipped", func(t *testing.T) {
+		// pod-c cannot read the store and is deleted during the gate: it is dropped.
+		cutC := f.pods["pod-c"].proxy.Cut()
+		defer cutC()
+		f.addPod("pod-pending", false) // no IP, sidecar not started: listed, not waited for
+		done := make(chan error, 1)
+		var out, stderr string
+		go func() {
+			var err error
+			out, stderr, err = rotate("--confirm-timeout", "1m", "--force")
+			done <- err
+		}()
+		waitFor(t, "the held key in the store", 20*time.Second, func() bool { _, ok := f.storeKeyring().HeldKey(); return ok })
+		// pod-d appears during the gate and cannot read the store yet.
+		d := f.addPod("pod-d", true)
+		restoreD := d.proxy.Cut()
+		time.Sleep(time.Second)
+		if err := f.admin.CoreV1().Pods(f.ns).Delete(context.Background(), "pod-c", metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		select {
+		case err := <-done:
+			t.Fatalf("promoted before pod-d held the key: %v\n%s", err, stderr)
+		default:
+		}
+		restoreD()
+		if err := <-done; err != nil {
+			t.Fatalf("%v\n%s%s", err, out, stderr)
+		}
+		if !strings.Contains(stderr, f.ns+"/pod-d (") || !strings.Contains(out, "skipped:      "+f.ns+"/pod-pending") ||
+			strings.Contains(out, "pod-c") || !strings.Contains(out, "3/3 members hold") {
+			t.Fatalf("members, laggards, skipped:\n%s%s", out, stderr)
+		}
+	})
+}
