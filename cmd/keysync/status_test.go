@@ -1,11 +1,14 @@
 package main
 
 import (
+	"io"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/rotate/fleet"
+	"github.com/sigil-dna/keysync/sidecar"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/file"
 	"github.com/sigil-dna/keysync/store/storetest"
@@ -40,5 +43,23 @@ func TestStatusOfAHeldKeyHasNoCountdown(t *testing.T) {
 	}
 	if promoted.State != keyring.StateHeld || promoted.LeftSeconds != nil || promoted.NotBefore != nil {
 		t.Fatalf("held key %+v", promoted)
+	}
+}
+
+// TestTheDefaultsCannotMissASwitch: with every setting at its default, a timer
+// rotation's activation delay exceeds a default sidecar's worst propagation plus the
+// default clock skew, which is what --min-propagation defaults to (regression: 60 s
+// against 5 s skew + 12 s poll + a 60 s backoff cap).
+func TestTheDefaultsCannotMissASwitch(t *testing.T) {
+	worst := sidecar.WorstPropagation(sidecar.DefaultInterval, sidecar.DefaultJitter, sidecar.DefaultBackoffCap)
+	if min := defaultMinPropagation(); min != worst+fleet.DefaultMaxClockSkew || keyring.DefaultActivationDelay <= min {
+		t.Fatalf("default delay %s, worst propagation %s + skew %s = %s", keyring.DefaultActivationDelay, worst, fleet.DefaultMaxClockSkew, min)
+	}
+	c, f := rotateCommand("rotate")
+	if err := c.Parse(nil, noEnv, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if f.delay < f.minPropagation {
+		t.Fatalf("the rotate command's own defaults refuse themselves: delay %s, minimum %s", f.delay, f.minPropagation)
 	}
 }

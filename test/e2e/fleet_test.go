@@ -191,6 +191,19 @@ func TestFleetConfirmedRotationThroughTheCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("a timer rotation checked against the fleet refuses a delay below its propagation", func(t *testing.T) {
+		before := mustRead(t, e.store)
+		// Each sidecar: interval 200ms, backoff cap 400ms, read timeout 10s: worst 10.4s, plus 5s of skew.
+		_, stderr, err := e.keysync("rotate", "--store", e.storeURL(), "--check-fleet", fleetURL, "--activation-delay", "10s", "--min-propagation", "0s", "--force")
+		if exitCode(err) != 2 || !strings.Contains(stderr, "below the fleet's worst propagation 10.4s") || string(mustRead(t, e.store)) != string(before) {
+			t.Fatalf("exit %d\n%s", exitCode(err), stderr)
+		}
+		out, stderr, err := e.keysync("rotate", "--store", e.storeURL(), "--check-fleet", fleetURL, "--activation-delay", "16s", "--min-propagation", "0s", "--force")
+		if err != nil || !strings.Contains(out, "signing key") {
+			t.Fatalf("a delay above the fleet's propagation: %v\n%s%s", err, out, stderr)
+		}
+	})
+
 	t.Run("a fleet that cannot confirm writes nothing", func(t *testing.T) {
 		garbage := e.startGarbage(t)
 		before := mustRead(t, e.store)
