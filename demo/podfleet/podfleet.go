@@ -41,7 +41,10 @@ type Config struct {
 	SidecarArgs   []string        // more sidecar flags
 	Env           []string        // more environment for both processes (VAULT_ADDR, …)
 	ClockOffsets  []time.Duration // per pod, cycled; the apps' clocks run this far ahead
-	Log           *slog.Logger
+	// PodStore, when set, may give pod i's sidecar another --store URL and more
+	// environment (a path or an endpoint that a test can cut); "" keeps Store.
+	PodStore func(i int) (store string, env []string)
+	Log      *slog.Logger
 }
 
 // Fleet is N pods.
@@ -55,6 +58,7 @@ type Fleet struct {
 type Pod struct {
 	Index       int
 	AppURL      string
+	SidecarURL  string // its /status, /metrics
 	ClockOffset time.Duration
 	KeysDir     string
 	cmd         *exec.Cmd
@@ -146,7 +150,16 @@ func (fl *Fleet) startPod(cfg Config, app, mem string, i int) (*Pod, error) {
 	}
 	appArgs := []string{app, "--keys", filepath.Join(out, "keys.json"), "--listen", "127.0.0.1:" + strconv.Itoa(appPort),
 		"--pid-file", pidFile, "--clock-offset", offset.String()}
-	sidecarArgs := []string{cfg.Keysync, "sidecar", "--store", cfg.Store, "--out", out, "--interval", cfg.Interval.String(),
+	storeURL, podEnv := cfg.Store, []string(nil)
+	if cfg.PodStore != nil {
+		if s, env := cfg.PodStore(i); s != "" || env != nil {
+			podEnv = env
+			if s != "" {
+				storeURL = s
+			}
+		}
+	}
+	sidecarArgs := []string{cfg.Keysync, "sidecar", "--store", storeURL, "--out", out, "--interval", cfg.Interval.String(),
 		"--listen", "127.0.0.1:" + strconv.Itoa(sidecarPort), "--confirm-url", appURL + "/keysync/status", "--log-format", "json"}
 	if cfg.PIDNamespaces {
 		sidecarArgs = append(sidecarArgs, "--signal-process", AppName)
@@ -165,14 +178,15 @@ func (fl *Fleet) startPod(cfg Config, app, mem string, i int) (*Pod, error) {
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(os.Environ(), cfg.Env...)
+	cmd.Env = append(append(os.Environ(), cfg.Env...), podEnv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("podfleet: starting pod %d: %w", i, err)
 	}
 	cfg.Log.Debug("pod started", "pod", i, "pid", cmd.Process.Pid, "app", appURL)
-	return &Pod{Index: i, AppURL: appURL, ClockOffset: offset, KeysDir: out, cmd: cmd, logPath: logPath, logFile: logFile}, nil
+	return &Pod{Index: i, AppURL: appURL, SidecarURL: "http://127.0.0.1:" + strconv.Itoa(sidecarPort), ClockOffset: offset,
+		KeysDir: out, cmd: cmd, logPath: logPath, logFile: logFile}, nil
 }
 
 // Stop ends every pod (SIGTERM, then SIGKILL after 5 s) and removes the in-memory keys.

@@ -479,19 +479,31 @@ type Proxy struct {
 // until the test ends.
 func NewProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := StartProxy(target)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// StartProxy is NewProxy for a program (the fleet benchmark): Close it.
+func StartProxy(target string) (*Proxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
 	p := &Proxy{target: target, addr: ln.Addr().String(), ln: ln, conns: map[net.Conn]struct{}{}}
 	go p.serve(ln)
-	t.Cleanup(func() {
-		p.mu.Lock()
-		p.done = true
-		p.mu.Unlock()
-		p.stop()
-	})
-	return p
+	return p, nil
+}
+
+// Close stops the proxy for good.
+func (p *Proxy) Close() {
+	p.mu.Lock()
+	p.done = true
+	p.mu.Unlock()
+	p.stop()
 }
 
 // Addr is the proxy's host:port.

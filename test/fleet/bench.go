@@ -47,6 +47,16 @@ type Config struct {
 	InvalidDocument bool
 	RestartApp      bool
 	Emergency       bool
+	// Partition cuts pod 0 off the store for this long, from the second rotation of each
+	// phase that is not the baseline (0: no partition).
+	Partition time.Duration
+	// Gated adds a phase of fleet-confirmed rotations (rotate --confirm-fleet over every
+	// pod's sidecar) after the timer-staged one, with the same traffic and partition.
+	Gated bool
+	// RotateAtRecovery writes the rotation after a store outage as soon as the store is
+	// back (the sidecars may still back off), instead of after every sidecar has retried;
+	// and the gated phase gets the same outage.
+	RotateAtRecovery bool
 
 	Keysync, Demo, VaultBin, Work string    // the keysync and keysync-demo binaries
 	Progress                      io.Writer // progress lines
@@ -66,6 +76,7 @@ type Phase struct {
 	Reloads             int        `json:"reloads_measured"`
 	PropagationMs       [4]float64 `json:"propagation_ms_p50_p90_p99_max"`
 	PerRotationMaxMs    []float64  `json:"-"`
+	GateWaitSeconds     []float64  `json:"gate_wait_seconds,omitempty"` // per fleet-confirmed rotation: from the held write to the last confirmation
 	FailureSeconds      []float64  `json:"-"` // failure instants, seconds from the phase start
 	DurationSeconds     float64    `json:"duration_seconds"`
 }
@@ -127,9 +138,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			offsets[i] = -cfg.Skew + time.Duration(int64(2*cfg.Skew)*int64(i)/int64(cfg.Pods-1))
 		}
 	}
+	podStore, err := b.setupPartition()
+	if err != nil {
+		return nil, err
+	}
 	b.fleet, err = podfleet.Start(ctx, podfleet.Config{
 		Work: cfg.Work, Keysync: cfg.Keysync, Demo: cfg.Demo, Store: b.sidecarStore, Pods: cfg.Pods, PIDNamespaces: podfleet.PIDNamespacesAvailable(),
-		Interval: cfg.Poll, ClockOffsets: offsets, Env: b.env, Log: cfg.Log,
+		Interval: cfg.Poll, ClockOffsets: offsets, Env: b.env, Log: cfg.Log, PodStore: podStore,
 		SidecarArgs: []string{"--backoff-cap", cfg.BackoffCap.String(), "--log-level", "info"},
 	})
 	if err != nil {
@@ -158,7 +173,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}()
 
-	staged, err := b.phase(ctx, "staged", rotate.ActionStage, true)
+	staged, err := b.phase(ctx, "staged (timer)", rotate.ActionStage, true)
 	if err != nil {
 		stopChecks()
 		checks.Wait()
@@ -166,6 +181,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.Phases = append(rep.Phases, staged)
 	b.footprint()
+	if cfg.Gated {
+		b.sleep(ctx, cfg.ActivationDelay+cfg.Skew)
+		gated, err := b.phase(ctx, "fleet-confirmed (gated)", actionGated, false)
+		if err != nil {
+			stopChecks()
+			checks.Wait()
+			return nil, err
+		}
+		rep.Phases = append(rep.Phases, gated)
+	}
 	if cfg.Naive {
 		// Let every staged key become active, so the baseline starts from a settled fleet.
 		b.sleep(ctx, cfg.ActivationDelay+cfg.Skew)
@@ -210,6 +235,8 @@ type bench struct {
 	startedAt    time.Time
 	outageEnd    time.Time
 	progressLog  string
+	cut          func() (restore func()) // cuts pod 0 off the store
+	closers      []func()
 }
 
 func (b *bench) startStore(ctx context.Context) error {
@@ -249,6 +276,9 @@ func (b *bench) close() {
 	if b.fleet != nil {
 		b.fleet.Stop()
 	}
+	for _, c := range b.closers {
+		c()
+	}
 	if b.st != nil {
 		b.st.Close()
 	}
@@ -264,7 +294,11 @@ func (b *bench) close() {
 }
 
 // actionNaive is the baseline scheme, which keysync does not offer: see naive.
-const actionNaive rotate.Action = "naive"
+// actionGated is a fleet-confirmed rotation: a stage through the gate.
+const (
+	actionNaive rotate.Action = "naive"
+	actionGated rotate.Action = "gated"
+)
 
 func (b *bench) rotate(ctx context.Context, action rotate.Action) (*rotate.Result, error) {
 	o := keyring.Options{ActivationDelay: b.cfg.ActivationDelay, VerifyWindow: b.cfg.VerifyWindow, RotatedBy: "fleet benchmark", Reason: string(action)}
@@ -277,9 +311,13 @@ func (b *bench) rotate(ctx context.Context, action rotate.Action) (*rotate.Resul
 	}
 	var res *rotate.Result
 	var err error
-	if action == actionNaive {
+	switch action {
+	case actionNaive:
 		res, err = b.rotateNaive(ctx, newSecret, o)
-	} else {
+	case actionGated:
+		res, err = rotate.Run(ctx, b.st, nil, rotate.Options{Action: rotate.ActionStage, Gate: b.gate(), MaxClockSkew: b.cfg.Skew,
+			Log: b.cfg.Log, Keyring: o, NewSecret: newSecret, Force: true})
+	default:
 		res, err = rotate.Run(ctx, b.st, nil, rotate.Options{Action: action, Log: b.cfg.Log, Keyring: o, NewSecret: newSecret, Force: true})
 	}
 	if err != nil {
@@ -311,8 +349,10 @@ func (b *bench) rotateNaive(ctx context.Context, newSecret func(int) (keyring.Se
 }
 
 // worstPropagation bounds the time for every pod to load a new document.
+// A partitioned pod reads nothing until the partition ends: it keeps accepting a key the
+// others have retired until then (the forgeries are tried after that).
 func (b *bench) worstPropagation() time.Duration {
-	return time.Duration(float64(b.cfg.Poll)*1.2) + b.cfg.BackoffCap + 2*time.Second
+	return time.Duration(float64(b.cfg.Poll)*1.2) + b.cfg.BackoffCap + 2*time.Second + b.cfg.Partition
 }
 
 func (b *bench) sleep(ctx context.Context, d time.Duration) {
@@ -344,12 +384,25 @@ func (b *bench) phase(ctx context.Context, name string, action rotate.Action, ch
 				break
 			}
 		}
+		if action == actionGated && b.cfg.RotateAtRecovery && b.cfg.StoreOutage > 0 && b.vault != nil && i == R/4+1 {
+			if err := b.outage(ctx); err != nil {
+				runErr = err
+				break
+			}
+		}
+		if i == 2 && b.cfg.Partition > 0 && action != actionNaive {
+			measures.Add(1)
+			go func() { defer measures.Done(); b.partition(ctx, name) }()
+		}
 		res, err := b.rotate(ctx, action)
 		if err != nil {
 			runErr = fmt.Errorf("fleet: %s rotation %d: %w", name, i, err)
 			break
 		}
 		ph.Rotations++
+		if res.Fleet != nil {
+			ph.GateWaitSeconds = append(ph.GateWaitSeconds, res.Fleet.WaitedSeconds)
+		}
 		one := &podfleet.Latencies{}
 		perRotation = append(perRotation, one)
 		measures.Add(1)

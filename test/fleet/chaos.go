@@ -44,6 +44,10 @@ func (b *bench) outage(ctx context.Context) error {
 		return fmt.Errorf("fleet: writing the keyring back after the outage: %w", err)
 	}
 	b.outageEnd = time.Now()
+	if b.cfg.RotateAtRecovery {
+		b.note("the next rotation is written as soon as the store is back, while the sidecars still back off")
+		return nil
+	}
 	// Rotations resume once every sidecar has retried (their backoff is capped).
 	b.sleep(ctx, b.recoveryWindow())
 	return nil

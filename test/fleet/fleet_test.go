@@ -111,3 +111,38 @@ func check(t *testing.T, rep *Report, rotations int) {
 		t.Errorf("secret scan: %d hits in %d bytes", rep.SecretsInOutput, rep.BytesScanned)
 	}
 }
+
+// TestFleetShortPartition: one pod cut off the store for three activation delays, under
+// timer-staged rotations and then fleet-confirmed ones with the same traffic. The timer
+// lets the cut pod miss switches (its failed verifications are counted, and there must be
+// some, or the partition showed nothing); the gate waits for it, and nothing fails.
+func TestFleetShortPartition(t *testing.T) {
+	work, exe, demo := buildBinaries(t)
+	var progress strings.Builder
+	rep, err := Run(t.Context(), Config{
+		Pods: 4, Rotations: 6, RotateEvery: 2 * time.Second, Poll: 500 * time.Millisecond, BackoffCap: time.Second,
+		Store: "file", Rate: 80, Skew: time.Second, ActivationDelay: 3 * time.Second, VerifyWindow: 12 * time.Second,
+		Partition: 9 * time.Second, Gated: true,
+		Keysync: exe, Demo: demo, Work: filepath.Join(work, "run"), Progress: &progress,
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	t.Logf("\n%s", rep.Markdown("go test ./test/fleet -run Partition", "fleet-partition"))
+	if len(rep.Phases) != 2 {
+		t.Fatalf("phases %+v", rep.Phases)
+	}
+	timer, gated := rep.Phases[0], rep.Phases[1]
+	if timer.FailedVerifications == 0 {
+		t.Errorf("the timer phase shows no failure under a partition of three activation delays: the partition did nothing")
+	}
+	if gated.Rotations != 6 || gated.EventsVerified == 0 || gated.FailedVerifications != 0 || len(gated.GateWaitSeconds) != 6 {
+		t.Errorf("gated phase %+v (first failure %s)", gated, gated.FirstFailure)
+	}
+	if slices.Max(gated.GateWaitSeconds) < 5 {
+		t.Errorf("no gate waited for the cut pod: %v", gated.GateWaitSeconds)
+	}
+	if rep.ForgeriesAttempted == 0 || rep.ForgeriesRefused != rep.ForgeriesAttempted || rep.SecretsInOutput != 0 {
+		t.Errorf("forgeries %d/%d refused, %d secrets in output", rep.ForgeriesRefused, rep.ForgeriesAttempted, rep.SecretsInOutput)
+	}
+}
