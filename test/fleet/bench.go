@@ -77,7 +77,7 @@ type Phase struct {
 	PropagationMs       [4]float64 `json:"propagation_ms_p50_p90_p99_max"`
 	PerRotationMaxMs    []float64  `json:"-"`
 	GateWaitSeconds     []float64  `json:"gate_wait_seconds,omitempty"` // per fleet-confirmed rotation: from the held write to the last confirmation
-	FailureSeconds      []float64  `json:"-"` // failure instants, seconds from the phase start
+	FailureSeconds      []float64  `json:"-"`                           // failure instants, seconds from the phase start
 	DurationSeconds     float64    `json:"duration_seconds"`
 }
 
