@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/internal/statusapi"
 )
 
 // Handler serves /healthz (alive: always, staleness never fails it), /readyz (after the
@@ -48,48 +48,16 @@ func (s *Sidecar) Ready() (bool, string) {
 	return true, ""
 }
 
-// Status is the sidecar's view, served on /status: what the keys file holds, what the
-// app confirmed holding, how the store reads go, and the settings that bound how fast a
-// new document reaches this pod. `keysync status --fleet` and the rotation gate read it.
-type Status struct {
-	Store string `json:"store"`
-	Path  string `json:"path"`
-	Ready bool   `json:"ready"`
-	// Generation, KeyIDs and Keys are what the keys file holds; Keys gives each key's
-	// state now (held, pending, current, previous).
-	Generation int64      `json:"generation"`
-	KeyIDs     []string   `json:"key_ids"`
-	Keys       []KeyState `json:"keys"`
-	WrittenAt  time.Time  `json:"written_at"`
-	// LastSuccess is the last successful sync; StaleSeconds the time since.
-	LastSuccess  time.Time `json:"last_success"`
-	StaleSeconds float64   `json:"stale_seconds"`
-	// StoreError is why store reads fail, since FailingSince; empty while they succeed.
-	StoreError   string    `json:"store_error,omitempty"`
-	FailingSince time.Time `json:"failing_since,omitzero"`
-	App          AppView   `json:"app"`
-	Settings     Settings  `json:"settings"`
-	// At is the sidecar's clock when it answered, for estimating clock skew.
-	At time.Time `json:"at"`
-}
+// Status is the sidecar's view, served on /status (statusapi.Status): what the keys file
+// holds, what the app confirmed holding, how the store reads go, and the settings that bound
+// how fast a new document reaches this pod. `keysync status --fleet` and the gate read it.
+type Status = statusapi.Status
 
 // KeyState is one key of the keys file and its state.
-type KeyState struct {
-	ID    string        `json:"id"`
-	State keyring.State `json:"state"`
-}
+type KeyState = statusapi.KeyState
 
 // Settings are the sidecar's timing, in seconds.
-type Settings struct {
-	Interval         float64 `json:"interval_seconds"`
-	Jitter           float64 `json:"jitter"`
-	BackoffCap       float64 `json:"backoff_cap_seconds"`
-	ReadTimeout      float64 `json:"read_timeout_seconds"`
-	WorstPropagation float64 `json:"worst_propagation_seconds"`
-	MaxStale         float64 `json:"max_stale_seconds"`
-	Signals          bool    `json:"signals"`  // --signal-process or --pid-file is set
-	Confirms         bool    `json:"confirms"` // --confirm-url is set
-}
+type Settings = statusapi.Settings
 
 // Status reports what the keys file holds and what the app holds.
 func (s *Sidecar) Status() Status {
@@ -102,7 +70,7 @@ func (s *Sidecar) Status() Status {
 	if s.current != nil {
 		st.Generation, st.KeyIDs = s.current.Generation, s.current.IDs()
 		for _, k := range s.current.Keys {
-			st.Keys = append(st.Keys, KeyState{ID: k.ID, State: s.current.StateAt(k, now)})
+			st.Keys = append(st.Keys, KeyState{ID: k.ID, State: string(s.current.StateAt(k, now))})
 		}
 	}
 	s.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sigil-dna/keysync/internal/statusapi"
 	"github.com/sigil-dna/keysync/keyring"
 )
 
@@ -66,27 +67,8 @@ func (a AppStatus) holds(r *keyring.Keyring) bool {
 	return a.Generation == r.Generation && slices.Equal(a.KeyIDs, r.IDs())
 }
 
-// AppView is what the sidecar knows of its app, served in /status. It holds key ids and
-// generations, never a secret.
-type AppView struct {
-	// URL is the app's status endpoint (--confirm-url); empty: the app is not asked.
-	URL string `json:"url,omitempty"`
-	// Generation and KeyIDs are what the app reported last.
-	Generation int64    `json:"generation"`
-	KeyIDs     []string `json:"key_ids"`
-	// Confirmed: the app holds what the keys file holds.
-	Confirmed bool `json:"confirmed"`
-	// ConfirmedAt is when the app was first seen holding the keys file's generation.
-	ConfirmedAt time.Time `json:"confirmed_at,omitzero"`
-	// ReloadSeconds is the time from the keys file write to that confirmation.
-	ReloadSeconds float64 `json:"reload_seconds,omitempty"`
-	// CheckedAt is when the app last answered or failed to.
-	CheckedAt time.Time `json:"checked_at,omitzero"`
-	// Error is why the last check failed.
-	Error string `json:"error,omitempty"`
-	// SignalError is why the last signal was refused, until one is sent.
-	SignalError string `json:"signal_error,omitempty"`
-}
+// AppView is what the sidecar knows of its app, served in /status.
+type AppView = statusapi.App
 
 type notifierConfig struct {
 	sig            signaller // nil: no signal

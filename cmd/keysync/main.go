@@ -71,8 +71,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func printHelp(w io.Writer) {
 	fmt.Fprint(w, `keysync rotates the HMAC secret that signs and verifies events across every running
 pod: no restart, no downtime, no failed verification. New keys are staged: published
-first (pending: they verify but do not sign), switched to at one instant by every pod's
-own clock, and the replaced key keeps verifying for a window.
+first (they verify but do not sign), switched to once every pod's app holds them
+(rotate --confirm-fleet) or at one instant by every pod's own clock, and the replaced key
+keeps verifying for a window.
 
 Usage: keysync <command> [flags]
 
@@ -82,6 +83,11 @@ Commands:
 		fmt.Fprintf(w, "  %-9s %s\n", name, commands()[name].summary)
 	}
 	fmt.Fprint(w, `
+Fleets (--confirm-fleet, status --fleet):
+  k8s://NAMESPACE?selector=LABELS[&port=9102]  pods by label selector (needs list on pods)
+  dns://NAME:PORT                             every address of a name (a headless Service)
+  http://HOST:PORT[,http://HOST:PORT…]         a static list of sidecars
+
 Stores (--store):
   file:///path/keys.json                    a local file (the embedded default)
   vault://MOUNT/PATH                        HashiCorp Vault KV v2 (VAULT_ADDR, VAULT_TOKEN, …)

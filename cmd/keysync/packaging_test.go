@@ -291,7 +291,7 @@ var forbiddenInProduction = []string{
 }
 
 // productionPackages are the keysync packages the binary may link.
-var productionPackages = regexp.MustCompile(`^github\.com/sigil-dna/keysync/(cmd/keysync|keyring|store(/(file|vault|kube|awsssm|awssm|gcpsm))?|sidecar|rotate|internal/(atomicfile|awsapi|cli|secretscan))$`)
+var productionPackages = regexp.MustCompile(`^github\.com/sigil-dna/keysync/(cmd/keysync|keyring|store(/(file|vault|kube|awsssm|awssm|gcpsm))?|sidecar|rotate(/fleet)?|internal/(atomicfile|awsapi|cli|secretscan|statusapi))$`)
 
 // TestTheBinaryLinksOnlyProductionCode lists what cmd/keysync links, as the Dockerfile
 // builds it, and fails on demo code, test machinery, fakes, emulators, envtest, plotting

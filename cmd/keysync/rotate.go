@@ -32,7 +32,7 @@ The new key is pending for --activation-delay (it verifies everywhere but signs 
 then every pod switches to it at the same instant by its own clock; the replaced key keeps
 verifying for --verify-window after that. --emergency instead makes the new key sign now
 and drops every other key at once: signatures of a leaked key fail as soon as each pod
-reloads. On a compare-and-swap conflict (another rotation won) the store is read again,
+reloads; it never waits for a fleet. On a compare-and-swap conflict (another rotation won) the store is read again,
 up to --retries times.
 
 With --confirm-fleet the switch waits for a fact instead of a timer: the fleet is asked
@@ -135,10 +135,13 @@ func rotateOrRollback(ctx context.Context, name string, args []string, getenv fu
 	switch {
 	case name == "promote" && f.force == (len(f.fleet.confirm) > 0):
 		return cli.Usagef("promote: give --confirm-fleet, or --force to promote without asking any fleet")
-	case f.emergency && len(f.fleet.confirm) > 0:
-		return cli.Usagef("--emergency and --confirm-fleet: an emergency key signs at once, it does not wait for the fleet")
 	case len(f.fleet.confirm) > 0 && len(f.fleet.check) > 0:
 		return cli.Usagef("--confirm-fleet and --check-fleet: use one (the gate, or the timer checked against the fleet)")
+	}
+	if f.emergency || name == "rollback" {
+		// An emergency key signs at once and a rollback restores a key every pod holds:
+		// neither waits for the fleet, whatever KEYSYNC_CONFIRM_FLEET says.
+		f.fleet.confirm, f.fleet.check = nil, nil
 	}
 	// Everything that can fail before a write does: the fleets parse, the stores open.
 	gate, err := f.fleet.gate(f.stores.kube.kubeconfig, stderr)

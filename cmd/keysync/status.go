@@ -67,16 +67,8 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 	if output != "table" && output != "json" {
 		return cli.Usagef("-o %q: use table or json", output)
 	}
-	if len(f.fleets) > 0 {
-		var ff fleetFlags
-		srcs, err := ff.sources(f.fleets, stores.kube.kubeconfig)
-		if err != nil {
-			return err
-		}
-		if storeURL == "" {
-			_, err = showFleet(ctx, srcs, f.concurrency, nil, output, stdout)
-			return err
-		}
+	var ss *storeStatus
+	if storeURL != "" || len(f.fleets) == 0 {
 		st, err := stores.open(ctx, storeURL, getenv, slog.New(slog.DiscardHandler))
 		if err != nil {
 			return err
@@ -86,30 +78,30 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 		if err != nil {
 			return fmt.Errorf("status: %w", err)
 		}
-		ss := describeStore(st, snap, time.Now().UTC())
-		if output == "table" {
-			printStore(stdout, ss)
-			fmt.Fprintln(stdout)
+		s := describeStore(st, snap, time.Now().UTC())
+		ss = &s
+	}
+	if len(f.fleets) == 0 {
+		if output == "json" {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(ss)
 		}
-		_, err = showFleet(ctx, srcs, f.concurrency, &ss, output, stdout)
-		return err
+		return printStore(stdout, *ss)
 	}
-	st, err := stores.open(ctx, storeURL, getenv, slog.New(slog.DiscardHandler))
+	var ff fleetFlags
+	srcs, err := ff.sources(f.fleets, stores.kube.kubeconfig)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	snap, err := st.Read(ctx)
-	if err != nil {
-		return fmt.Errorf("status: %w", err)
+	if ss != nil && output == "table" {
+		if err := printStore(stdout, *ss); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout)
 	}
-	s := describeStore(st, snap, time.Now().UTC())
-	if output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
-	}
-	return printStore(stdout, s)
+	_, err = showFleet(ctx, srcs, f.concurrency, ss, output, stdout)
+	return err
 }
 
 func printStore(stdout io.Writer, s storeStatus) error {

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sigil-dna/keysync/internal/statusapi"
 )
 
 // DefaultPort is the sidecar's status port.
@@ -51,54 +53,8 @@ type Source interface {
 // gated on an empty fleet by accident.
 var ErrEmpty = errors.New("the fleet has no member")
 
-// Status is what a member's sidecar serves on /status (the fields the fleet reads of
-// sidecar.Status). It holds key ids and generations, never a secret.
-type Status struct {
-	Store        string     `json:"store"`
-	Ready        bool       `json:"ready"`
-	Generation   int64      `json:"generation"`
-	KeyIDs       []string   `json:"key_ids"`
-	Keys         []KeyState `json:"keys"`
-	LastSuccess  time.Time  `json:"last_success"`
-	StaleSeconds float64    `json:"stale_seconds"`
-	StoreError   string     `json:"store_error,omitempty"`
-	FailingSince time.Time  `json:"failing_since,omitzero"`
-	App          AppStatus  `json:"app"`
-	Settings     Settings   `json:"settings"`
-	At           time.Time  `json:"at"`
-}
-
-// KeyState is one key of a member's keys file and its state (held, pending, current,
-// previous).
-type KeyState struct {
-	ID    string `json:"id"`
-	State string `json:"state"`
-}
-
-// AppStatus is what the member's app reported to its sidecar.
-type AppStatus struct {
-	URL           string    `json:"url,omitempty"`
-	Generation    int64     `json:"generation"`
-	KeyIDs        []string  `json:"key_ids"`
-	Confirmed     bool      `json:"confirmed"`
-	ConfirmedAt   time.Time `json:"confirmed_at,omitzero"`
-	ReloadSeconds float64   `json:"reload_seconds,omitempty"`
-	CheckedAt     time.Time `json:"checked_at,omitzero"`
-	Error         string    `json:"error,omitempty"`
-	SignalError   string    `json:"signal_error,omitempty"`
-}
-
-// Settings are the member's timing, which bound how fast it reads a new document.
-type Settings struct {
-	Interval         float64 `json:"interval_seconds"`
-	Jitter           float64 `json:"jitter"`
-	BackoffCap       float64 `json:"backoff_cap_seconds"`
-	ReadTimeout      float64 `json:"read_timeout_seconds"`
-	WorstPropagation float64 `json:"worst_propagation_seconds"`
-	MaxStale         float64 `json:"max_stale_seconds"`
-	Signals          bool    `json:"signals"`
-	Confirms         bool    `json:"confirms"`
-}
+// Status is what a member's sidecar serves on /status.
+type Status = statusapi.Status
 
 // rawMarkers are the fields whose presence says an answer is a keysync sidecar's status.
 type rawMarkers struct {
@@ -108,8 +64,8 @@ type rawMarkers struct {
 	At       *string          `json:"at"`
 }
 
-// Holds reports whether the member's app reported holding key id.
-func (s *Status) Holds(id string) bool { return slices.Contains(s.App.KeyIDs, id) }
+// holds reports whether the member's app reported holding key id.
+func holds(s *Status, id string) bool { return slices.Contains(s.App.KeyIDs, id) }
 
 // Observation is one member asked once.
 type Observation struct {

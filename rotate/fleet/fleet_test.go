@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/reload"
 	"github.com/sigil-dna/keysync/rotate/fleet"
@@ -349,5 +351,23 @@ func TestParseSourceRefuses(t *testing.T) {
 		if _, err := fleet.ParseSource(raw, fleet.SourceOptions{}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err = %v, want %q", raw, err, want)
 		}
+	}
+}
+
+// TestAKubernetesSourceMayNameAContext: one rotation can gate on several clusters, each
+// through its kubeconfig context.
+func TestAKubernetesSourceMayNameAContext(t *testing.T) {
+	var asked []string
+	o := fleet.SourceOptions{Kube: func(ctx string) (*rest.Config, error) {
+		asked = append(asked, ctx)
+		return &rest.Config{Host: "https://127.0.0.1:1"}, nil
+	}}
+	for _, raw := range []string{"k8s://sigil?selector=app=x&context=eu-west-1", "k8s://sigil?selector=app=x"} {
+		if _, err := fleet.ParseSource(raw, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(asked) != 2 || asked[0] != "eu-west-1" || asked[1] != "" {
+		t.Fatalf("contexts asked for: %q", asked)
 	}
 }

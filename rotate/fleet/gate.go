@@ -214,7 +214,7 @@ func (g *Gate) tally(r *Round, keyID string, since time.Time, confirmedAt map[st
 			continue
 		}
 		res.Members++
-		if o.Status == nil || !o.Status.Holds(keyID) {
+		if o.Status == nil || !holds(o.Status, keyID) {
 			res.Lagging = append(res.Lagging, MemberReport{Name: name, Why: Why(o, keyID)})
 			continue
 		}

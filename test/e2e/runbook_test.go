@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRunbookAsWritten runs every `sh runbook` block of docs/runbook.md, in order, against
@@ -33,16 +34,18 @@ func TestRunbookAsWritten(t *testing.T) {
 	out := e.out("pod")
 	port := freePort(t)
 	appURL := fmt.Sprintf("http://127.0.0.1:%d", port)
-	e.start("pod", e.podArgs(out, appURL, port, "--pid-file", filepath.Join(e.mem, "pod.pid"))...)
+	args := e.podArgs(out, appURL, port, "--pid-file", filepath.Join(e.mem, "pod.pid"))
+	e.start("pod", args...)
 	waitGeneration(t, appURL, 1)
+	waitFor(t, "the app's confirmation", 10*time.Second, func() bool { return sidecarStatus(t, sidecarURLOf(t, args)).App.Confirmed })
 
 	audit := filepath.Join(e.dir, "audit.jsonl")
 	script := "set -euo pipefail\n" + strings.Join(blocks, "\n")
 	cmd := exec.Command("bash", "-c", script)
 	cmd.Env = append(os.Environ(),
 		"PATH="+filepath.Dir(keysyncBin)+":"+os.Getenv("PATH"),
-		"KEYSYNC_STORE="+e.storeURL(), "KEYSYNC_AUDIT_LOG="+audit,
-		"KEYSYNC_ACTIVATION_DELAY=2s", "KEYSYNC_VERIFY_WINDOW=30s", "KEYSYNC_MIN_PROPAGATION=1s",
+		"KEYSYNC_STORE="+e.storeURL(), "KEYSYNC_AUDIT_LOG="+audit, "KEYSYNC_CONFIRM_FLEET="+sidecarURLOf(t, args),
+		"KEYSYNC_ACTIVATION_DELAY=2s", "KEYSYNC_VERIFY_WINDOW=30s", "KEYSYNC_MIN_PROPAGATION=1s", "KEYSYNC_MAX_CLOCK_SKEW=2s",
 		"KEYSYNC_WAIT_FOR_SWITCH=2.5", "KEYSYNC_LOG_FORMAT=json")
 	output, err := cmd.CombinedOutput()
 	f, _ := e.logFile("runbook")
@@ -53,8 +56,10 @@ func TestRunbookAsWritten(t *testing.T) {
 	}
 	text := string(output)
 	for _, want := range []string{
-		"dry run, nothing written", `"state": "pending"`, "generation 1 -> 2",
-		"rollback file://", "generation 2 -> 3", "emergency file://", "generation 3 -> 4", `"reason":"incident INC-0000: key exposed"`,
+		"1 members: 1 answered, 1 ready, 1 apps confirmed", "dry run, nothing written: hold", "gate: 1/1 hold",
+		"promote file://", "generation 2 -> 3", "fleet:        1/1 members hold", `"state": "pending"`,
+		"rollback file://", "generation 3 -> 4", "emergency file://", "generation 4 -> 5", `"reason":"incident INC-0000: key exposed"`,
+		`"outcome":"promoted"`, `"app_confirmed": true`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the runbook's output lacks %q", want)
@@ -64,10 +69,10 @@ func TestRunbookAsWritten(t *testing.T) {
 		t.Error("after the switch, keysync status shows no previous key")
 	}
 	lines, _ := os.ReadFile(audit)
-	if n := strings.Count(string(lines), "\n"); n != 3 {
-		t.Errorf("%d audit lines, want 3 (rotation, rollback, emergency)", n)
+	if n := strings.Count(string(lines), "\n"); n != 4 {
+		t.Errorf("%d audit lines, want 4 (hold, promotion, rollback, emergency)", n)
 	}
-	waitGeneration(t, appURL, 4) // the app followed every step
+	waitGeneration(t, appURL, 5) // the app followed every step
 	if t.Failed() {
 		t.Logf("runbook output:\n%s", text)
 	}

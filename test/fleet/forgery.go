@@ -44,14 +44,16 @@ func (f *forgeries) all() []keyring.Secret {
 	return out
 }
 
-// observe notes, from a keyring just written, when each key stops verifying everywhere;
-// keys the keyring dropped are retired from now on.
+// observe notes, from a keyring just written, when each key stops verifying everywhere:
+// after its not_after (plus skew) by the apps' clocks, but not before every pod has read
+// this keyring (a pod that has not, a partitioned one, still holds the key with no end);
+// keys the keyring dropped are retired once every pod has read it.
 func (f *forgeries) observe(prev, next *keyring.Keyring, now time.Time, skew, propagation time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, k := range next.Keys {
 		if !k.NotAfter.IsZero() {
-			f.retiredAt[k.ID] = k.NotAfter.Add(skew + time.Second)
+			f.retiredAt[k.ID] = later(k.NotAfter.Add(skew+time.Second), now.Add(propagation))
 		}
 	}
 	if prev == nil {
@@ -103,4 +105,11 @@ func (f *forgeries) due(ctx context.Context, fl *podfleet.Fleet, now time.Time) 
 			}
 		}
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

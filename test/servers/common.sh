@@ -18,3 +18,22 @@ with_lock() {
 	"$@"
 	exec {lockfd}>&-
 }
+
+# go_install_tool NAME MODULE/CMD VERSION: builds a Go tool once into $TESTBIN/NAME-VERSION
+# (go install from the module proxy) and prints its path.
+go_install_tool() {
+	local name=$1 pkg=$2 version=$3
+	local bin="$TESTBIN/$name-$version"
+	build() {
+		[ -x "$bin" ] && return 0
+		say "building $name v$version from the Go module proxy into $bin (once per machine)"
+		local gobin
+		gobin=$(mktemp -d)
+		GOBIN="$gobin" GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go install "$pkg@v$version"
+		mv "$gobin/$name" "$bin"
+		rm -rf "$gobin"
+		say "built $bin"
+	}
+	with_lock "$name" build
+	echo "$bin"
+}
