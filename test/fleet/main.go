@@ -51,6 +51,7 @@ func run(ctx context.Context) error {
 	flag.BoolVar(&c.Emergency, "emergency", true, "end with an emergency rotation")
 	flag.DurationVar(&c.Partition, "partition", 0, "cut pod 0 off the store this long from the second rotation of the timer and the gated phase (0: none)")
 	flag.BoolVar(&c.RotateAtRecovery, "rotate-at-recovery", false, "after a store outage, rotate as soon as the store is back (and give the gated phase the same outage)")
+	flag.BoolVar(&c.NoForgeries, "no-forgeries", false, "skip the forgery checks and the wait for the last verify window")
 	flag.BoolVar(&c.Gated, "gated", false, "add a phase of fleet-confirmed rotations after the timer phase, same traffic and partition")
 	flag.StringVar(&keysyncBin, "keysync", "", "keysync binary (default: built into the work dir); keysync-demo is always built there")
 	flag.StringVar(&c.Work, "work", "", "work dir (default: a temporary one, removed after)")

@@ -55,7 +55,9 @@ func (r *Report) Markdown(command, chartPrefix string) string {
 			fmt.Fprintf(&b, "| busiest second while the sidecars recovered from the outage (backoff cap + 2 polls + 1 s) | %.0f requests (%.2f× steady) |\n", r.StoreReqPerSecMaxPost, ratio)
 		}
 	}
-	fmt.Fprintf(&b, "| forged events signed with retired keys, delivered to every app after each window closed | %d attempted, **%d refused**, %d accepted |\n", r.ForgeriesAttempted, r.ForgeriesRefused, len(r.ForgeriesAccepted))
+	if !c.NoForgeries {
+		fmt.Fprintf(&b, "| forged events signed with retired keys, delivered to every app after each window closed | %d attempted, **%d refused**, %d accepted |\n", r.ForgeriesAttempted, r.ForgeriesRefused, len(r.ForgeriesAccepted))
+	}
 	if c.Emergency {
 		fmt.Fprintf(&b, "| emergency rotation: verifications failed while pods reloaded (expected) | %d |\n", r.EmergencyFailures)
 	}
