@@ -83,6 +83,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	var secretsMu sync.Mutex
 	var secrets []keyring.Secret
 	rot := rotate.Options{
+		Init:    true,
 		Keyring: keyring.Options{ActivationDelay: cfg.ActivationDelay, VerifyWindow: cfg.VerifyWindow, RotatedBy: "keysync demo", Reason: "demo"},
 		NewSecret: func(n int) (keyring.Secret, error) {
 			s, err := keyring.NewSecret(n)

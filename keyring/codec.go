@@ -65,7 +65,8 @@ func Parse(data []byte) (*Keyring, error) {
 		return nil, invalid("", "empty document")
 	}
 	if len(data) > MaxDocumentBytes {
-		return nil, invalid("", "document is %d bytes, the limit is %d", len(data), MaxDocumentBytes)
+		// Readers stop at the limit plus one byte: the size is unknown, not len(data).
+		return nil, invalid("", "document is larger than the limit of %d bytes", MaxDocumentBytes)
 	}
 	var w wireDoc
 	dec := json.NewDecoder(bytes.NewReader(data))

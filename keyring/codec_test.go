@@ -71,7 +71,7 @@ func rejectCases() map[string]rejectCase {
 			doc: docJSON(1, ka, keyJSON(b, "2026-11-27T12:00:00Z", "")), field: "keys[1].not_before", want: "same not_before"},
 		"more keys than the bound": {doc: docJSON(1, manyKeys...), field: "keys", want: "17 keys, the limit is 16"},
 		"a document over 64 KiB": {
-			doc: strings.Replace(docJSON(1, ka), `"version":1`, `"version":1,"reason":"`+strings.Repeat("x", MaxDocumentBytes)+`"`, 1), want: "the limit is 65536"},
+			doc: strings.Replace(docJSON(1, ka), `"version":1`, `"version":1,"reason":"`+strings.Repeat("x", MaxDocumentBytes)+`"`, 1), want: "larger than the limit of 65536 bytes"},
 		"a held key with a not_before": {
 			doc: docJSON(1, ka, strings.Replace(heldKeyJSON(b), `"held":true`, `"held":true,"not_before":"2026-11-27T13:00:00Z"`, 1)), field: "keys[1].not_before", want: "a held key has none"},
 		"a held key with a not_after": {

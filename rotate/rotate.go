@@ -69,6 +69,9 @@ type Options struct {
 	MaxClockSkew time.Duration
 	// Force replaces a key that is held or still pending, which a stage otherwise refuses.
 	Force bool
+	// Init allows creating the first keyring in an empty store; without it, a rotation of
+	// an empty store (a mistyped path or name) fails.
+	Init bool
 }
 
 // Result describes a rotation. It holds key ids, never secrets.
@@ -183,6 +186,8 @@ func attemptOnce(ctx context.Context, primary store.Store, o Options) (*Result, 
 	version := ""
 	snap, err := primary.Read(ctx)
 	switch {
+	case errors.Is(err, store.ErrNotFound) && !o.Init && o.Action != ActionRollback:
+		return nil, fmt.Errorf("reading %s: %w (use --init to create the first keyring)", primary.String(), err)
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
 		return nil, fmt.Errorf("reading %s: %w", primary.String(), err)

@@ -53,7 +53,7 @@ func TestRotateStageEmergencyRollbackWithAuditAndMirror(t *testing.T) {
 	var logs bytes.Buffer
 	var secrets []keyring.Secret
 	o := Options{
-		AuditLog: auditPath, Log: slog.New(slog.NewJSONHandler(&logs, nil)),
+		Init: true, AuditLog: auditPath, Log: slog.New(slog.NewJSONHandler(&logs, nil)),
 		Keyring: keyring.Options{RotatedBy: "alice@host", Reason: "cadence"},
 		NewSecret: func(n int) (keyring.Secret, error) {
 			s, err := keyring.NewSecret(n)
@@ -127,7 +127,7 @@ func TestRotateStageEmergencyRollbackWithAuditAndMirror(t *testing.T) {
 func TestDryRunWritesNothing(t *testing.T) {
 	ctx := context.Background()
 	s := fileStore(t, "k.json")
-	if _, err := Run(ctx, s, nil, Options{}); err != nil {
+	if _, err := Run(ctx, s, nil, Options{Init: true}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := Run(ctx, s, nil, Options{DryRun: true})
@@ -142,7 +142,7 @@ func TestDryRunWritesNothing(t *testing.T) {
 func TestConflictIsRetriedAndThenReported(t *testing.T) {
 	ctx := context.Background()
 	s := &racingStore{Store: fileStore(t, "k.json")}
-	if _, err := Run(ctx, s.Store, nil, Options{}); err != nil {
+	if _, err := Run(ctx, s.Store, nil, Options{Init: true}); err != nil {
 		t.Fatal(err)
 	}
 	s.races = 2
@@ -181,7 +181,7 @@ func readFile(t *testing.T, p string) string {
 func TestAStageRefusesToReplaceAKeyNotYetSigning(t *testing.T) {
 	ctx := context.Background()
 	s := fileStore(t, "k.json")
-	if _, err := Run(ctx, s, nil, Options{}); err != nil {
+	if _, err := Run(ctx, s, nil, Options{Init: true}); err != nil {
 		t.Fatal(err)
 	}
 	pending, err := Run(ctx, s, nil, Options{})
@@ -213,5 +213,24 @@ func TestAStageRefusesToReplaceAKeyNotYetSigning(t *testing.T) {
 	}
 	if _, err := Run(ctx, s, nil, Options{}); err != nil {
 		t.Fatalf("a stage after the emergency key signs: %v", err)
+	}
+}
+
+// TestAnEmptyStoreNeedsInit: a rotation of a store that holds nothing (a mistyped path,
+// Vault path or Secret name) fails and writes nothing unless --init says to create it.
+func TestAnEmptyStoreNeedsInit(t *testing.T) {
+	ctx := context.Background()
+	s := fileStore(t, "k.json")
+	for _, a := range []Action{ActionStage, ActionEmergency, ActionHold} {
+		_, err := Run(ctx, s, nil, Options{Action: a})
+		if !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "use --init to create the first keyring") {
+			t.Fatalf("%s of an empty store: %v", a, err)
+		}
+	}
+	if _, err := s.Read(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a refused rotation created the store: %v", err)
+	}
+	if r, err := Run(ctx, s, nil, Options{Init: true}); err != nil || r.Generation != 1 {
+		t.Fatalf("--init: %v", err)
 	}
 }

@@ -144,7 +144,11 @@ func writeFlagTable(b *bytes.Buffer, title string, c *cli.Command) {
 			def = "—"
 		}
 		_, usage := flag.UnquoteUsage(f)
-		fmt.Fprintf(b, "| `--%s` | `%s` | `%s` | %s |\n", f.Name, cli.EnvName(f.Name), def, strings.ReplaceAll(usage, "|", "\\|"))
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		fmt.Fprintf(b, "| `%s%s` | `%s` | `%s` | %s |\n", dash, f.Name, cli.EnvName(f.Name), def, strings.ReplaceAll(usage, "|", "\\|"))
 	})
 }
 
@@ -168,8 +172,13 @@ func TestConfigurationDoc(t *testing.T) {
 		var help bytes.Buffer
 		c.PrintHelp(&help)
 		c.VisitAll(func(f *flag.Flag) {
-			if !strings.Contains(help.String(), "--"+f.Name) || !strings.Contains(help.String(), cli.EnvName(f.Name)) {
-				t.Errorf("%s --help lacks --%s or %s", name, f.Name, cli.EnvName(f.Name))
+			dash := "--"
+			if len(f.Name) == 1 {
+				dash = "-"
+			}
+			h := help.String()
+			if !(strings.Contains(h, "  "+dash+f.Name+" ") || strings.Contains(h, "  "+dash+f.Name+"\n")) || !strings.Contains(h, cli.EnvName(f.Name)) {
+				t.Errorf("%s --help lacks %s%s or %s", name, dash, f.Name, cli.EnvName(f.Name))
 			}
 		})
 	}

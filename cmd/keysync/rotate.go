@@ -19,7 +19,7 @@ type rotateFlags struct {
 	mirrors                                    cli.StringList
 	bytes, retries                             int
 	delay, window, minPropagation              time.Duration
-	emergency, dryRun, force                   bool
+	emergency, dryRun, force, init             bool
 	fleet                                      fleetFlags
 	stores                                     storeFlags
 	log                                        cli.LogFlags
@@ -70,6 +70,7 @@ asking any fleet (you vouch for it; the audit record says so).`
 		c.IntVar(&f.bytes, "bytes", keyring.MinSecretBytes, "length of the new secret in bytes (at least 32)")
 		c.BoolVar(&f.emergency, "emergency", false, "leaked key: the new key signs now and every other key is dropped at once")
 		c.BoolVar(&f.force, "force", false, "rotate although a key is held or still pending (it is replaced)")
+		c.BoolVar(&f.init, "init", false, "the store may be empty: create the first keyring (without it, an empty store is an error: a typo must not create a store nobody reads)")
 	}
 	if name == "promote" {
 		c.BoolVar(&f.force, "force", false, "promote without asking any fleet (the audit record says so)")
@@ -172,7 +173,7 @@ func rotateOrRollback(ctx context.Context, name string, args []string, getenv fu
 		retries = -1 // the library reads 0 as its default
 	}
 	o := rotate.Options{
-		Action: action, Bytes: f.bytes, DryRun: f.dryRun, Retries: retries, AuditLog: f.auditLog, Log: log, Force: f.force,
+		Action: action, Bytes: f.bytes, DryRun: f.dryRun, Retries: retries, AuditLog: f.auditLog, Log: log, Force: f.force, Init: f.init,
 		MaxClockSkew: f.fleet.maxClockSkew,
 		Keyring: keyring.Options{ActivationDelay: f.delay, VerifyWindow: f.window, MinPropagation: f.minPropagation,
 			RotatedBy: f.initiator, Reason: f.reason},

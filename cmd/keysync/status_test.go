@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"strings"
 	"path/filepath"
 	"testing"
 	"time"
@@ -61,5 +62,25 @@ func TestTheDefaultsCannotMissASwitch(t *testing.T) {
 	}
 	if f.delay < f.minPropagation {
 		t.Fatalf("the rotate command's own defaults refuse themselves: delay %s, minimum %s", f.delay, f.minPropagation)
+	}
+}
+
+// TestHelpShowsFlagsAsTheyAreTyped: --help printed the output flag as "--o" and the log
+// format as "--log-format json" (the usage's quoted word taken for the value's name),
+// which read as the default; the default is auto (regression).
+func TestHelpShowsFlagsAsTheyAreTyped(t *testing.T) {
+	for name, c := range flagSets() {
+		var help strings.Builder
+		c.PrintHelp(&help)
+		h := help.String()
+		if strings.Contains(h, "--o ") || strings.Contains(h, "--log-format json") {
+			t.Errorf("%s --help:\n%s", name, h)
+		}
+		if c.Lookup("o") != nil && !strings.Contains(h, "\n  -o ") {
+			t.Errorf("%s --help does not show -o", name)
+		}
+		if c.Lookup("log-format") != nil && !strings.Contains(h, "env KEYSYNC_LOG_FORMAT, default auto") {
+			t.Errorf("%s --help does not show the log format's default", name)
+		}
 	}
 }

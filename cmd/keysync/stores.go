@@ -69,6 +69,14 @@ func (f *storeFlags) open(ctx context.Context, raw string, getenv func(string) s
 	if raw == "" {
 		return nil, cli.Usagef("--store is required (for example file:///var/lib/keysync/keys.json or vault://secret/sigil/spiral-event-secret)")
 	}
+	// No store URL takes parameters: one that does is a typo or a wish, never ignored.
+	if q, err := url.Parse(raw); err == nil && q.RawQuery != "" {
+		vals, _ := url.ParseQuery(q.RawQuery)
+		for k := range vals {
+			return nil, cli.Usagef("--store %s: unknown parameter %q (store URLs take none; see keysync --help)", redact(raw), k)
+		}
+		return nil, cli.Usagef("--store %s: unexpected query %q", redact(raw), q.RawQuery)
+	}
 	// An AWS name may be an ARN, which is not a URL host.
 	switch {
 	case strings.HasPrefix(raw, "ssm://"):
@@ -90,14 +98,14 @@ func (f *storeFlags) open(ctx context.Context, raw string, getenv func(string) s
 	}
 	switch u.Scheme {
 	case "file":
-		path := u.Path
-		if u.Host != "" && u.Host != "localhost" { // file://relative/path
-			path = u.Host + u.Path
+		if u.Host != "" && u.Host != "localhost" {
+			// file://var/lib/k.json makes "var" a host: never guess a relative path.
+			return nil, cli.Usagef("--store %s: %q is read as a host; a file URL has three slashes: file:///%s%s", raw, u.Host, u.Host, u.Path)
 		}
-		if path == "" {
+		if u.Path == "" {
 			return nil, cli.Usagef("--store %s: no path", raw)
 		}
-		return file.New(path, f.plain())
+		return file.New(u.Path, f.plain())
 	case "vault":
 		mount, path, err := vault.ParseURL(raw)
 		if err != nil {
@@ -131,6 +139,14 @@ func (f *storeFlags) open(ctx context.Context, raw string, getenv func(string) s
 		}
 	}
 	return nil, cli.Usagef("--store %s: unknown scheme %q; supported: file, vault, k8s, ssm, secretsmanager, gcpsm", u.Redacted(), u.Scheme)
+}
+
+// redact drops what a URL's user info may hold.
+func redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return "the store URL"
 }
 
 func (f *storeFlags) openAll(ctx context.Context, primary string, mirrors []string, getenv func(string) string, log *slog.Logger) (store.Store, []store.Store, error) {

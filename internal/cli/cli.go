@@ -101,6 +101,9 @@ func (c *Command) PrintHelp(w io.Writer) {
 	c.VisitAll(func(f *flag.Flag) {
 		name, usage := flag.UnquoteUsage(f)
 		line := "  --" + f.Name
+		if len(f.Name) == 1 {
+			line = "  -" + f.Name // as it is typed: -o json
+		}
 		if name != "" {
 			line += " " + name
 		}
@@ -148,7 +151,7 @@ type LogFlags struct {
 
 // Register adds --log-format and --log-level.
 func (l *LogFlags) Register(c *Command) {
-	c.StringVar(&l.Format, "log-format", "auto", "log format: `json`, text, or auto (text on a terminal, JSON otherwise)")
+	c.StringVar(&l.Format, "log-format", "auto", "log format: json, text, or auto (text on a terminal, JSON otherwise)")
 	c.StringVar(&l.Level, "log-level", "info", "log level: debug, info, warn or error")
 }
 

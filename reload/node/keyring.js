@@ -136,7 +136,8 @@ function parse(data) {
   const buf = Buffer.isBuffer(data) ? data : Buffer.from(String(data), 'utf8');
   const text = buf.toString('utf8');
   if (text.trim() === '') throw new KeyringError('', 'empty document');
-  if (buf.length > MAX_DOCUMENT_BYTES) throw new KeyringError('', `document is ${buf.length} bytes, the limit is ${MAX_DOCUMENT_BYTES}`);
+  // Readers stop at the limit plus one byte: the size is unknown, not buf.length.
+  if (buf.length > MAX_DOCUMENT_BYTES) throw new KeyringError('', `document is larger than the limit of ${MAX_DOCUMENT_BYTES} bytes`);
   let doc;
   try {
     doc = JSON.parse(text);

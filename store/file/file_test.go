@@ -92,3 +92,15 @@ func TestWriteWaitsForTheLockUntilTheContextEnds(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestAnOversizedDocumentSaysSo: a 10 MB file was reported as "document is 65537 bytes"
+// (what the bounded read had taken); it is larger than the limit, and said so (regression).
+func TestAnOversizedDocumentSaysSo(t *testing.T) {
+	s := newStore(t)
+	os.MkdirAll(filepath.Dir(s.path), 0o700)
+	os.WriteFile(s.path, []byte(`{"version":1,"reason":"`+strings.Repeat("x", 10<<20)+`"}`), 0o600)
+	_, err := s.Read(context.Background())
+	if !errors.Is(err, keyring.ErrInvalid) || strings.Contains(err.Error(), "65537") || !strings.Contains(err.Error(), "larger than the limit of 65536 bytes") {
+		t.Fatalf("err = %v", err)
+	}
+}

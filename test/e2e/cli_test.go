@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -66,12 +67,22 @@ func TestCommandLine(t *testing.T) {
 			[]string{"AWS_ACCESS_KEY_ID=AKIAX", "AWS_SECRET_ACCESS_KEY=x", "AWS_CONFIG_FILE=/nonexistent", "AWS_MAX_ATTEMPTS=1"}, 1, "ssm spiral: GetParameter"},
 		"a short key is refused":                  {[]string{"rotate", "--store", e.storeURL(), "--bytes", "16"}, nil, 2, "--bytes 16: at least 32"},
 		"a bad env value names variable and flag": {[]string{"sidecar"}, []string{"KEYSYNC_INTERVAL=soon"}, 2, "invalid value in KEYSYNC_INTERVAL for --interval"},
-		"a delay under the minimum propagation":   {[]string{"rotate", "--store", e.storeURL(), "--activation-delay", "1s"}, nil, 1, "below the minimum propagation time"},
+		"a delay under the minimum propagation":   {[]string{"rotate", "--store", e.storeURL(), "--init", "--activation-delay", "1s"}, nil, 1, "below the minimum propagation time"},
 		"help lists flags with their variables":   {[]string{"sidecar", "--help"}, nil, 0, "env KEYSYNC_SIGNAL_PROCESS"},
 		"top-level help lists commands":           {[]string{"--help"}, nil, 0, "rollback"},
 		"status of an empty store is not found":   {[]string{"status", "--store", e.storeURL()}, nil, 1, "no keyring in the store"},
-		"the flag wins over the environment":      {[]string{"rotate", "--store", e.storeURL(), "--dry-run", "--min-propagation", "0s", "--activation-delay", "2s"}, []string{"KEYSYNC_ACTIVATION_DELAY=1ms", "KEYSYNC_MIN_PROPAGATION=1h"}, 0, "dry run, nothing written"},
-		"the environment fills what flags do not": {[]string{"rotate", "--dry-run"}, []string{"KEYSYNC_STORE=" + e.storeURL(), "KEYSYNC_MIN_PROPAGATION=0s"}, 0, "dry run, nothing written"},
+		"the flag wins over the environment":      {[]string{"rotate", "--store", e.storeURL(), "--init", "--dry-run", "--min-propagation", "0s", "--activation-delay", "2s"}, []string{"KEYSYNC_ACTIVATION_DELAY=1ms", "KEYSYNC_MIN_PROPAGATION=1h"}, 0, "dry run, nothing written"},
+		"the environment fills what flags do not": {[]string{"rotate", "--dry-run", "--init"}, []string{"KEYSYNC_STORE=" + e.storeURL(), "KEYSYNC_MIN_PROPAGATION=0s"}, 0, "dry run, nothing written"},
+		// An operator's first week (issue 18): a typo must not rotate a store nobody reads.
+		"a file URL with two slashes names the right spelling": {[]string{"rotate", "--store", "file://var/lib/keysync/keys.json", "--init"}, nil, 2,
+			"file:///var/lib/keysync/keys.json"},
+		"an unknown query parameter is refused":     {[]string{"status", "--store", "vault://secret/sigil/x?version=2"}, nil, 2, `unknown parameter "version"`},
+		"an unknown k8s query parameter is refused": {[]string{"status", "--store", "k8s://sigil/x?key=value"}, nil, 2, `unknown parameter "key"`},
+		"an unknown file query parameter":           {[]string{"status", "--store", "file:///tmp/k.json?mode=0600"}, nil, 2, `unknown parameter "mode"`},
+		"an error is prefixed once": {[]string{"sidecar", "--once", "--store", e.storeURL(), "--out", "/nonexistent/keys"}, nil, 1,
+			"keysync: sidecar --once: output directory: stat /nonexistent/keys"},
+		"rotate on a missing store asks for --init": {[]string{"rotate", "--store", e.storeURL() + ".missing", "--min-propagation", "0s"}, nil, 1,
+			"(use --init to create the first keyring)"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -112,5 +123,24 @@ func TestStatusAndRollbackThroughTheCLI(t *testing.T) {
 	}
 	if !strings.Contains(stderr, `"event":"rotation"`) || !strings.Contains(stderr, `"reason":"bad key"`) {
 		t.Fatalf("no audit event:\n%s", stderr)
+	}
+}
+
+// TestATypoInAFileURLCreatesNothing: `file://var/lib/keysync/keys.json` (two slashes) made
+// `var` a host, rotated a new ./var/lib/keysync/keys.json, printed "generation 0 -> 1" and
+// exited 0: a store nobody reads (regression). It is refused with the right spelling, and
+// nothing is created.
+func TestATypoInAFileURLCreatesNothing(t *testing.T) {
+	e := newEnv(t)
+	cwd := t.TempDir()
+	cmd := exec.Command(keysyncBin, "rotate", "--store", "file://var/lib/keysync/keys.json", "--min-propagation", "0s")
+	cmd.Dir = cwd
+	out, err := cmd.CombinedOutput()
+	e.logFile("typo")
+	if exitCode(err) != 2 || !strings.Contains(string(out), "file:///var/lib/keysync/keys.json") {
+		t.Fatalf("exit %d:\n%s", exitCode(err), out)
+	}
+	if entries, _ := os.ReadDir(cwd); len(entries) != 0 {
+		t.Fatalf("the typo created %v", entries)
 	}
 }

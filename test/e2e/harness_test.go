@@ -129,7 +129,7 @@ func (e *env) run(bin string, args ...string) (stdout, stderr string, err error)
 func (e *env) rotate(extra ...string) {
 	e.t.Helper()
 	args := append([]string{"rotate", "--store", e.storeURL(), "--activation-delay", "1s", "--verify-window", "30s",
-		"--min-propagation", "0s", "--force", "--reason", "e2e"}, extra...)
+		"--min-propagation", "0s", "--force", "--init", "--reason", "e2e"}, extra...)
 	if _, stderr, err := e.keysync(args...); err != nil {
 		e.t.Fatalf("keysync rotate: %v\n%s", err, stderr)
 	}

@@ -22,7 +22,7 @@ func TestKubeEndToEnd(t *testing.T) {
 	defer k.Stop()
 	e := newEnv(t)
 	url := "k8s://default/spiral-event-secret"
-	rotateArgs := []string{"--store", url, "--kubeconfig", k.Kubeconfig, "--activation-delay", "1s", "--min-propagation", "0s", "--force", "--reason", "e2e"}
+	rotateArgs := []string{"--store", url, "--kubeconfig", k.Kubeconfig, "--activation-delay", "1s", "--min-propagation", "0s", "--force", "--init", "--reason", "e2e"}
 	record := func() {
 		st, err := kube.New(kube.Config{Namespace: "default", Name: "spiral-event-secret", REST: k.Config})
 		if err != nil {

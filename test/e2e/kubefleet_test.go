@@ -240,7 +240,7 @@ func TestFleetConfirmedRotationOnKubernetes(t *testing.T) {
 
 	// The first keyring, then three pods following it.
 	// The Secret is created by its owner (the rotator may only get and update it).
-	if out, stderr, err := e.keysync("rotate", "--store", storeURL, "--kubeconfig", k.Kubeconfig, "--reason", "first"); err != nil {
+	if out, stderr, err := e.keysync("rotate", "--store", storeURL, "--kubeconfig", k.Kubeconfig, "--init", "--reason", "first"); err != nil {
 		t.Fatalf("%v\n%s%s", err, out, stderr)
 	}
 	for _, name := range []string{"pod-a", "pod-b", "pod-c"} {

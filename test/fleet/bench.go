@@ -325,7 +325,7 @@ func (b *bench) rotate(ctx context.Context, action rotate.Action) (*rotate.Resul
 		res, err = rotate.Run(ctx, b.st, nil, rotate.Options{Action: rotate.ActionStage, Gate: b.gate(), MaxClockSkew: b.cfg.Skew,
 			Log: b.cfg.Log, Keyring: o, NewSecret: newSecret, Force: true})
 	default:
-		res, err = rotate.Run(ctx, b.st, nil, rotate.Options{Action: action, Log: b.cfg.Log, Keyring: o, NewSecret: newSecret, Force: true})
+		res, err = rotate.Run(ctx, b.st, nil, rotate.Options{Action: action, Log: b.cfg.Log, Keyring: o, NewSecret: newSecret, Force: true, Init: true})
 	}
 	if err != nil {
 		return nil, err

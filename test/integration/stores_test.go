@@ -47,7 +47,7 @@ func TestStoreToSidecarToApp(t *testing.T) {
 			// The sidecar reads through f.Store, which an outage cuts; rotations write
 			// through another store on the same location.
 			writer := f.Another()
-			rot := rotate.Options{Keyring: keyring.Options{ActivationDelay: time.Second, VerifyWindow: time.Minute, RotatedBy: "integration"}}
+			rot := rotate.Options{Init: true, Keyring: keyring.Options{ActivationDelay: time.Second, VerifyWindow: time.Minute, RotatedBy: "integration"}}
 			if f.PutPlain != nil {
 				f.PutPlain(storetest.Plain1)
 			} else if _, err := rotate.Run(t.Context(), writer, nil, rot); err != nil {

@@ -82,7 +82,7 @@ path "secret/metadata/sigil/*" { capabilities = ["read", "patch"] }`); err != ni
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := rotate.Run(ctx, st, nil, rotate.Options{Keyring: keyring.Options{RotatedBy: "k8s auth test"}}); err != nil {
+	if _, err := rotate.Run(ctx, st, nil, rotate.Options{Init: true, Keyring: keyring.Options{RotatedBy: "k8s auth test"}}); err != nil {
 		t.Fatal(err)
 	}
 	snap, err := st.Read(ctx)
