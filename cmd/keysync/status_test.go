@@ -2,8 +2,8 @@ package main
 
 import (
 	"io"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
