@@ -11,8 +11,9 @@ import (
 )
 
 // Handler serves /healthz (alive: always, staleness never fails it), /readyz (after the
-// first complete write of the keys file, and while the last successful sync is not older
-// than MaxStale), /metrics (Prometheus) and /status (JSON, no secrets).
+// first complete write of the keys file, while the newest keyring read could be written,
+// and while the last successful sync is not older than MaxStale), /metrics (Prometheus)
+// and /status (JSON, no secrets).
 func (s *Sidecar) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -42,6 +43,8 @@ func (s *Sidecar) Ready() (bool, string) {
 	switch {
 	case !s.ready:
 		return false, "keys file not written yet\n"
+	case s.writeErr != "":
+		return false, "the newest keyring read could not be written to the keys file, which holds older keys: " + s.writeErr + "\n"
 	case s.cfg.MaxStale > 0 && time.Duration(stale*float64(time.Second)) > s.cfg.MaxStale:
 		return false, "no successful sync (store read and keys file write) for longer than --max-stale\n"
 	}

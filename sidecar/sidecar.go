@@ -90,6 +90,7 @@ type Sidecar struct {
 	written      time.Time        // when it was written
 	storeErr     string           // why syncs fail, while they do
 	failingSince time.Time
+	writeErr     string // why the newest keyring could not be written, until it is
 }
 
 // New checks cfg and prepares a sidecar.
@@ -296,11 +297,14 @@ func (s *Sidecar) sync(ctx context.Context) error {
 		s.cfg.Log.Error("cannot write the keys file, keeping the last one", "event", "write_failed", "path", s.file.path,
 			"generation", r.Generation, "error", err, "stale_seconds", s.staleSeconds())
 		s.failed(fmt.Errorf("writing the keys file: %w", err))
+		s.mu.Lock()
+		s.writeErr = err.Error()
+		s.mu.Unlock()
 		return err
 	}
 	// Only a usable document that is now in the file counts as a successful sync.
 	s.mu.Lock()
-	s.lastSync, s.ready, s.storeErr, s.failingSince = now, true, "", time.Time{}
+	s.lastSync, s.ready, s.storeErr, s.failingSince, s.writeErr = now, true, "", time.Time{}, ""
 	if wrote {
 		s.current, s.written = r, now
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // tempPrefix marks the temporary files WriteFile makes, so RemoveStale can find the
@@ -19,7 +20,11 @@ func tempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp-"
 // same directory is written, synced and renamed over path, then the directory is synced
 // so the rename survives a crash. The temporary file is removed on every error path. It
 // refuses to replace a symbolic link, which it did not make.
-func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return writeFile(path, data, perm, nil)
+}
+
+func writeFile(path string, data []byte, perm os.FileMode, prepare func(*os.File) error) (err error) {
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 		return fmt.Errorf("refusing to replace %s: it is a symbolic link keysync did not make", path)
 	}
@@ -35,6 +40,11 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 			_ = os.Remove(tmp)
 		}
 	}()
+	if prepare != nil {
+		if err := prepare(f); err != nil {
+			return err
+		}
+	}
 	if err := f.Chmod(perm); err != nil {
 		return fmt.Errorf("setting the mode of %s: %w", tmp, err)
 	}
@@ -51,6 +61,31 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 		return fmt.Errorf("renaming into %s: %w", path, err)
 	}
 	return SyncDir(dir)
+}
+
+// ReplaceFile is WriteFile for a file that others own and read: when path exists, the new
+// file gets its mode and its owner and group instead of perm and the writer's, so that a
+// replacement by another user (root running `keysync rotate`) does not lock its readers
+// out. It fails, leaving path as it was, when the owner cannot be kept (a writer that is
+// neither root nor the owner).
+func ReplaceFile(path string, data []byte, perm os.FileMode) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return WriteFile(path, data, perm)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return WriteFile(path, data, fi.Mode().Perm())
+	}
+	return writeFile(path, data, fi.Mode().Perm(), func(f *os.File) error {
+		if int(st.Uid) == os.Geteuid() && int(st.Gid) == os.Getegid() {
+			return nil
+		}
+		if err := f.Chown(int(st.Uid), int(st.Gid)); err != nil {
+			return fmt.Errorf("keeping the owner %d:%d of %s (run as that user, or root): %w", st.Uid, st.Gid, path, err)
+		}
+		return nil
+	})
 }
 
 // SyncDir fsyncs a directory so that renames in it are durable.

@@ -139,7 +139,8 @@ func (s *Store) Write(ctx context.Context, r *keyring.Keyring, ifVersion string)
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return "", fmt.Errorf("file store: %w", err)
 	}
-	if err := atomicfile.WriteFile(s.path, doc, 0o600); err != nil {
+	// A new store file is 0600; a replaced one keeps its mode, owner and group.
+	if err := atomicfile.ReplaceFile(s.path, doc, 0o600); err != nil {
 		return "", fmt.Errorf("file store: %w", err)
 	}
 	return strconv.FormatInt(r.Generation, 10), nil

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -102,5 +103,44 @@ func TestAnOversizedDocumentSaysSo(t *testing.T) {
 	_, err := s.Read(context.Background())
 	if !errors.Is(err, keyring.ErrInvalid) || strings.Contains(err.Error(), "65537") || !strings.Contains(err.Error(), "larger than the limit of 65536 bytes") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestARotationKeepsTheFilesOwnerAndMode: `keysync rotate` run as another user (root)
+// replaced the store file with a new one owned by root, mode 0600, which locked the
+// sidecar (the file's owner) out of its store: the new key never reached the fleet
+// (regression). The replaced file keeps its owner, group and mode.
+func TestARotationKeepsTheFilesOwnerAndMode(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("precondition: a second UID needs root (CI runs as root)")
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	path := filepath.Join(dir, "keys.json")
+	s, err := New(path, storetest.Schedule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := keyring.Stage(nil, time.Now(), storetest.Secret("1"), keyring.Options{})
+	v, err := s.Write(context.Background(), first, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const nobody = 65534
+	if err := os.Chown(path, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, 0o640)
+	second, _ := keyring.Stage(first, time.Now(), storetest.Secret("2"), keyring.Options{})
+	if _, err := s.Write(context.Background(), second, v); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if st.Uid != nobody || st.Gid != nobody || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("after the rotation: uid %d gid %d mode %v, want %d %d 0640", st.Uid, st.Gid, fi.Mode().Perm(), nobody, nobody)
 	}
 }

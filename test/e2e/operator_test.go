@@ -1,0 +1,141 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func needRoot(t *testing.T, why string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("precondition: " + why + " needs root (CI runs as root)")
+	}
+}
+
+func readyz(url string) (int, string) {
+	resp, err := http.Get(url + "/readyz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestAFullKeysVolumeFailsReadiness: the keys volume (an in-memory emptyDir) is full, so
+// the sidecar cannot write the newest keyring. Readiness followed the last store read and
+// stayed green over a stale keys file (regression); it now follows the last write: not
+// ready, saying why, until the write succeeds.
+func TestAFullKeysVolumeFailsReadiness(t *testing.T) {
+	needRoot(t, "mounting a size-limited tmpfs")
+	e := newEnv(t)
+	e.rotate()
+	out := filepath.Join(e.dir, "full")
+	os.MkdirAll(out, 0o755)
+	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", out).CombinedOutput(); err != nil {
+		t.Skipf("precondition: mounting a tmpfs: %v %s", err, b)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", out).Run() })
+	port := freePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	_, logPath := e.start("sidecar", keysyncBin, "sidecar", "--store", e.storeURL(), "--out", out, "--interval", "200ms",
+		"--backoff-cap", "300ms", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--log-format", "json")
+	waitFor(t, "the first write", 10*time.Second, func() bool { c, _ := readyz(url); return c == 200 })
+	// Fill the volume.
+	filler := filepath.Join(out, "filler")
+	f, _ := os.Create(filler)
+	for {
+		if _, err := f.Write(bytes.Repeat([]byte{0}, 4096)); err != nil {
+			break
+		}
+	}
+	f.Close()
+	e.rotate()
+	waitFor(t, "readiness to fail", 10*time.Second, func() bool {
+		c, body := readyz(url)
+		return c == 503 && strings.Contains(body, "could not be written")
+	})
+	if len(logLines(t, logPath, "write_failed")) == 0 {
+		t.Fatal("no write_failed event")
+	}
+	os.Remove(filler)
+	waitFor(t, "readiness to return once the write succeeds", 10*time.Second, func() bool { c, _ := readyz(url); return c == 200 })
+	if sidecarStatus(t, url).Generation != storeGeneration(t, e) {
+		t.Fatal("ready again without the newest keyring")
+	}
+}
+
+// TestASidecarThatCannotSignalStillConfirmsAndSaysSoEachTime: the sidecar runs as another
+// UID without CAP_KILL, the app reloads through its own file watch. The sidecar logged one
+// error at start, then only "keys written", never a confirmation (regression). Each
+// generation is now reported as not signalled, with the fix, and confirmed.
+func TestASidecarThatCannotSignalStillConfirmsAndSaysSoEachTime(t *testing.T) {
+	needRoot(t, "a second UID")
+	e := newEnv(t)
+	// Everything nobody must reach lives on the tmpfs directory, which it may traverse.
+	os.Chmod(e.mem, 0o755)
+	e.store = filepath.Join(e.mem, "store", "keys.json")
+	e.rotate()
+	os.Chmod(filepath.Dir(e.store), 0o755)
+	os.Chmod(e.store, 0o644) // kept by every later rotation
+	out := e.out("keys")
+	os.Chmod(out, 0o777)
+	port := freePort(t)
+	appURL := fmt.Sprintf("http://127.0.0.1:%d", port)
+	pidFile := filepath.Join(e.mem, "app.pid")
+	// The app as root, reloading through its directory watch.
+	e.start("app", e.app, "--keys", filepath.Join(out, "keys.json"), "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--pid-file", pidFile)
+	// The sidecar as nobody: the kernel refuses its signals to root's process.
+	sport := freePort(t)
+	f, logPath := e.logFile("sidecar")
+	cmd := exec.Command(keysyncBin, "sidecar", "--store", e.storeURL(), "--out", out, "--interval", "200ms", "--pid-file", pidFile,
+		"--signal-min-age", "0s", "--confirm-url", appURL+"/keysync/status", "--listen", fmt.Sprintf("127.0.0.1:%d", sport), "--log-format", "json")
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	waitGeneration(t, appURL, 1)
+	for gen := int64(2); gen <= 3; gen++ {
+		e.rotate()
+		waitGeneration(t, appURL, gen)
+		waitFor(t, fmt.Sprintf("generation %d reported as not signalled and confirmed", gen), 10*time.Second, func() bool {
+			failed, confirmed := false, false
+			for _, l := range logLines(t, logPath, "signal_failed") {
+				failed = failed || (l["generation"] == float64(gen) && strings.Contains(fmt.Sprint(l["error"]), "CAP_KILL"))
+			}
+			for _, l := range logLines(t, logPath, "reload_confirmed") {
+				confirmed = confirmed || l["generation"] == float64(gen)
+			}
+			return failed && confirmed
+		})
+	}
+	st := sidecarStatus(t, fmt.Sprintf("http://127.0.0.1:%d", sport))
+	if !st.App.Confirmed || !strings.Contains(st.App.SignalError, "not permitted") {
+		t.Fatalf("status: %+v", st.App)
+	}
+	if !strings.Contains(metricsOf(t, fmt.Sprintf("http://127.0.0.1:%d", sport)), `keysync_signals_total{result="error"}`) {
+		t.Fatal("no signal error counted")
+	}
+}
+
+func metricsOf(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
