@@ -72,6 +72,9 @@ type Options struct {
 	// Init allows creating the first keyring in an empty store; without it, a rotation of
 	// an empty store (a mistyped path or name) fails.
 	Init bool
+	// ReplaceInvalid, with ActionEmergency, replaces a document that does not parse (the
+	// write is based on the version holding it); the result says what was wrong with it.
+	ReplaceInvalid bool
 }
 
 // Result describes a rotation. It holds key ids, never secrets.
@@ -93,10 +96,13 @@ type Result struct {
 	Mirrors            []MirrorResult `json:"mirrors,omitempty"`
 	// Outcome of a fleet-confirmed rotation or a promotion: "held", "held, not
 	// promoted" or "promoted"; Fleet is the gate's evidence.
-	Outcome string           `json:"outcome,omitempty"`
-	Fleet   *fleet.Result    `json:"fleet,omitempty"`
-	Keyring *keyring.Keyring `json:"-"`
-	version string           // the store version this result's write made
+	Outcome string `json:"outcome,omitempty"`
+	// ReplacedInvalid is what was wrong with the document an emergency replaced (never
+	// its bytes).
+	ReplacedInvalid string           `json:"replaced_invalid,omitempty"`
+	Fleet           *fleet.Result    `json:"fleet,omitempty"`
+	Keyring         *keyring.Keyring `json:"-"`
+	version         string           // the store version this result's write made
 }
 
 // MirrorResult is the outcome of copying the keyring to one mirror.
@@ -185,7 +191,14 @@ func attemptOnce(ctx context.Context, primary store.Store, o Options) (*Result, 
 	var prev *keyring.Keyring
 	version := ""
 	snap, err := primary.Read(ctx)
+	var invalid *store.InvalidError
+	replaced := ""
 	switch {
+	case errors.As(err, &invalid) && o.ReplaceInvalid && o.Action == ActionEmergency:
+		replaced, version = invalid.Error(), invalid.Version
+		err = nil
+	case errors.As(err, &invalid):
+		return nil, fmt.Errorf("reading %s: %w (in an incident, rotate --emergency --replace-invalid replaces it)", primary.String(), err)
 	case errors.Is(err, store.ErrNotFound) && !o.Init && o.Action != ActionRollback:
 		return nil, fmt.Errorf("reading %s: %w (use --init to create the first keyring)", primary.String(), err)
 	case errors.Is(err, store.ErrNotFound):
@@ -239,6 +252,7 @@ func attemptOnce(ctx context.Context, primary store.Store, o Options) (*Result, 
 		return nil, fmt.Errorf("unknown action %q", o.Action)
 	}
 	res := describe(primary.String(), o, prev, next, newID, now)
+	res.ReplacedInvalid = replaced
 	if o.DryRun {
 		return res, nil
 	}
@@ -328,6 +342,9 @@ func audit(o Options, res *Result) {
 		"removed_key_ids", res.RemovedKeyIDs, "rotated_by", res.RotatedBy, "reason", res.Reason, "attempts", res.Attempts}
 	if res.Outcome != "" {
 		attrs = append(attrs, "outcome", res.Outcome)
+	}
+	if res.ReplacedInvalid != "" {
+		attrs = append(attrs, "replaced_invalid", res.ReplacedInvalid)
 	}
 	if f := res.Fleet; f != nil {
 		attrs = append(attrs, "fleet_members", f.Members, "fleet_confirmed", f.Confirmed, "fleet_waited_seconds", f.WaitedSeconds,

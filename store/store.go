@@ -85,6 +85,26 @@ type Rollbacker interface {
 	RollbackPlain(ctx context.Context, ifVersion string, dryRun bool) (*keyring.Keyring, error)
 }
 
+// InvalidError is an invalid document together with the store version that holds it, so
+// that a write based on that version can replace it (`rotate --emergency
+// --replace-invalid`). It wraps the validation error, which quotes no document bytes.
+type InvalidError struct {
+	Version string
+	Err     error
+}
+
+func (e *InvalidError) Error() string { return e.Err.Error() }
+func (e *InvalidError) Unwrap() error { return e.Err }
+
+// Invalid wraps err, when it rejects a document (keyring.ErrInvalid), with the version
+// holding that document; any other error is returned as it is.
+func Invalid(version string, err error) error {
+	if err == nil || !errors.Is(err, keyring.ErrInvalid) {
+		return err
+	}
+	return &InvalidError{Version: version, Err: err}
+}
+
 // IsDocument reports whether a stored value is a keyring document (a JSON object) rather
 // than a plain value, which is used byte for byte as the key.
 func IsDocument(value []byte) bool {

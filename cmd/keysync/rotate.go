@@ -20,6 +20,7 @@ type rotateFlags struct {
 	bytes, retries                             int
 	delay, window, minPropagation              time.Duration
 	emergency, dryRun, force, init             bool
+	replaceInvalid                             bool
 	fleet                                      fleetFlags
 	stores                                     storeFlags
 	log                                        cli.LogFlags
@@ -70,6 +71,7 @@ asking any fleet (you vouch for it; the audit record says so).`
 		c.IntVar(&f.bytes, "bytes", keyring.MinSecretBytes, "length of the new secret in bytes (at least 32)")
 		c.BoolVar(&f.emergency, "emergency", false, "leaked key: the new key signs now and every other key is dropped at once")
 		c.BoolVar(&f.force, "force", false, "rotate although a key is held or still pending (it is replaced)")
+		c.BoolVar(&f.replaceInvalid, "replace-invalid", false, "with --emergency: replace a store document that does not parse (an incident); what was wrong with it is printed and audited, never its bytes")
 		c.BoolVar(&f.init, "init", false, "the store may be empty: create the first keyring (without it, an empty store is an error: a typo must not create a store nobody reads)")
 	}
 	if name == "promote" {
@@ -134,6 +136,8 @@ func rotateOrRollback(ctx context.Context, name string, args []string, getenv fu
 		return err
 	}
 	switch {
+	case f.replaceInvalid && !f.emergency:
+		return cli.Usagef("--replace-invalid needs --emergency: only an emergency key may replace a document that cannot be read")
 	case name == "promote" && f.force == (len(f.fleet.confirm) > 0):
 		return cli.Usagef("promote: give --confirm-fleet, or --force to promote without asking any fleet")
 	case len(f.fleet.confirm) > 0 && len(f.fleet.check) > 0:
@@ -174,7 +178,8 @@ func rotateOrRollback(ctx context.Context, name string, args []string, getenv fu
 	}
 	o := rotate.Options{
 		Action: action, Bytes: f.bytes, DryRun: f.dryRun, Retries: retries, AuditLog: f.auditLog, Log: log, Force: f.force, Init: f.init,
-		MaxClockSkew: f.fleet.maxClockSkew,
+		ReplaceInvalid: f.replaceInvalid,
+		MaxClockSkew:   f.fleet.maxClockSkew,
 		Keyring: keyring.Options{ActivationDelay: f.delay, VerifyWindow: f.window, MinPropagation: f.minPropagation,
 			RotatedBy: f.initiator, Reason: f.reason},
 	}
@@ -205,6 +210,9 @@ func printResult(w io.Writer, output string, res *rotate.Result) {
 		prefix = "dry run, nothing written: "
 	}
 	fmt.Fprintf(w, "%s%s %s: generation %d -> %d\n", prefix, res.Action, res.Store, res.PreviousGeneration, res.Generation)
+	if res.ReplacedInvalid != "" {
+		fmt.Fprintf(w, "  replaced an invalid document: %s\n", res.ReplacedInvalid)
+	}
 	if res.NewKeyID != "" {
 		fmt.Fprintf(w, "  new key:      %s\n", res.NewKeyID)
 	}

@@ -181,7 +181,7 @@ func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
 	}
 	snap, err := s.decode(ctx, l)
 	if err != nil {
-		return nil, err
+		return nil, store.Invalid(l.current, err)
 	}
 	s.cache.Put(l.key(), snap)
 	return snap, nil

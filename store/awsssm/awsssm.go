@@ -138,7 +138,7 @@ func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
 	p := out.Parameter
 	snap, err := s.decode(ctx, p)
 	if err != nil {
-		return nil, err
+		return nil, store.Invalid(strconv.FormatInt(p.Version, 10), err)
 	}
 	s.cache.Put(cacheKey(p), snap)
 	return snap, nil

@@ -61,7 +61,14 @@ func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.decode(data, fi)
+	snap, err := s.decode(data, fi)
+	return snap, store.Invalid(invalidVersion(data), err)
+}
+
+// invalidVersion is the version of a document that cannot be read: a digest of its bytes.
+func invalidVersion(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "invalid-" + hex.EncodeToString(sum[:8])
 }
 
 func (s *Store) load() ([]byte, os.FileInfo, error) {
@@ -126,9 +133,8 @@ func (s *Store) Write(ctx context.Context, r *keyring.Keyring, ifVersion string)
 	default:
 		snap, err := s.decode(data, fi)
 		if err != nil {
-			// An invalid document cannot be compared: only a write based on it may replace it.
-			sum := sha256.Sum256(data)
-			current = "invalid-" + hex.EncodeToString(sum[:8])
+			// An invalid document has no generation: only a write based on its digest may replace it.
+			current = invalidVersion(data)
 		} else {
 			current = snap.Version
 		}

@@ -142,11 +142,11 @@ func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
 	}
 	data, err := s.access(ctx, vs[0].Name)
 	if err != nil {
-		return nil, err
+		return nil, store.Invalid(vs[0].Name, err)
 	}
 	snap, err := s.decode(ctx, vs, data)
 	if err != nil {
-		return nil, err
+		return nil, store.Invalid(vs[0].Name, err)
 	}
 	s.cache.Put(key, snap)
 	return snap, nil

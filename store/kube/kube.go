@@ -257,7 +257,8 @@ func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
 			return nil, fmt.Errorf("kube: reading secret %s: %w", s, err)
 		}
 	}
-	return s.decode(sec)
+	snap, err := s.decode(sec)
+	return snap, store.Invalid(sec.ResourceVersion, err)
 }
 
 func (s *Store) decode(sec *corev1.Secret) (*store.Snapshot, error) {

@@ -293,6 +293,12 @@ func plainValues(t *testing.T, b Backend) {
 
 func invalidDocuments(t *testing.T, b Backend) {
 	f := b.Open(t)
+	good, _ := keyring.Stage(nil, time.Now(), Secret("before"), keyring.Options{})
+	stale, err := f.Store.Write(t.Context(), good, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *store.InvalidError
 	for name, doc := range map[string]string{
 		"generation zero": `{"version":1,"generation":0,"rotated_at":"2026-11-27T12:00:00Z","keys":[]}`,
 		"truncated JSON":  `{"version":1,"generation":`,
@@ -306,6 +312,21 @@ func invalidDocuments(t *testing.T, b Backend) {
 		if strings.Contains(err.Error(), "c2hvcnQ=") {
 			t.Fatalf("%s: the error quotes the document: %v", name, err)
 		}
+		if !errors.As(err, &last) || last.Version == "" {
+			t.Fatalf("%s: the error does not carry the version holding the document: %v", name, err)
+		}
+	}
+	// A write based on that version replaces the invalid document (rotate --emergency
+	// --replace-invalid), and one based on another does not.
+	r, _ := keyring.Emergency(nil, time.Now(), Secret("replacement"), keyring.Options{Reason: "replace invalid"})
+	if _, err := f.Store.Write(t.Context(), r, stale); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a write based on the version before the invalid document: err = %v, want ErrConflict", err)
+	}
+	if _, err := f.Store.Write(t.Context(), r, last.Version); err != nil {
+		t.Fatalf("replacing the invalid document: %v", err)
+	}
+	if snap, err := f.Store.Read(t.Context()); err != nil || !snap.Keyring.Equal(r) {
+		t.Fatalf("after the replacement: %v %+v", err, snap)
 	}
 }
 

@@ -164,7 +164,7 @@ func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
 	}
 	snap, err := s.decode(ctx, md, data)
 	if err != nil {
-		return nil, err
+		return nil, store.Invalid(strconv.Itoa(md.CurrentVersion), err)
 	}
 	s.cache.Put(key, snap)
 	return snap, nil

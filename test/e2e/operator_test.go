@@ -139,3 +139,39 @@ func metricsOf(t *testing.T, url string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// TestAnInvalidStoreDocumentCanBeReplacedInAnIncident: with an unparseable document in the
+// store (a 31-byte key written by hand), `rotate --emergency` and `--dry-run` failed on
+// reading it and no keysync command could replace it (regression). --replace-invalid
+// replaces it, after saying what is wrong with it (never its bytes), and the audit log
+// records it.
+func TestAnInvalidStoreDocumentCanBeReplacedInAnIncident(t *testing.T) {
+	e := newEnv(t)
+	e.rotate()
+	bad := `{"version":1,"generation":7,"rotated_at":"2026-11-27T12:00:00Z","keys":[{"id":"0011223344556677","secret":"` +
+		"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBw==" + `","not_before":"2026-11-27T12:00:00Z"}]}`
+	os.WriteFile(e.store, []byte(bad), 0o600)
+	audit := filepath.Join(e.dir, "audit.jsonl")
+	_, stderr, err := e.keysync("rotate", "--store", e.storeURL(), "--emergency", "--reason", "INC-1")
+	if exitCode(err) != 1 || !strings.Contains(stderr, "keys[0].secret: 31 bytes") || !strings.Contains(stderr, "--replace-invalid") {
+		t.Fatalf("an emergency over an invalid document: exit %d\n%s", exitCode(err), stderr)
+	}
+	_, stderr, err = e.keysync("rotate", "--store", e.storeURL(), "--replace-invalid", "--reason", "INC-1")
+	if exitCode(err) != 2 || !strings.Contains(stderr, "--replace-invalid needs --emergency") {
+		t.Fatalf("--replace-invalid alone: exit %d\n%s", exitCode(err), stderr)
+	}
+	out, stderr, err := e.keysync("rotate", "--store", e.storeURL(), "--emergency", "--replace-invalid", "--dry-run", "--reason", "INC-1")
+	if err != nil || !strings.Contains(out, "dry run") || string(mustRead(t, e.store)) != bad {
+		t.Fatalf("dry run: %v\n%s%s", err, out, stderr)
+	}
+	out, stderr, err = e.keysync("rotate", "--store", e.storeURL(), "--emergency", "--replace-invalid", "--reason", "INC-1", "--audit-log", audit)
+	if err != nil || !strings.Contains(out, "replaced an invalid document: file store "+e.store+": keyring: keys[0].secret: 31 bytes") {
+		t.Fatalf("%v\n%s%s", err, out, stderr)
+	}
+	if r := storeKeyring(t, e); r.Generation != 1 || len(r.Keys) != 1 {
+		t.Fatalf("after the replacement: generation %d, %d keys", r.Generation, len(r.Keys))
+	}
+	if a := string(mustRead(t, audit)); !strings.Contains(a, `"replaced_invalid":"file store `+e.store+`: keyring: keys[0].secret: 31 bytes`) || strings.Contains(a, "BwcHBwcH") {
+		t.Fatalf("audit record: %s", a)
+	}
+}
