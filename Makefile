@@ -14,8 +14,8 @@ build-demo: build
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/keysync-demo ./cmd/keysync-demo
 
 # The whole suite: lint, the Node tests, then every Go test with the race detector. The
-# scripts in test/servers first obtain the real servers the tests use (Vault, etcd,
-# kube-apiserver, kubectl, helm): built once per machine from the Go module proxy (the
+# scripts in test/servers first obtain the real servers and tools the tests use (Vault,
+# etcd, kube-apiserver, kubectl, helm, staticcheck, TypeScript): built once per machine from the Go module proxy (the
 # first time takes 30-60 minutes on 2 cores, one build after the other), cached in
 # $${KEYSYNC_TESTBIN:-~/.cache/keysync/testbin} and reused after.
 test: lint
@@ -23,7 +23,8 @@ test: lint
 	vault=$$(bash test/servers/vault.sh) && \
 	kube=$$(bash test/servers/kube.sh) && \
 	helm=$$(bash test/servers/helm.sh) && \
-	KEYSYNC_VAULT_BIN=$$vault KUBEBUILDER_ASSETS=$$kube KEYSYNC_HELM_BIN=$$helm \
+	tsc=$$(bash test/servers/typescript.sh) && \
+	KEYSYNC_VAULT_BIN=$$vault KUBEBUILDER_ASSETS=$$kube KEYSYNC_HELM_BIN=$$helm KEYSYNC_TSC=$$tsc \
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 lint:

@@ -48,7 +48,9 @@ export interface Status {
   last_error?: string;
 }
 
+/** A live handle on a keys file. Not constructible: open() makes one once the file is valid. */
 export declare class Keyring {
+  private constructor();
   readonly path: string;
   /** 'ks1.<key id>.<hex HMAC-SHA256>', or the bare hex with legacySignatures. */
   sign(payload: Payload): string;

@@ -87,3 +87,12 @@ func WriteKubeconfig(path string, cfg *rest.Config) error {
 	kc.CurrentContext = "envtest"
 	return clientcmd.WriteToFile(*kc, path)
 }
+
+// TypeScript returns the tsc of test/servers/typescript.sh (TypeScript and Node's type
+// definitions, from npm, cached): $KEYSYNC_TSC, or what the script installs or finds.
+func TypeScript() (string, error) {
+	if b := os.Getenv("KEYSYNC_TSC"); b != "" {
+		return b, nil
+	}
+	return runScript("typescript.sh")
+}
