@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -25,14 +26,16 @@ type keyStatus struct {
 }
 
 type storeStatus struct {
-	Store      string      `json:"store"`
-	Generation int64       `json:"generation"`
-	RotatedAt  time.Time   `json:"rotated_at"`
-	RotatedBy  string      `json:"rotated_by,omitempty"`
-	Reason     string      `json:"reason,omitempty"`
-	Plain      bool        `json:"plain_value"`
-	At         time.Time   `json:"at"`
-	Keys       []keyStatus `json:"keys"`
+	Store      string    `json:"store"`
+	Generation int64     `json:"generation"`
+	RotatedAt  time.Time `json:"rotated_at"`
+	RotatedBy  string    `json:"rotated_by,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	Plain      bool      `json:"plain_value"`
+	// Note says what a plain value in a store without history cannot give.
+	Note string      `json:"note,omitempty"`
+	At   time.Time   `json:"at"`
+	Keys []keyStatus `json:"keys"`
 }
 
 type statusFlags struct {
@@ -110,6 +113,9 @@ func printStore(stdout io.Writer, s storeStatus) error {
 		fmt.Fprintf(stdout, " (%s)", s.Reason)
 	}
 	fmt.Fprintln(stdout)
+	if s.Note != "" {
+		fmt.Fprintln(stdout, "note:", s.Note)
+	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEY ID\tSTATE\tNOT BEFORE\tNOT AFTER\tTIME LEFT")
 	for _, k := range s.Keys {
@@ -133,6 +139,15 @@ func describeStore(st store.Store, snap *store.Snapshot, now time.Time) storeSta
 	r := snap.Keyring
 	s := storeStatus{Store: st.String(), Generation: r.Generation, RotatedAt: r.RotatedAt, RotatedBy: r.RotatedBy,
 		Reason: r.Reason, Plain: snap.Plain, At: now, Keys: []keyStatus{}}
+	if snap.PlainCurrent != nil {
+		kind := "a Kubernetes Secret"
+		if strings.HasPrefix(st.String(), "file://") {
+			kind = "a file"
+		}
+		s.Note = "plain value in " + kind + ": no history. A running sidecar keeps the value it held before as the previous key for the verify window; " +
+			"a pod started after the value changed never saw the previous value and cannot verify what was signed with it. " +
+			"`keysync rotate` adopts the value into a keyring document, which carries every key."
+	}
 	for _, k := range r.Keys {
 		ks := keyStatus{ID: k.ID, State: r.StateAt(k, now)}
 		if !k.Held() {

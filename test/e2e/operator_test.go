@@ -175,3 +175,34 @@ func TestAnInvalidStoreDocumentCanBeReplacedInAnIncident(t *testing.T) {
 		t.Fatalf("audit record: %s", a)
 	}
 }
+
+// TestAPlainValueInAFileKeepsThePreviousValueForTheWindow: a file store holding a bare
+// secret (`openssl rand -hex 32 > FILE`) has no history. An overwrite switched keys at once
+// with no verify window, and the generation never moved (regression): a running sidecar
+// now keeps the value it held as the previous key for the window, the generation moves
+// with the file, and `keysync status` says what a new pod cannot know.
+func TestAPlainValueInAFileKeepsThePreviousValueForTheWindow(t *testing.T) {
+	e := newEnv(t)
+	os.MkdirAll(filepath.Dir(e.store), 0o700)
+	const v1 = "4e1f0a8c2b7d93e65f10c4a7b8d2e93f06a1c5b7d9e2f4a6c8b0d2e4f6a8c0b2"
+	const v2 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	os.WriteFile(e.store, []byte(v1+"\n"), 0o600)
+	out := e.out("pod")
+	port := freePort(t)
+	appURL := fmt.Sprintf("http://127.0.0.1:%d", port)
+	e.start("pod", e.podArgs(out, appURL, port, "--pid-file", filepath.Join(e.mem, "pod.pid"), "--plain-activation-delay", "10s", "--plain-verify-window", "1m")...)
+	waitFor(t, "the app to hold the plain value", 10*time.Second, func() bool { st, err := appStatus(appURL); return err == nil && len(st.KeyIDs) == 1 })
+	first, _ := appStatus(appURL)
+	time.Sleep(20 * time.Millisecond) // a later modification time
+	os.WriteFile(e.store+".tmp", []byte(v2+"\n"), 0o600)
+	os.Rename(e.store+".tmp", e.store)
+	waitFor(t, "the app to hold both values", 10*time.Second, func() bool { st, _ := appStatus(appURL); return len(st.KeyIDs) == 2 })
+	second, _ := appStatus(appURL)
+	if second.Generation <= first.Generation || second.KeyIDs[0] != first.KeyIDs[0] || second.SigningKeyID != first.KeyIDs[0] {
+		t.Fatalf("before %+v, after %+v: the old value must stay, signing until the new one activates", first, second)
+	}
+	st, _, err := e.keysync("status", "--store", e.storeURL())
+	if err != nil || !strings.Contains(st, "plain value in a file: no history") {
+		t.Fatalf("status:\n%s", st)
+	}
+}
