@@ -11,8 +11,9 @@ import (
 // Flags are the settings of `keysync-demo`.
 type Flags struct {
 	Config
-	JSON, NoPIDNamespaces bool
-	Log                   cli.LogFlags
+	JSON, NoPIDNamespaces, Verbose bool
+	LogFile                        string
+	Log                            cli.LogFlags
 }
 
 // Command returns the flag set of `keysync-demo`.
@@ -23,7 +24,10 @@ the reload library (in a PID namespace of their own when run as root, so signals
 shared process namespace as in Kubernetes). Every app sends signed events to the others
 while the key is rotated every --rotate-every. Prints progress each second and a
 summary at the end; exits 1 if any verification failed or a secret appeared in any
-process's output.
+process's output. On a terminal the pods are a table redrawn in place (which key each signs
+with, which it holds pending or previous, its last reload, the events it verified and
+refused), with one short line per rotation; piped, plain lines. Log records (warnings and
+errors only, unless --verbose) go to stderr, or all of them to --log-file.
 
 The demo is a binary of its own, never in the keysync image: its app signs whatever it
 is asked to and posts it anywhere, which no production pod may offer.`)
@@ -41,6 +45,8 @@ is asked to and posts it anywhere, which no production pod may offer.`)
 	c.StringVar(&cfg.Keysync, "keysync", "", "the keysync `binary` the sidecars run (default: keysync beside keysync-demo, else on $PATH)")
 	c.BoolVar(&f.NoPIDNamespaces, "no-pid-namespaces", false, "do not give each pod a PID namespace even when root")
 	c.BoolVar(&f.JSON, "json", false, "print the summary as one JSON object")
+	c.BoolVar(&f.Verbose, "verbose", false, "print every log record (each rotation's audit event) between the progress lines")
+	c.StringVar(&f.LogFile, "log-file", "", "write every log record to this `file` (JSON) instead")
 	f.Log.Register(c)
 	return c, f
 }

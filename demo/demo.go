@@ -36,7 +36,10 @@ type Config struct {
 	Dir             string // working directory; empty: a new temporary one, removed after
 	PIDNamespaces   bool   // one PID namespace per pod (needs root and unshare)
 	Progress        io.Writer
-	Log             *slog.Logger
+	// Terminal: Progress is a terminal, which gets a table of the pods redrawn in place;
+	// otherwise plain lines.
+	Terminal bool
+	Log      *slog.Logger
 }
 
 // Summary is the outcome, printed by `keysync demo` (and as JSON with --json).
@@ -56,6 +59,9 @@ type Summary struct {
 	PropagationMaxMs    float64 `json:"propagation_max_ms"`
 	SecretsInOutput     int     `json:"secrets_in_output"`
 	FirstFailure        string  `json:"first_failure,omitempty"`
+	// PodsKilledAtStop counts the pods that did not stop when asked (SIGTERM) and were
+	// killed after 5 s.
+	PodsKilledAtStop int `json:"pods_killed_at_stop"`
 }
 
 // Run runs the demo until cfg.Duration passes or ctx ends.
@@ -107,6 +113,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		return nil, err
 	}
 
+	show := &display{w: cfg.Progress, tty: cfg.Terminal}
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	start := time.Now()
@@ -135,7 +142,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 				}
 				return
 			}
-			rotations.Add(1)
+			show.rotated(int(rotations.Add(1)), res)
 			wg.Add(1)
 			go func() { defer wg.Done(); fl.Measure(runCtx, res.Generation, res.RotatedAt, 5*time.Millisecond, prop) }()
 			t.Reset(cfg.RotateEvery)
@@ -149,14 +156,19 @@ loop:
 		case <-runCtx.Done():
 			break loop
 		case <-progress.C:
-			p := prop.Percentiles()
-			fmt.Fprintf(cfg.Progress, "demo %4.0fs  pods %d  rotations %d  events signed %d  verified %d  failed %d  reload p50 %.0fms p99 %.0fms\n",
-				time.Since(start).Seconds(), cfg.Pods, rotations.Load(), tr.Signed.Load(), tr.Verified.Load(), tr.Failed.Load(), p[0], p[2])
+			p, n := prop.Percentiles(), prop.Count() > 0
+			totals := fmt.Sprintf("pods %d  rotations %d  events signed %d  verified %d  failed %d  reload p50 %s p99 %s",
+				cfg.Pods, rotations.Load(), tr.Signed.Load(), tr.Verified.Load(), tr.Failed.Load(), ms(p[0], n), ms(p[2], n))
+			var pods []podView
+			if cfg.Terminal {
+				pods = views(ctx, fl, tr) // not runCtx: the last table comes as it ends
+			}
+			show.tick(time.Since(start), pods, totals)
 		}
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	fl.Stop()
+	killed := fl.Stop()
 
 	p := prop.Percentiles()
 	sum := &Summary{
@@ -164,7 +176,7 @@ loop:
 		Rotations: int(rotations.Load()), EventsSigned: tr.Signed.Load(), EventsVerified: tr.Verified.Load(),
 		FailedVerifications: tr.Failed.Load(), DeliveryErrors: tr.DeliveryErrors.Load(), Reloads: prop.Count(),
 		PropagationP50Ms: p[0], PropagationP90Ms: p[1], PropagationP99Ms: p[2], PropagationMaxMs: p[3],
-		FirstFailure: tr.FirstFailure(),
+		FirstFailure: tr.FirstFailure(), PodsKilledAtStop: killed,
 	}
 	secretsMu.Lock()
 	sum.SecretsInOutput, err = podfleet.ScanForSecrets(fl.LogFiles(), secrets)

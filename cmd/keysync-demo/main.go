@@ -23,6 +23,7 @@ import (
 	"github.com/sigil-dna/keysync/demo/pod"
 	"github.com/sigil-dna/keysync/demo/podfleet"
 	"github.com/sigil-dna/keysync/internal/cli"
+	"golang.org/x/term"
 )
 
 func main() {
@@ -71,11 +72,31 @@ they exit).`
 	if err := c.Parse(args, getenv, stdout); err != nil {
 		return err
 	}
-	log, err := f.Log.Logger(stderr)
+	// The progress is the show; log records would drown it: warnings only unless
+	// --verbose, or everything to --log-file.
+	if !f.Verbose && !c.IsSet("log-level") {
+		f.Log.Level = "warn"
+	}
+	logTo := stderr
+	if f.LogFile != "" {
+		lf, err := os.OpenFile(f.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("--log-file: %w", err)
+		}
+		defer lf.Close()
+		logTo, f.Log.Format = lf, "json"
+		if !c.IsSet("log-level") {
+			f.Log.Level = "info"
+		}
+	}
+	log, err := f.Log.Logger(logTo)
 	if err != nil {
 		return err
 	}
 	cfg := f.Config
+	if fd, ok := stderr.(*os.File); ok {
+		cfg.Terminal = term.IsTerminal(int(fd.Fd()))
+	}
 	if cfg.Demo, err = os.Executable(); err != nil {
 		return err
 	}

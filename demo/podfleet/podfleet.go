@@ -52,6 +52,7 @@ type Fleet struct {
 	Pods          []*Pod
 	PIDNamespaces bool
 	once          sync.Once
+	killed        int
 }
 
 // Pod is one `keysync pod` process: a sidecar and an app.
@@ -189,25 +190,65 @@ func (fl *Fleet) startPod(cfg Config, app, mem string, i int) (*Pod, error) {
 		KeysDir: out, cmd: cmd, logPath: logPath, logFile: logFile}, nil
 }
 
-// Stop ends every pod (SIGTERM, then SIGKILL after 5 s) and removes the in-memory keys.
-func (fl *Fleet) Stop() {
+// Stop ends every pod: all are asked at once (SIGTERM to each pod's supervisor), each has
+// 5 s to stop before SIGKILL, and the in-memory keys are removed. It returns how many pods
+// had to be killed (0 when every pod stopped when asked).
+func (fl *Fleet) Stop() (killed int) {
 	fl.once.Do(func() {
 		for _, p := range fl.Pods {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			p.terminate()
 		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		deadline := time.Now().Add(5 * time.Second)
 		for _, p := range fl.Pods {
-			done := make(chan struct{})
-			go func() { _ = p.cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				_ = p.cmd.Process.Kill()
-				<-done
-			}
-			p.logFile.Close()
-			os.RemoveAll(p.KeysDir)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				done := make(chan struct{})
+				go func() { _ = p.cmd.Wait(); close(done) }()
+				select {
+				case <-done:
+				case <-time.After(time.Until(deadline)):
+					_ = p.cmd.Process.Kill()
+					<-done
+					mu.Lock()
+					fl.killed++
+					mu.Unlock()
+				}
+				p.logFile.Close()
+				os.RemoveAll(p.KeysDir)
+			}()
 		}
+		wg.Wait()
 	})
+	return fl.killed
+}
+
+// terminate asks the pod to stop. In a PID namespace of its own the pod's supervisor runs
+// under `unshare --fork`, whose parent ignores SIGTERM: the signal goes to its child, the
+// supervisor (PID 1 of the namespace), which stops the app and the sidecar and exits.
+func (p *Pod) terminate() {
+	target := p.cmd.Process.Pid
+	if kids := children(target); len(kids) == 1 {
+		target = kids[0]
+	}
+	_ = syscall.Kill(target, syscall.SIGTERM)
+}
+
+// children lists a process's children (Linux /proc/PID/task/PID/children).
+func children(pid int) []int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, f := range strings.Fields(string(data)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // LogFiles are the files holding everything each pod's processes printed.

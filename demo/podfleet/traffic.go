@@ -18,6 +18,39 @@ type Traffic struct {
 	firstFailure atomic.Pointer[string]
 	mu           sync.Mutex
 	failuresAt   []time.Time
+	perPod       map[int]*PodCounts // by receiving pod
+}
+
+// PodCounts are the events one pod received: verified, and refused.
+type PodCounts struct{ Verified, Failed int64 }
+
+// PerPod returns the events each pod received so far, by pod index.
+func (t *Traffic) PerPod() map[int]PodCounts {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[int]PodCounts{}
+	for i, c := range t.perPod {
+		out[i] = *c
+	}
+	return out
+}
+
+func (t *Traffic) count(dst int, verified bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.perPod == nil {
+		t.perPod = map[int]*PodCounts{}
+	}
+	c := t.perPod[dst]
+	if c == nil {
+		c = &PodCounts{}
+		t.perPod[dst] = c
+	}
+	if verified {
+		c.Verified++
+	} else {
+		c.Failed++
+	}
 }
 
 // Run sends rate events per second in total, from 4 senders, until ctx ends.
@@ -51,9 +84,11 @@ func (t *Traffic) Run(ctx context.Context, rate int) {
 				case res.Verified:
 					t.Signed.Add(1)
 					t.Verified.Add(1)
+					t.count(dst, true)
 				case res.Signed && strings.HasPrefix(res.Error, "rejected"):
 					t.Signed.Add(1)
 					t.Failed.Add(1)
+					t.count(dst, false)
 					msg := fmt.Sprintf("pod %d -> pod %d: %s", src, dst, res.Error)
 					t.firstFailure.CompareAndSwap(nil, &msg)
 					t.mu.Lock()

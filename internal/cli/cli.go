@@ -36,6 +36,7 @@ type Command struct {
 	Details string // paragraphs after the usage line
 	// Invocation is how the command is run, for help and errors: "keysync NAME" unless set.
 	Invocation string
+	fromEnv    map[string]bool
 }
 
 // New returns an empty command of the keysync binary.
@@ -66,6 +67,10 @@ func (c *Command) Parse(args []string, getenv func(string) string, help io.Write
 			return
 		}
 		if v, ok := lookup(getenv, env); ok {
+			if c.fromEnv == nil {
+				c.fromEnv = map[string]bool{}
+			}
+			c.fromEnv[f.Name] = true
 			if serr := c.Set(f.Name, v); serr != nil {
 				// The value is not echoed: a variable may hold something sensitive.
 				err = UsageError{fmt.Errorf("%s: invalid value in %s for --%s: %v", c.Name(), env, f.Name, cleanSetError(serr))}
@@ -89,6 +94,13 @@ func cleanSetError(err error) string {
 		return s[i+2:]
 	}
 	return s
+}
+
+// IsSet reports whether the flag was given on the command line or through its variable.
+func (c *Command) IsSet(name string) bool {
+	set := false
+	c.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set || c.fromEnv[name]
 }
 
 // PrintHelp writes the usage line, the details, and every flag with its variable and default.

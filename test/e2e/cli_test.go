@@ -16,7 +16,7 @@ import (
 // keysync-demo finds the keysync binary beside it, as make demo builds them into bin/.
 func TestDemo(t *testing.T) {
 	e := newEnv(t)
-	stdout, stderr, err := e.run(demoBin, "--pods", "4", "--duration", "30s", "--json", "--log-level", "warn")
+	stdout, stderr, err := e.run(demoBin, "--pods", "4", "--duration", "30s", "--json")
 	if err != nil {
 		t.Fatalf("keysync-demo: %v\n%s", err, stderr)
 	}
@@ -30,8 +30,22 @@ func TestDemo(t *testing.T) {
 	if podfleet.PIDNamespacesAvailable() && !s.PIDNamespaces {
 		t.Fatal("root with unshare, but the pods shared one PID namespace")
 	}
-	if !strings.Contains(stderr, "rotations") {
-		t.Fatal("no progress lines")
+	if !strings.Contains(stderr, "rotations") || !strings.Contains(stderr, "rotation 1: key ") {
+		t.Fatalf("no progress lines, or no line per rotation:\n%s", stderr)
+	}
+	// Before any reload is measured there is no figure to show (regression: "reload p50 0ms").
+	if first, _, _ := strings.Cut(stderr, "\n"); !strings.Contains(first, "reload p50 – p99 –") {
+		t.Errorf("first progress line: %s", first)
+	}
+	// Each rotation is one short line, not a log record (regression: ~400 characters of
+	// JSON between the progress lines).
+	if strings.Contains(stderr, `"event":"rotation"`) {
+		t.Errorf("log records between the progress lines:\n%s", stderr)
+	}
+	// Every pod stopped when asked (regression: unshare's parent ignores SIGTERM, so each
+	// pod was killed after 5 s, one after the other).
+	if s.PodsKilledAtStop != 0 {
+		t.Errorf("%d pods had to be killed at the end", s.PodsKilledAtStop)
 	}
 	t.Logf("demo: %d rotations, %d events verified, %d failed, reload p50 %.1fms p99 %.1fms", s.Rotations, s.EventsVerified,
 		s.FailedVerifications, s.PropagationP50Ms, s.PropagationP99Ms)
