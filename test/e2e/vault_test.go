@@ -37,8 +37,8 @@ func TestVaultEndToEnd(t *testing.T) {
 // the app. record adds what the store holds to the output scan after each write.
 func (e *env) cliEndToEnd(storeURL string, record func()) {
 	t := e.t
-	rotateArgs := []string{"--store", storeURL, "--activation-delay", "1s", "--min-propagation", "0s", "--init", "--reason", "e2e"}
-	if out, stderr, err := e.keysync(append([]string{"rotate"}, rotateArgs...)...); err != nil || !strings.Contains(out, "generation 0 -> 1") {
+	rotateArgs := []string{"--store", storeURL, "--activation-delay", "1s", "--min-propagation", "0s", "--reason", "e2e"}
+	if out, stderr, err := e.keysync(append([]string{"rotate", "--init"}, rotateArgs...)...); err != nil || !strings.Contains(out, "generation 0 -> 1") {
 		t.Fatalf("%v\n%s%s", err, out, stderr)
 	}
 	record()
