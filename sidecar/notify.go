@@ -140,6 +140,7 @@ func (n *notifier) checkPermission() {
 // work is where the notifier stands with one target.
 type work struct {
 	t             target
+	check         bool // the app's status is read (--confirm-url)
 	needSignal    bool
 	needConfirm   bool
 	signalled     time.Time // when the signal was sent
@@ -165,7 +166,7 @@ func (n *notifier) run(ctx context.Context) {
 			return
 		case t := <-n.in:
 			now := n.now()
-			w = &work{t: t, needSignal: n.sig != nil && !t.found, needConfirm: n.app != nil, deadline: now.Add(n.confirmTimeout)}
+			w = &work{t: t, check: n.app != nil, needSignal: n.sig != nil && !t.found, needConfirm: n.app != nil, deadline: now.Add(n.confirmTimeout)}
 			n.mu.Lock()
 			n.view.Confirmed = false // until the app shows it holds the new file
 			n.mu.Unlock()
@@ -177,13 +178,19 @@ func (n *notifier) run(ctx context.Context) {
 	}
 }
 
-// next is how long until w needs the notifier again.
+// next is how long until w needs the notifier again; an hour when nothing is due (no
+// signal owed, no app to check: a zero nextCheck would wake the loop at once, forever).
 func (w *work) next(now time.Time) time.Duration {
 	var at []time.Time
 	if w.needSignal {
 		at = append(at, w.nextSignal)
 	}
-	at = append(at, w.nextCheck)
+	if w.check {
+		at = append(at, w.nextCheck)
+	}
+	if len(at) == 0 {
+		return time.Hour
+	}
 	return slices.MinFunc(at, time.Time.Compare).Sub(now)
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,4 +243,36 @@ func TestNotifier(t *testing.T) {
 			t.Fatalf("unconfirmed %v, view %+v", got, n.App())
 		}
 	})
+}
+
+// TestANotifierWithNothingToCheckSleeps: a sidecar without --confirm-url (and with or
+// without a process to signal) once spun a CPU at 100% after the first keys file: the
+// loop woke at once, forever, for a confirmation it was never going to make. Each wake-up
+// reads the clock, so the clock's readings count the wake-ups.
+func TestANotifierWithNothingToCheckSleeps(t *testing.T) {
+	for name, sig := range map[string]signaller{"no process to signal": nil, "a process to signal": &fakeSignaller{}} {
+		t.Run(name, func(t *testing.T) {
+			var reads atomic.Int64
+			n := newNotifier(notifierConfig{sig: sig, confirmTimeout: 200 * time.Millisecond, recheck: time.Minute,
+				log: slog.New(slog.NewJSONHandler(&logs{}, nil)), now: func() time.Time { reads.Add(1); return time.Now() },
+				metrics: newMetrics(func() float64 { return 0 }), pace: testPace})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); n.run(ctx) }()
+			n.offer(target{ring: generations(t, 1)[0]})
+			time.Sleep(300 * time.Millisecond)
+			cancel()
+			<-done
+			// One target: a reading when it arrives, one in the step, one more per signal.
+			t.Logf("clock readings: %d", reads.Load())
+			if got := reads.Load(); got > 10 {
+				t.Fatalf("the notifier woke up %d times with nothing to do", got)
+			}
+			if f, ok := sig.(*fakeSignaller); ok {
+				if _, sent := f.counts(); sent != 1 {
+					t.Fatalf("%d signals sent, want 1", sent)
+				}
+			}
+		})
+	}
 }
