@@ -1,5 +1,8 @@
 # keysync: one static binary for the sidecar, rotate, rollback and status, nothing else.
 #   docker build -t ghcr.io/sigil-dna/keysync:dev .
+# A slim flavor carries the file store and one store family (file, vault, kube, aws, gcp);
+# its image is tagged VERSION-FLAVOR (`make images` builds them all):
+#   docker build --build-arg FLAVOR=vault -t ghcr.io/sigil-dna/keysync:dev-vault .
 # The demo app that docker-compose.yml runs beside the sidecar is another target and
 # another image; no demo code is in keysync's:
 #   docker build --target demo -t ghcr.io/sigil-dna/keysync-demo:dev .
@@ -9,7 +12,8 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/keysync ./cmd/keysync
+ARG FLAVOR=full
+RUN CGO_ENABLED=0 go build -tags "$(sh build/flavor-tags.sh ${FLAVOR})" -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/keysync ./cmd/keysync
 
 FROM build AS build-demo
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /demo/keysync-demo ./cmd/keysync-demo && ln -s keysync-demo /demo/demo-app

@@ -79,6 +79,8 @@ func TestEveryManifestIsAcceptedByTheAPIServer(t *testing.T) {
 		"helm, keysync on":                helmTemplate(t, "keysync.enabled=true"),
 		"helm, keysync on with a CronJob": helmTemplate(t, "keysync.enabled=true", "keysync.rotation.enabled=true"),
 		"helm, keysync on AWS with IRSA":  helmTemplate(t, awsIRSA...),
+		"helm, keysync on Vault":          helmTemplate(t, "keysync.enabled=true", "keysync.store=vault://secret/sigil/spiral-event-secret"),
+		"kustomize base, vault flavor":    kustomizeWithComponent(t, "vault"),
 	}
 	for name, doc := range renders {
 		t.Run(name, func(t *testing.T) {

@@ -37,7 +37,12 @@ func (f *fleetFlags) registerGate(c *cli.Command, name string) {
 func (f *fleetFlags) sources(raw []string, kubeconfig string) ([]fleet.Source, error) {
 	var out []fleet.Source
 	for _, r := range raw {
-		s, err := fleet.ParseSource(r, fleet.SourceOptions{Kubeconfig: kubeconfig})
+		s, err := fleet.ParseSource(r, fleet.SourceOptions{Kube: func(raw string) (fleet.Source, error) {
+			if kubeFleet == nil {
+				return nil, notInThisBuild("fleet "+raw, familyByName("kube"))
+			}
+			return kubeFleet(raw, kubeconfig)
+		}})
 		if err != nil {
 			return nil, cli.UsageError{Err: err}
 		}

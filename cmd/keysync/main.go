@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/sigil-dna/keysync/internal/cli"
@@ -44,7 +45,7 @@ func commands() map[string]command {
 		"promote":  {summary: "promote the held key once every member of the fleet holds it", run: runPromote},
 		"status":   {summary: "show the keys in the store: pending, current, previous, with times", run: runStatus},
 		"version": {summary: "print the version", run: func(_ context.Context, _ []string, _ func(string) string, out, _ io.Writer) error {
-			fmt.Fprintln(out, "keysync", version)
+			fmt.Fprintf(out, "keysync %s %s build (stores: %s)\n", version, flavor(), strings.Join(linkedSchemes(), ", "))
 			return nil
 		}},
 	}
@@ -94,8 +95,11 @@ Stores (--store):
   k8s://NAMESPACE/NAME                      a Kubernetes Secret (in-cluster config, or --kubeconfig)
   ssm:///NAME                               AWS SSM Parameter Store SecureString (AWS default credential chain)
   secretsmanager://NAME                     AWS Secrets Manager (name or ARN; AWS default credential chain)
-  gcpsm://projects/PROJECT/secrets/NAME     Google Cloud Secret Manager (Application Default Credentials)
-
+  gcpsm://projects/PROJECT/secrets/NAME     Google Cloud Secret Manager (Application Default Credentials;
+                                            SECRET_MANAGER_EMULATOR_HOST=HOST:PORT for a local emulator)
+`)
+	fmt.Fprintln(w, "\n"+buildLine())
+	fmt.Fprint(w, `
 Run 'keysync <command> --help' for the flags of a command. Every flag can also be set
 with a KEYSYNC_* environment variable (--signal-process: KEYSYNC_SIGNAL_PROCESS).
 Exit codes: 0 success, 1 failure, 2 usage error.

@@ -214,9 +214,11 @@ func dockerStages(t *testing.T) []dockerStage {
 	return stages
 }
 
-// TestDockerfileBuildsAStaticBinary runs the Dockerfile's own go build step and checks the
-// image's shape: multi-stage, the default (last) target distroless static nonroot as user
-// 65532, holding only the keysync binary, built from ./cmd/keysync alone.
+// TestDockerfileBuildsAStaticBinary runs the Dockerfile's own go build step for every
+// flavor (its FLAVOR argument) and checks the image's shape: multi-stage, the default
+// (last) target distroless static nonroot as user 65532, holding only the keysync binary,
+// built from ./cmd/keysync alone; each flavor's binary static, saying what it is, and
+// naming the build that has a store it lacks.
 func TestDockerfileBuildsAStaticBinary(t *testing.T) {
 	stages := dockerStages(t)
 	byName := map[string]dockerStage{}
@@ -244,7 +246,7 @@ func TestDockerfileBuildsAStaticBinary(t *testing.T) {
 			build = strings.TrimPrefix(line, "RUN ")
 		}
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-o /out/keysync ./cmd/keysync"} {
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-o /out/keysync ./cmd/keysync", `-tags "$(sh build/flavor-tags.sh ${FLAVOR})"`} {
 		if !strings.Contains(build, want) || strings.Contains(build, "keysync-demo") {
 			t.Fatalf("the build step lacks %s or builds the demo: %s", want, build)
 		}
@@ -252,14 +254,37 @@ func TestDockerfileBuildsAStaticBinary(t *testing.T) {
 	if demo, ok := byName["demo"]; !ok || !slices.Contains(demo.lines, "COPY --from=build-demo /demo/ /") {
 		t.Fatalf("no separate demo target for docker compose: %+v", demo)
 	}
-	out := filepath.Join(t.TempDir(), "keysync")
-	cmdline := strings.ReplaceAll(strings.ReplaceAll(build, "${VERSION}", "test"), "/out/keysync", out)
-	cmd := exec.Command("sh", "-c", cmdline)
-	cmd.Dir = "../.."
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", cmdline, err, b)
+	for _, fl := range flavorNames {
+		t.Run(fl, func(t *testing.T) {
+			t.Parallel()
+			out := filepath.Join(t.TempDir(), "keysync")
+			cmdline := strings.NewReplacer("${VERSION}", "test", "${FLAVOR}", fl, "/out/keysync", out).Replace(build)
+			cmd := exec.Command("sh", "-c", cmdline)
+			cmd.Dir = "../.."
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", cmdline, err, b)
+			}
+			checkStatic(t, out)
+			v, err := exec.Command(out, "version").Output()
+			if want := "keysync test " + fl + " build (stores: " + strings.Join(flavorSchemes(fl), ", ") + ")"; err != nil || strings.TrimSpace(string(v)) != want {
+				t.Fatalf("version: %q %v, want %q", v, err, want)
+			}
+			help, _ := exec.Command(out, "--help").Output()
+			for _, hidden := range []string{"demo", "pod"} {
+				if _, _, err := runBinary(out, hidden); err == nil || strings.Contains(string(help), "  "+hidden+" ") {
+					t.Errorf("the production binary still has a %q command", hidden)
+				}
+			}
+			checkFlavorRefusals(t, out, fl)
+			fi, _ := os.Stat(out)
+			t.Logf("%s build from the Dockerfile's build step: %.1f MB", fl, float64(fi.Size())/1e6)
+		})
 	}
-	f, err := elf.Open(out)
+}
+
+func checkStatic(t *testing.T, bin string) {
+	t.Helper()
+	f, err := elf.Open(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,18 +294,6 @@ func TestDockerfileBuildsAStaticBinary(t *testing.T) {
 			t.Fatal("the binary is dynamically linked")
 		}
 	}
-	v, err := exec.Command(out, "version").Output()
-	if err != nil || strings.TrimSpace(string(v)) != "keysync test" {
-		t.Fatalf("version: %q %v", v, err)
-	}
-	help, _ := exec.Command(out, "--help").Output()
-	for _, hidden := range []string{"demo", "pod"} {
-		if _, _, err := runBinary(out, hidden); err == nil || strings.Contains(string(help), "  "+hidden+" ") {
-			t.Errorf("the production binary still has a %q command", hidden)
-		}
-	}
-	fi, _ := os.Stat(out)
-	t.Logf("static binary from the Dockerfile's build step: %.1f MB", float64(fi.Size())/1e6)
 }
 
 func runBinary(bin string, args ...string) (string, int, error) {
@@ -300,7 +313,7 @@ var forbiddenInProduction = []string{
 }
 
 // productionPackages are the keysync packages the binary may link.
-var productionPackages = regexp.MustCompile(`^github\.com/sigil-dna/keysync/(cmd/keysync|keyring|store(/(file|vault|kube|awsssm|awssm|gcpsm))?|sidecar|rotate(/fleet)?|internal/(atomicfile|awsapi|cli|secretscan|statusapi))$`)
+var productionPackages = regexp.MustCompile(`^github\.com/sigil-dna/keysync/(cmd/keysync|keyring|store(/(file|vault|kube|awsssm|awssm|gcpsm))?|sidecar|rotate(/fleet(/kubefleet)?)?|internal/(atomicfile|awsapi|cli|secretscan|statusapi))$`)
 
 // TestTheBinaryLinksOnlyProductionCode lists what cmd/keysync links, as the Dockerfile
 // builds it, and fails on demo code, test machinery, fakes, emulators, envtest, plotting

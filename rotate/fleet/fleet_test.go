@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/rest"
-
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/reload"
 	"github.com/sigil-dna/keysync/rotate/fleet"
@@ -335,12 +333,7 @@ func TestParseSourceRefuses(t *testing.T) {
 	for raw, want := range map[string]string{
 		"ftp://x":                                  `unknown scheme "ftp"`,
 		"pods":                                     "unknown scheme",
-		"k8s://sigil":                              "a label selector is required",
-		"k8s://sigil?selector=":                    "a label selector is required",
-		"k8s://?selector=app=x":                    "want k8s://NAMESPACE?selector=LABELS",
-		"k8s://sigil?selector=app=x&port=http":     `port "http" is not a port number`,
-		"k8s://sigil?selector=app=x&selectr=y":     `unknown parameter "selectr"`,
-		"k8s://sigil?selector=app%3D%3Dx%3D":       "is not a label selector",
+		"k8s://sigil?selector=app=x":               "need the Kubernetes client, which this build does not have",
 		"dns://sigil-app":                          "want dns://NAME:PORT",
 		"dns://sigil-app:0":                        "is not a port number",
 		"dns://sigil-app:9102?server=nope":         "is not HOST:PORT",
@@ -351,23 +344,5 @@ func TestParseSourceRefuses(t *testing.T) {
 		if _, err := fleet.ParseSource(raw, fleet.SourceOptions{}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err = %v, want %q", raw, err, want)
 		}
-	}
-}
-
-// TestAKubernetesSourceMayNameAContext: one rotation can gate on several clusters, each
-// through its kubeconfig context.
-func TestAKubernetesSourceMayNameAContext(t *testing.T) {
-	var asked []string
-	o := fleet.SourceOptions{Kube: func(ctx string) (*rest.Config, error) {
-		asked = append(asked, ctx)
-		return &rest.Config{Host: "https://127.0.0.1:1"}, nil
-	}}
-	for _, raw := range []string{"k8s://sigil?selector=app=x&context=eu-west-1", "k8s://sigil?selector=app=x"} {
-		if _, err := fleet.ParseSource(raw, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if len(asked) != 2 || asked[0] != "eu-west-1" || asked[1] != "" {
-		t.Fatalf("contexts asked for: %q", asked)
 	}
 }

@@ -13,11 +13,9 @@ import (
 
 // SourceOptions reach what sources name.
 type SourceOptions struct {
-	// Kubeconfig is the kubeconfig file of k8s:// sources; empty: in-cluster config in a
-	// pod, else $KUBECONFIG or ~/.kube/config.
-	Kubeconfig string
-	// Kube, when set, makes the Kubernetes client for a kubeconfig context (tests).
-	Kube KubeClientFunc
+	// Kube parses a k8s:// fleet (package kubefleet). Nil in a build without the
+	// Kubernetes client: such a fleet is then refused.
+	Kube func(raw string) (Source, error)
 }
 
 // ParseSource reads one fleet:
@@ -30,7 +28,10 @@ type SourceOptions struct {
 func ParseSource(raw string, o SourceOptions) (Source, error) {
 	switch {
 	case strings.HasPrefix(raw, "k8s://"):
-		return parseKube(raw, o)
+		if o.Kube == nil {
+			return nil, fmt.Errorf("fleet %q: k8s:// fleets need the Kubernetes client, which this build does not have", raw)
+		}
+		return o.Kube(raw)
 	case strings.HasPrefix(raw, "dns://"):
 		return parseDNS(raw)
 	case strings.HasPrefix(raw, "http://"), strings.HasPrefix(raw, "https://"):
@@ -40,8 +41,8 @@ func ParseSource(raw string, o SourceOptions) (Source, error) {
 	return nil, fmt.Errorf("fleet %q: unknown scheme %q; use k8s://NAMESPACE?selector=LABELS, dns://NAME:PORT or a list of http://HOST:PORT sidecar URLs", raw, scheme)
 }
 
-// query reads a source's query string, refusing parameters it does not know.
-func query(raw string, u *url.URL, known ...string) (url.Values, error) {
+// Query reads a source's query string, refusing parameters it does not know.
+func Query(raw string, u *url.URL, known ...string) (url.Values, error) {
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
 		return nil, fmt.Errorf("fleet %q: query: %w", raw, err)
@@ -63,7 +64,8 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-func parsePort(raw, p string) (int, error) {
+// ParsePort reads a source's port number.
+func ParsePort(raw, p string) (int, error) {
 	n, err := strconv.Atoi(p)
 	if err != nil || n <= 0 || n > 65535 {
 		return 0, fmt.Errorf("fleet %q: port %q is not a port number", raw, p)
@@ -112,7 +114,7 @@ func parseDNS(raw string) (*DNS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet %q: %w", raw, err)
 	}
-	q, err := query(raw, u, "server")
+	q, err := Query(raw, u, "server")
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +122,7 @@ func parseDNS(raw string) (*DNS, error) {
 	if err != nil || host == "" || (u.Path != "" && u.Path != "/") {
 		return nil, fmt.Errorf("fleet %q: want dns://NAME:PORT, for example dns://sigil-app-keysync.sigil.svc.cluster.local:9102", raw)
 	}
-	n, err := parsePort(raw, port)
+	n, err := ParsePort(raw, port)
 	if err != nil {
 		return nil, err
 	}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +11,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/sigil-dna/keysync/test/docsection"
 )
 
 // Markdown renders the report; command is how it was produced.
@@ -92,19 +92,7 @@ func (r *Report) WriteDocs(benchmarks, command, name string) error {
 	if err := r.Charts(filepath.Join(dir, name)); err != nil {
 		return err
 	}
-	markBegin, markEnd := "<!-- "+name+":begin -->", "<!-- "+name+":end -->"
-	section := markBegin + "\n" + r.Markdown(command, name) + markEnd + "\n"
-	old, err := os.ReadFile(benchmarks)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	var out []byte
-	if i, j := bytes.Index(old, []byte(markBegin)), bytes.Index(old, []byte(markEnd)); i >= 0 && j > i {
-		out = append(append(append([]byte{}, old[:i]...), section...), old[j+len(markEnd)+1:]...)
-	} else {
-		out = append(append(old, '\n'), section...)
-	}
-	return os.WriteFile(benchmarks, out, 0o644)
+	return docsection.Replace(benchmarks, name, r.Markdown(command, name))
 }
 
 // Charts writes PREFIX-propagation.png and PREFIX-failures.png.

@@ -51,17 +51,27 @@ var crc32c = crc32.MakeTable(crc32.Castagnoli)
 // client options that reach it.
 func Start(t testing.TB) (*Server, []option.ClientOption) {
 	t.Helper()
-	f := &Server{secrets: map[string]*secret{}, calls: map[string]int{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	f, stop, err := Listen()
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return f, ClientOptions(f.Addr)
+}
+
+// Listen serves a fake on a loopback port until stop is called (for programs; tests use
+// Start). Processes reach it at Addr through SECRET_MANAGER_EMULATOR_HOST.
+func Listen() (f *Server, stop func(), err error) {
+	f = &Server{secrets: map[string]*secret{}, calls: map[string]int{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
 	}
 	f.Addr = ln.Addr().String()
 	srv := grpc.NewServer()
 	secretmanagerpb.RegisterSecretManagerServiceServer(srv, f)
 	go srv.Serve(ln)
-	t.Cleanup(srv.Stop)
-	return f, ClientOptions(f.Addr)
+	return f, srv.Stop, nil
 }
 
 // ClientOptions reach a fake at addr: plain gRPC, no credentials.

@@ -1,4 +1,7 @@
-package fleet
+// Package kubefleet is the k8s:// fleet: the pods of a namespace that match a label
+// selector, found through the Kubernetes API. It is a package of its own so that a keysync
+// built without the Kubernetes client (a slim flavor) links none of it.
+package kubefleet
 
 import (
 	"context"
@@ -13,35 +16,49 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/sigil-dna/keysync/rotate/fleet"
 	"github.com/sigil-dna/keysync/store/kube"
 )
 
-// KubeClientFunc returns the client configuration for a kubeconfig context ("" for the
+// ClientFunc returns the client configuration for a kubeconfig context ("" for the
 // default).
-type KubeClientFunc func(context string) (*rest.Config, error)
+type ClientFunc func(context string) (*rest.Config, error)
+
+// Options reach the cluster a k8s:// fleet names.
+type Options struct {
+	// Kubeconfig is the kubeconfig file; empty: in-cluster config in a pod, else
+	// $KUBECONFIG or ~/.kube/config.
+	Kubeconfig string
+	// Client, when set, makes the client configuration instead (tests).
+	Client ClientFunc
+}
 
 // DefaultContainer is the sidecar's container name in the shipped manifests.
 const DefaultContainer = "keysync"
 
-// Kube is the pods of a namespace that match a label selector. Listing them needs only
+// Source is the pods of a namespace that match a label selector. Listing them needs only
 // `list` on pods.
-type Kube struct {
+type Source struct {
 	Namespace, Selector, Container, Context string
 	Port                                    int
 	client                                  kubernetes.Interface
 	raw                                     string
 }
 
-func parseKube(raw string, o SourceOptions) (*Kube, error) {
+var _ fleet.Source = (*Source)(nil)
+
+// Parse reads k8s://NAMESPACE?selector=LABELS[&port=9102][&container=keysync][&context=CTX]
+// and makes its client; nothing is contacted.
+func Parse(raw string, o Options) (*Source, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("fleet %q: %w", raw, err)
 	}
-	q, err := query(raw, u, "selector", "port", "container", "context")
+	q, err := fleet.Query(raw, u, "selector", "port", "container", "context")
 	if err != nil {
 		return nil, err
 	}
-	k := &Kube{Namespace: u.Host, Selector: q.Get("selector"), Container: q.Get("container"), Context: q.Get("context"), Port: DefaultPort, raw: raw}
+	k := &Source{Namespace: u.Host, Selector: q.Get("selector"), Container: q.Get("container"), Context: q.Get("context"), Port: fleet.DefaultPort, raw: raw}
 	switch {
 	case k.Namespace == "" || (u.Path != "" && u.Path != "/"):
 		return nil, fmt.Errorf("fleet %q: want k8s://NAMESPACE?selector=LABELS, for example k8s://sigil?selector=app.kubernetes.io/name=sigil-app", raw)
@@ -53,14 +70,14 @@ func parseKube(raw string, o SourceOptions) (*Kube, error) {
 		return nil, fmt.Errorf("fleet %q: selector %q is not a label selector: %v", raw, k.Selector, err)
 	}
 	if p := q.Get("port"); p != "" {
-		if k.Port, err = parsePort(raw, p); err != nil {
+		if k.Port, err = fleet.ParsePort(raw, p); err != nil {
 			return nil, err
 		}
 	}
 	if k.Container == "" {
 		k.Container = DefaultContainer
 	}
-	mk := o.Kube
+	mk := o.Client
 	if mk == nil {
 		mk = func(c string) (*rest.Config, error) { return kube.RESTConfig(o.Kubeconfig, c) }
 	}
@@ -76,20 +93,20 @@ func parseKube(raw string, o SourceOptions) (*Kube, error) {
 	return k, nil
 }
 
-func (k *Kube) String() string { return k.raw }
+func (k *Source) String() string { return k.raw }
 
 // Members implements Source: every pod the selector matches, skipped (listed, not waited
 // for) when it terminates, has finished, has no IP yet, or its sidecar container has not
 // started: such a pod reads the store when its sidecar starts. A pod without the sidecar
 // container is Foreign.
-func (k *Kube) Members(ctx context.Context) ([]Member, error) {
+func (k *Source) Members(ctx context.Context) ([]fleet.Member, error) {
 	pods, err := k.client.CoreV1().Pods(k.Namespace).List(ctx, metav1.ListOptions{LabelSelector: k.Selector})
 	if err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
-	out := make([]Member, 0, len(pods.Items))
+	out := make([]fleet.Member, 0, len(pods.Items))
 	for _, p := range pods.Items {
-		m := Member{Name: p.Namespace + "/" + p.Name}
+		m := fleet.Member{Name: p.Namespace + "/" + p.Name}
 		if k.Context != "" {
 			m.Name = k.Context + "/" + m.Name
 		}
@@ -115,7 +132,7 @@ func (k *Kube) Members(ctx context.Context) ([]Member, error) {
 
 // sidecarStarted looks for the sidecar among the init containers (a native sidecar) and
 // the containers, in the spec and in the status.
-func (k *Kube) sidecarStarted(p *corev1.Pod) (started, declared bool) {
+func (k *Source) sidecarStarted(p *corev1.Pod) (started, declared bool) {
 	for _, c := range append(append([]corev1.Container(nil), p.Spec.InitContainers...), p.Spec.Containers...) {
 		declared = declared || c.Name == k.Container
 	}

@@ -14,6 +14,46 @@ helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
 {{- default (printf "k8s://%s?selector=app.kubernetes.io/name=%s,app.kubernetes.io/instance=%s&port=%v" .Release.Namespace .Values.app.name .Release.Name .Values.keysync.port) .Values.keysync.rotation.fleet -}}
 {{- end }}
 
+{{/* The sidecar's build: the flavor value, or with auto the slim build of the store's scheme. */}}
+{{- define "keysync.flavor" -}}
+{{- $f := .Values.keysync.flavor | default "auto" -}}
+{{- if eq $f "auto" -}}
+{{- $store := include "keysync.store" . -}}
+{{- $scheme := "file" -}}
+{{- if contains "://" $store -}}{{- $scheme = first (splitList "://" $store) -}}{{- end -}}
+{{- $f = get (dict "file" "file" "vault" "vault" "k8s" "kube" "ssm" "aws" "secretsmanager" "aws" "gcpsm" "gcp") $scheme | default "full" -}}
+{{- end -}}
+{{- if not (has $f (list "full" "file" "vault" "kube" "aws" "gcp")) -}}
+{{- fail (printf "keysync.flavor %q: want auto, full, file, vault, kube, aws or gcp" $f) -}}
+{{- end -}}
+{{- $f -}}
+{{- end }}
+
+{{/* The image of a flavor (the argument: a dict with ctx and flavor). */}}
+{{- define "keysync.imageOf" -}}
+{{- $img := .ctx.Values.keysync.image -}}
+{{- if kindIs "string" $img -}}
+{{- $img -}}
+{{- else if eq .flavor "full" -}}
+{{- printf "%s:%s" $img.repository (toString $img.tag) -}}
+{{- else -}}
+{{- printf "%s:%s-%s" $img.repository (toString $img.tag) .flavor -}}
+{{- end -}}
+{{- end }}
+
+{{/* The sidecar's resources: the values, with the flavor's measured memory where unset. */}}
+{{- define "keysync.resources" -}}
+{{- $r := deepCopy (.Values.keysync.resources | default dict) -}}
+{{- $m := get .Values.keysync.flavorMemory (include "keysync.flavor" .) -}}
+{{- $req := get $r "requests" | default dict -}}
+{{- $lim := get $r "limits" | default dict -}}
+{{- if not (hasKey $req "memory") }}{{ $_ := set $req "memory" $m.request }}{{ end -}}
+{{- if not (hasKey $lim "memory") }}{{ $_ := set $lim "memory" $m.limit }}{{ end -}}
+{{- $_ := set $r "requests" $req -}}
+{{- $_ := set $r "limits" $lim -}}
+{{- toYaml $r -}}
+{{- end }}
+
 {{- define "keysync.serviceAccount" -}}
 {{- default (printf "%s-keysync" .Values.app.name) .Values.app.serviceAccountName -}}
 {{- end }}
@@ -28,7 +68,7 @@ capabilities: { drop: ["ALL"] }
 startup probe passes after the first complete write, so the app starts only with keys. */}}
 {{- define "keysync.sidecar" -}}
 - name: keysync
-  image: {{ .Values.keysync.image }}
+  image: {{ include "keysync.imageOf" (dict "ctx" . "flavor" (include "keysync.flavor" .)) }}
   imagePullPolicy: {{ .Values.keysync.imagePullPolicy }}
   restartPolicy: Always
   args:
@@ -51,6 +91,9 @@ startup probe passes after the first complete write, so the app starts only with
   env:
     - name: POD_IP
       valueFrom: { fieldRef: { fieldPath: status.podIP } }
+    # The Go runtime collects harder near the limit instead of being killed at it.
+    - name: GOMEMLIMIT
+      valueFrom: { resourceFieldRef: { containerName: keysync, resource: limits.memory } }
     {{- with .Values.keysync.env }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -64,7 +107,7 @@ startup probe passes after the first complete write, so the app starts only with
     httpGet: { path: /healthz, port: keysync-http }
   readinessProbe:
     httpGet: { path: /readyz, port: keysync-http }
-  resources: {{- toYaml .Values.keysync.resources | nindent 4 }}
+  resources: {{- include "keysync.resources" . | nindent 4 }}
   securityContext: {{- include "keysync.securityContext" . | nindent 4 }}
   volumeMounts:
     - { name: keysync-keys, mountPath: {{ .Values.keysync.mountPath }} }

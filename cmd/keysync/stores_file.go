@@ -1,0 +1,32 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/url"
+
+	"github.com/sigil-dna/keysync/internal/cli"
+	"github.com/sigil-dna/keysync/store"
+	"github.com/sigil-dna/keysync/store/file"
+)
+
+// The file store is in every build.
+func init() {
+	register("file", backend{open: func(_ context.Context, f *storeFlags, raw string, _ func(string) string, _ *slog.Logger) (store.Store, error) {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, cli.Usagef("--store: not a URL: %v", err)
+		}
+		if u.Scheme == "" {
+			return file.New(raw, f.plain())
+		}
+		if u.Host != "" && u.Host != "localhost" {
+			// file://var/lib/k.json makes "var" a host: never guess a relative path.
+			return nil, cli.Usagef("--store %s: %q is read as a host; a file URL has three slashes: file:///%s%s", raw, u.Host, u.Host, u.Path)
+		}
+		if u.Path == "" {
+			return nil, cli.Usagef("--store %s: no path", raw)
+		}
+		return file.New(u.Path, f.plain())
+	}})
+}
