@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 IMAGE     ?= ghcr.io/sigil-dna/keysync
 FLAVORS   := file vault kube aws gcp
 
-.PHONY: build build-demo flavors images test lint demo bench bench-fleet bench-fleet-aws bench-footprint fuzz clean
+.PHONY: build build-demo flavors images test lint demo bench bench-fleet bench-fleet-aws bench-footprint bench-scale fuzz clean
 
 # The full build: every store (build/flavor-tags.sh full).
 build:
@@ -80,6 +80,12 @@ bench-fleet-aws:
 bench-footprint: flavors
 	vault=$$(bash test/servers/vault.sh) && kube=$$(bash test/servers/kube.sh) && \
 	KEYSYNC_VAULT_BIN=$$vault KUBEBUILDER_ASSETS=$$kube $(GO) run ./test/footprint --bin bin --report docs/benchmarks.md
+
+# How cost grows with the fleet: 20, 200, 1000 and 2000 sidecars (in process) against each
+# real test server; rewrites the scale section of docs/benchmarks.md (about 40 minutes).
+bench-scale:
+	vault=$$(bash test/servers/vault.sh) && kube=$$(bash test/servers/kube.sh) && \
+	KEYSYNC_VAULT_BIN=$$vault KUBEBUILDER_ASSETS=$$kube $(GO) run ./test/scale/run --report docs/benchmarks.md
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./keyring/

@@ -72,6 +72,11 @@ func TestEveryFlavorLinksOnlyItsStores(t *testing.T) {
 			if slices.Contains(deps, "golang.org/x/net/trace") {
 				t.Errorf("the %s build links golang.org/x/net/trace (the grpcnotrace tag is missing)", fl)
 			}
+			// client-go's clientset registers every API group at start; the store and the
+			// fleet need core/v1 alone (kube.Core).
+			if slices.ContainsFunc(deps, func(d string) bool { return strings.HasPrefix(d, "k8s.io/client-go/kubernetes") }) {
+				t.Errorf("the %s build links client-go's clientset", fl)
+			}
 		})
 	}
 }

@@ -25,7 +25,9 @@ validates and prunes the keyring, writes it atomically into --out (an in-memory 
 shared with the app), signals the app through the shared process namespace, confirms
 the reload through the app's status endpoint, and serves /healthz, /readyz, /metrics and
 /status on --listen. When the store is down or holds an invalid document, the last good
-keys file stays and staleness is reported; the file is never blanked.`)
+keys file stays and staleness is reported; the file is never blanked. The Go runtime
+collects garbage at GOGC=25 unless GOGC is set (a small heap stays small); in a pod, set
+GOMEMLIMIT to the memory limit (the shipped manifests do).`)
 	f := &sidecarFlags{}
 	c.StringVar(&f.store, "store", "", "store `URL`, e.g. file:///etc/keysync/keys.json")
 	c.StringVar(&f.out, "out", "", "`directory` the keys file is written into (an emptyDir with medium: Memory)")

@@ -23,7 +23,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -74,7 +73,7 @@ func ParseURL(raw string) (namespace, name string, err error) {
 // Store is one Secret.
 type Store struct {
 	cfg    Config
-	client kubernetes.Interface
+	client *Core
 
 	mu       sync.Mutex
 	informer cache.SharedIndexInformer
@@ -108,9 +107,9 @@ func New(cfg Config) (*Store, error) {
 	}
 	rc = rest.CopyConfig(rc)
 	rc.UserAgent = "keysync"
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := NewCore(rc)
 	if err != nil {
-		return nil, fmt.Errorf("kube: %w", err)
+		return nil, err
 	}
 	return &Store{cfg: cfg, client: client}, nil
 }
@@ -151,7 +150,7 @@ func (s *Store) Watch(ctx context.Context) (<-chan struct{}, error) {
 		return nil, errors.New("kube: store closed")
 	}
 	if s.informer == nil {
-		lw := cache.NewListWatchFromClient(s.client.CoreV1().RESTClient(), "secrets", s.cfg.Namespace,
+		lw := cache.NewListWatchFromClient(s.client.RESTClient(), "secrets", s.cfg.Namespace,
 			fields.OneTermEqualSelector("metadata.name", s.cfg.Name))
 		open := lw.WatchFuncWithContext
 		lw.WatchFuncWithContext = func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
@@ -249,7 +248,7 @@ func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
 		sec = obj.(*corev1.Secret)
 	} else {
 		var err error
-		sec, err = s.client.CoreV1().Secrets(s.cfg.Namespace).Get(ctx, s.cfg.Name, metav1.GetOptions{})
+		sec, err = s.client.GetSecret(ctx, s.cfg.Namespace, s.cfg.Name)
 		if apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("kube secret %s: %w", s, store.ErrNotFound)
 		}
@@ -319,7 +318,6 @@ func (s *Store) Write(ctx context.Context, r *keyring.Keyring, ifVersion string)
 	if err != nil {
 		return "", fmt.Errorf("kube: %w", err)
 	}
-	secrets := s.client.CoreV1().Secrets(s.cfg.Namespace)
 	notes := map[string]string{
 		annotation + "generation": strconv.FormatInt(r.Generation, 10), annotation + "rotated-by": r.RotatedBy,
 		annotation + "reason": r.Reason, annotation + "key-ids": strings.Join(r.IDs(), ","),
@@ -331,7 +329,7 @@ func (s *Store) Write(ctx context.Context, r *keyring.Keyring, ifVersion string)
 			Type:       corev1.SecretTypeOpaque,
 			Data:       map[string][]byte{s.cfg.Key: doc},
 		}
-		out, err := secrets.Create(ctx, sec, metav1.CreateOptions{})
+		out, err := s.client.CreateSecret(ctx, sec)
 		if apierrors.IsAlreadyExists(err) {
 			return "", fmt.Errorf("kube secret %s exists: %w", s, store.ErrConflict)
 		}
@@ -340,7 +338,7 @@ func (s *Store) Write(ctx context.Context, r *keyring.Keyring, ifVersion string)
 		}
 		return out.ResourceVersion, nil
 	}
-	sec, err := secrets.Get(ctx, s.cfg.Name, metav1.GetOptions{})
+	sec, err := s.client.GetSecret(ctx, s.cfg.Namespace, s.cfg.Name)
 	if apierrors.IsNotFound(err) {
 		return "", fmt.Errorf("kube secret %s is gone: %w", s, store.ErrConflict)
 	}
@@ -358,7 +356,7 @@ func (s *Store) Write(ctx context.Context, r *keyring.Keyring, ifVersion string)
 	for k, v := range notes {
 		sec.Annotations[k] = v
 	}
-	out, err := secrets.Update(ctx, sec, metav1.UpdateOptions{})
+	out, err := s.client.UpdateSecret(ctx, sec)
 	if apierrors.IsConflict(err) {
 		return "", fmt.Errorf("kube secret %s: based on resourceVersion %s: %w", s, ifVersion, store.ErrConflict)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/sigil-dna/keysync/store/awssm"
 	"github.com/sigil-dna/keysync/store/awsssm"
 	"github.com/sigil-dna/keysync/test/awsfake"
+	"github.com/sigil-dna/keysync/test/counting"
 )
 
 // startAWS serves Parameter Store from the kumo emulator, in this process, or Secrets
@@ -26,7 +27,7 @@ func (b *bench) startAWS(ctx context.Context) error {
 		ac = b.awsFake.AWS()
 	}
 	var err error
-	if b.proxy, err = newCountingProxy(ac.Endpoint); err != nil {
+	if b.proxy, err = counting.Start(ac.Endpoint); err != nil {
 		return err
 	}
 	creds, err := ac.Base.Credentials.Retrieve(ctx)

@@ -25,6 +25,7 @@ import (
 	"github.com/sigil-dna/keysync/store/file"
 	"github.com/sigil-dna/keysync/store/vault"
 	"github.com/sigil-dna/keysync/test/awsfake"
+	"github.com/sigil-dna/keysync/test/counting"
 	"github.com/sigil-dna/keysync/test/servers"
 )
 
@@ -232,7 +233,7 @@ type bench struct {
 	forg         *forgeries
 	fleet        *podfleet.Fleet
 	vault        *servers.Vault
-	proxy        *countingProxy
+	proxy        *counting.Proxy
 	st           store.Store
 	sidecarStore string
 	env          []string
@@ -265,7 +266,7 @@ func (b *bench) startStore(ctx context.Context) error {
 		return err
 	}
 	b.vault = v
-	if b.proxy, err = newCountingProxy(v.Addr); err != nil {
+	if b.proxy, err = counting.Start(v.Addr); err != nil {
 		return err
 	}
 	b.env = []string{"VAULT_ADDR=" + b.proxy.URL(), "VAULT_TOKEN=" + v.Token}
@@ -468,10 +469,10 @@ func firstWord(s string) string {
 // staged phase, robust to the chaos spikes — and the peak while the sidecars recovered
 // from the outage.
 func (b *bench) storeLoad(start time.Time) {
-	all := b.proxy.window(start.Add(5*time.Second), time.Now())
+	all := b.proxy.Window(start.Add(5*time.Second), time.Now())
 	b.rep.StoreReqPerSecSteady = median(all)
 	if !b.outageEnd.IsZero() {
-		for _, c := range b.proxy.window(b.outageEnd, b.outageEnd.Add(b.recoveryWindow())) {
+		for _, c := range b.proxy.Window(b.outageEnd, b.outageEnd.Add(b.recoveryWindow())) {
 			b.rep.StoreReqPerSecMaxPost = max(b.rep.StoreReqPerSecMaxPost, float64(c))
 		}
 	}

@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // KubeAssets returns the folder holding etcd and kube-apiserver: $KUBEBUILDER_ASSETS, or
@@ -62,6 +64,9 @@ func StartKube(dir string) (*Kube, error) {
 	if err != nil {
 		return nil, err
 	}
+	// envtest logs through controller-runtime, which prints a stack trace to say no
+	// logger was set; the control plane's own output is not wanted either.
+	ctrllog.SetLogger(logr.Discard())
 	env := &envtest.Environment{BinaryAssetsDirectory: assets}
 	cfg, err := env.Start()
 	if err != nil {

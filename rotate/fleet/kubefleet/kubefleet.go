@@ -11,9 +11,7 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/sigil-dna/keysync/rotate/fleet"
@@ -41,7 +39,7 @@ const DefaultContainer = "keysync"
 type Source struct {
 	Namespace, Selector, Container, Context string
 	Port                                    int
-	client                                  kubernetes.Interface
+	client                                  *kube.Core
 	raw                                     string
 }
 
@@ -87,7 +85,7 @@ func Parse(raw string, o Options) (*Source, error) {
 	}
 	rc = rest.CopyConfig(rc)
 	rc.UserAgent = "keysync"
-	if k.client, err = kubernetes.NewForConfig(rc); err != nil {
+	if k.client, err = kube.NewCore(rc); err != nil {
 		return nil, fmt.Errorf("fleet %q: %w", raw, err)
 	}
 	return k, nil
@@ -100,7 +98,7 @@ func (k *Source) String() string { return k.raw }
 // started: such a pod reads the store when its sidecar starts. A pod without the sidecar
 // container is Foreign.
 func (k *Source) Members(ctx context.Context) ([]fleet.Member, error) {
-	pods, err := k.client.CoreV1().Pods(k.Namespace).List(ctx, metav1.ListOptions{LabelSelector: k.Selector})
+	pods, err := k.client.ListPods(ctx, k.Namespace, k.Selector)
 	if err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
