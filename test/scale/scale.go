@@ -87,8 +87,8 @@ type handler struct {
 }
 
 func (h handler) Enabled(context.Context, slog.Level) bool { return true }
-func (h handler) WithAttrs([]slog.Attr) slog.Handler      { return h }
-func (h handler) WithGroup(string) slog.Handler           { return h }
+func (h handler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h handler) WithGroup(string) slog.Handler            { return h }
 func (h handler) Handle(_ context.Context, r slog.Record) error {
 	if r.Message != "keys written" {
 		return nil
@@ -261,4 +261,3 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
-

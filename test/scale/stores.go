@@ -306,4 +306,3 @@ func rssOf(pid int) int64 {
 	}
 	return 0
 }
-
