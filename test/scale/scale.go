@@ -39,7 +39,8 @@ type Result struct {
 	// rotation (from its write to the last keys file, plus one interval), the busiest
 	// second after the outage.
 	IdleRPS, RotationRPS float64
-	MaxAfterOutage       int
+	MaxAfterOutage       int // the busiest whole second after the store came back
+	MaxDuringOutage      int // the busiest second while it answered nothing (retries)
 	// Propagation from the rotation's store write to each sidecar's keys file.
 	PropagationMs [3]float64 // p50, p99, max
 	Propagated    int        // sidecars that wrote the rotation
@@ -205,11 +206,15 @@ func Run(ctx context.Context, srv *Servers, kind string, n int, o Options) (*Res
 
 	if o.Outage > 0 {
 		restore := loc.cut()
+		cut := time.Now()
 		time.Sleep(o.Outage)
 		restore()
 		back := time.Now()
 		time.Sleep(o.BackoffCap + 2*o.Interval)
-		res.MaxAfterOutage = slices.Max(append(loc.counts.Window(back, time.Now()), 0))
+		// Whole seconds only: the second the store came back also holds the outage's
+		// last retries.
+		res.MaxDuringOutage = slices.Max(append(loc.counts.Window(cut.Add(time.Second), back), 0))
+		res.MaxAfterOutage = slices.Max(append(loc.counts.Window(back.Add(time.Second), time.Now()), 0))
 	}
 	return res, nil
 }
