@@ -210,6 +210,12 @@ func TestSidecarKilledAtRandomNeverLeavesABrokenFile(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// Most kills land 5-45 ms into a running sidecar's work, counted from its start-up
+		// log line (a loaded machine can take longer than that to start a process at all,
+		// and then no sidecar would ever write); every tenth may land during start-up.
+		if kills%10 != 0 {
+			waitForLine(t, logPath, `"sidecar started"`)
+		}
 		deadline := time.Now().Add(time.Duration(5+rand.IntN(40)) * time.Millisecond)
 		for time.Now().Before(deadline) {
 			snap, err := st.Read(t.Context())
@@ -428,4 +434,15 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// waitForLine waits until the file at path holds text (up to 10 s).
+func waitForLine(t *testing.T, path, text string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if b, _ := os.ReadFile(path); strings.Contains(string(b), text) {
+			return
+		}
+	}
+	t.Fatalf("%s: no %s within 10 s", path, text)
 }
