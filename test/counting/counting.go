@@ -14,14 +14,23 @@ import (
 	"time"
 )
 
-// Proxy counts requests per second since it started.
-type Proxy struct {
-	srv    *http.Server
-	ln     net.Listener
-	cut    atomic.Bool
+// Book counts events per second since it was made, for servers that count their own calls
+// (a Proxy keeps one for the requests it forwards).
+type Book struct {
 	mu     sync.Mutex
 	start  time.Time
-	counts []int // requests in each second since start
+	counts []int // events in each second since start
+}
+
+// NewBook starts counting now.
+func NewBook() *Book { return &Book{start: time.Now()} }
+
+// Proxy counts requests per second since it started.
+type Proxy struct {
+	*Book
+	srv *http.Server
+	ln  net.Listener
+	cut atomic.Bool
 }
 
 // Start proxies to the server at target (a URL) from a loopback port.
@@ -34,7 +43,7 @@ func Start(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln, start: time.Now()}
+	p := &Proxy{Book: NewBook(), ln: ln}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ErrorLog = nil
 	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
@@ -55,8 +64,8 @@ func Start(target string) (*Proxy, error) {
 // URL is where clients reach the proxy.
 func (p *Proxy) URL() string { return "http://" + p.ln.Addr().String() }
 
-// Count adds n requests to the current second (for servers counted another way).
-func (p *Proxy) Count(n int) {
+// Count adds n to the current second.
+func (p *Book) Count(n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	i := int(time.Since(p.start) / time.Second)
@@ -67,7 +76,7 @@ func (p *Proxy) Count(n int) {
 }
 
 // Window returns the per-second counts between two instants.
-func (p *Proxy) Window(from, to time.Time) []int {
+func (p *Book) Window(from, to time.Time) []int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	a, b := int(from.Sub(p.start)/time.Second), int(to.Sub(p.start)/time.Second)

@@ -55,7 +55,7 @@ type location struct {
 	// writer reaches the server directly, uncounted (the rotator).
 	writer store.Store
 	// counts holds the sidecars' requests per second.
-	counts *counting.Proxy
+	counts *counting.Book
 	// cut makes the store unreachable for the sidecars until restore.
 	cut func() (restore func())
 	// apiserver reports the kube-apiserver's resident memory and secret watches.
@@ -93,7 +93,7 @@ func (s *Servers) open(ctx context.Context, kind string) (*location, error) {
 			p.Close()
 			return nil, err
 		}
-		return &location{writer: w, counts: p, cut: p.Cut, close: func() { w.Close(); p.Close() },
+		return &location{writer: w, counts: p.Book, cut: p.Cut, close: func() { w.Close(); p.Close() },
 			open: func(ctx context.Context) (store.Store, error) { return vault.New(ctx, cfg(p.URL())) }}, nil
 	case "ssm", "secretsmanager":
 		var ac awsapi.Config
@@ -123,7 +123,7 @@ func (s *Servers) open(ctx context.Context, kind string) (*location, error) {
 			p.Close()
 			return nil, err
 		}
-		return &location{writer: w, counts: p, cut: p.Cut, close: func() { w.Close(); p.Close() },
+		return &location{writer: w, counts: p.Book, cut: p.Cut, close: func() { w.Close(); p.Close() },
 			open: func(ctx context.Context) (store.Store, error) { return mk(ctx, counted) }}, nil
 	case "gcpsm":
 		f, stop, err := gcpfake.Listen()
@@ -135,12 +135,7 @@ func (s *Servers) open(ctx context.Context, kind string) (*location, error) {
 			stop()
 			return nil, err
 		}
-		counts, err := counting.Start("http://127.0.0.1:1") // its per-second book only
-		if err != nil {
-			stop()
-			tcp.Close()
-			return nil, err
-		}
+		counts := counting.NewBook()
 		total := 0 // Calls hands over the calls since it was last asked; the sampler is its only caller
 		sample := sampleEverySecond(func() int { total += sum(f.Calls()); return total }, counts)
 		mk := func(ctx context.Context, addr string) (store.Store, error) {
@@ -149,10 +144,13 @@ func (s *Servers) open(ctx context.Context, kind string) (*location, error) {
 		}
 		w, err := mk(ctx, f.Addr)
 		if err != nil {
+			sample()
+			tcp.Close()
+			stop()
 			return nil, err
 		}
 		return &location{writer: w, counts: counts, cut: tcp.Cut,
-			close: func() { sample(); w.Close(); counts.Close(); tcp.Close(); stop() },
+			close: func() { sample(); w.Close(); tcp.Close(); stop() },
 			open:  func(ctx context.Context) (store.Store, error) { return mk(ctx, tcp.Addr()) }}, nil
 	case "k8s":
 		if s.Kube == nil {
@@ -171,13 +169,10 @@ func (s *Servers) open(ctx context.Context, kind string) (*location, error) {
 		if err != nil {
 			return nil, err
 		}
-		counts, err := counting.Start("http://127.0.0.1:1")
-		if err != nil {
-			tcp.Close()
-			return nil, err
-		}
+		counts := counting.NewBook()
 		admin, err := kube.NewCore(s.Kube.Config)
 		if err != nil {
+			tcp.Close()
 			return nil, err
 		}
 		metrics := func(ctx context.Context) (map[string]float64, error) { return apiserverMetrics(ctx, admin) }
@@ -196,11 +191,13 @@ func (s *Servers) open(ctx context.Context, kind string) (*location, error) {
 		}
 		w, err := kube.New(cfg(host))
 		if err != nil {
+			sample()
+			tcp.Close()
 			return nil, err
 		}
 		pid := apiserverPID(host)
 		return &location{writer: w, counts: counts, cut: tcp.Cut,
-			close: func() { sample(); w.Close(); counts.Close(); tcp.Close() },
+			close: func() { sample(); w.Close(); tcp.Close() },
 			open:  func(context.Context) (store.Store, error) { return kube.New(cfg(tcp.Addr())) },
 			apiserver: func(ctx context.Context) (int64, int, error) {
 				m, err := metrics(ctx)
@@ -215,7 +212,7 @@ func (s *Servers) open(ctx context.Context, kind string) (*location, error) {
 
 // sampleEverySecond books the growth of a running total into counts once a second, for
 // servers that count their own calls; the returned func stops it.
-func sampleEverySecond(total func() int, counts *counting.Proxy) (stop func()) {
+func sampleEverySecond(total func() int, counts *counting.Book) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
