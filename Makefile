@@ -82,7 +82,7 @@ bench-footprint: flavors
 	KEYSYNC_VAULT_BIN=$$vault KUBEBUILDER_ASSETS=$$kube $(GO) run ./test/footprint --bin bin --report docs/benchmarks.md
 
 # How cost grows with the fleet: 20, 200, 1000 and 2000 sidecars (in process) against each
-# real test server; rewrites the scale section of docs/benchmarks.md (about 40 minutes).
+# real test server; rewrites the scale section of docs/benchmarks.md (about 30 minutes).
 bench-scale:
 	vault=$$(bash test/servers/vault.sh) && kube=$$(bash test/servers/kube.sh) && \
 	KEYSYNC_VAULT_BIN=$$vault KUBEBUILDER_ASSETS=$$kube $(GO) run ./test/scale/run --report docs/benchmarks.md

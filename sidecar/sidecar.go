@@ -270,7 +270,8 @@ func (s *Sidecar) nextWait(failures int) time.Duration {
 // sync reads the store once, completes and prunes the keyring, writes the file if it
 // changed and hands what the file holds to the notifier.
 func (s *Sidecar) sync(ctx context.Context) error {
-	rctx, cancel := context.WithTimeout(ctx, ReadTimeout)
+	// The poll loop's backoff is the only retry of a failing read.
+	rctx, cancel := context.WithTimeout(store.CallerRetries(ctx), ReadTimeout)
 	snap, err := s.cfg.Store.Read(rctx)
 	cancel()
 	now := s.cfg.Now()

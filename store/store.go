@@ -105,6 +105,23 @@ func Invalid(version string, err error) error {
 	return &InvalidError{Version: version, Err: err}
 }
 
+type callerRetriesKey struct{}
+
+// CallerRetries marks ctx as a read whose caller retries it with a jittered backoff of its
+// own (the sidecar's poll loop). A store then makes one attempt per request instead of
+// retrying inside its client library: a fleet's retries after an outage or under
+// throttling are spread by one backoff rather than multiplied by two (docs/scaling.md).
+// Reads without the mark (a rotation's) keep the client's retries.
+func CallerRetries(ctx context.Context) context.Context {
+	return context.WithValue(ctx, callerRetriesKey{}, true)
+}
+
+// RetriedByCaller reports whether ctx carries the CallerRetries mark.
+func RetriedByCaller(ctx context.Context) bool {
+	v, _ := ctx.Value(callerRetriesKey{}).(bool)
+	return v
+}
+
 // IsDocument reports whether a stored value is a keyring document (a JSON object) rather
 // than a plain value, which is used byte for byte as the key.
 func IsDocument(value []byte) bool {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sigil-dna/keysync/internal/secretscan"
 	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/store"
 )
 
 // Defaults of the retryer.
@@ -80,6 +81,16 @@ func Load(ctx context.Context, c Config) (aws.Config, error) {
 		})
 	}
 	return cfg, nil
+}
+
+// Attempts is the RetryMaxAttempts of one call made with ctx: 1 when its caller retries
+// with a backoff of its own (store.CallerRetries: the sidecar's poll), 0 (the client's
+// retryer) otherwise.
+func Attempts(ctx context.Context) int {
+	if store.RetriedByCaller(ctx) {
+		return 1
+	}
+	return 0
 }
 
 // Backoff is full-jitter exponential backoff: attempt n waits a uniformly random time in

@@ -105,6 +105,16 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 // String implements store.Store.
 func (s *Store) String() string { return "secretsmanager://" + s.cfg.Name }
 
+// once makes a call with ctx a single attempt when the caller retries (awsapi.Attempts).
+func (s *Store) once(ctx context.Context) func(*secretsmanager.Options) {
+	n := awsapi.Attempts(ctx)
+	return func(o *secretsmanager.Options) {
+		if n > 0 {
+			o.RetryMaxAttempts = n
+		}
+	}
+}
+
 // Close implements store.Store.
 func (s *Store) Close() error { return nil }
 
@@ -126,7 +136,7 @@ func (l labels) key() string {
 }
 
 func (s *Store) labels(ctx context.Context) (labels, error) {
-	d, err := s.client.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: &s.cfg.Name})
+	d, err := s.client.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: &s.cfg.Name}, s.once(ctx))
 	if err != nil {
 		return labels{}, s.fail("DescribeSecret", err)
 	}
@@ -159,7 +169,7 @@ type value struct {
 }
 
 func (s *Store) get(ctx context.Context, id string) (value, error) {
-	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &s.cfg.Name, VersionId: &id})
+	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &s.cfg.Name, VersionId: &id}, s.once(ctx))
 	if err != nil {
 		return value{}, s.fail("GetSecretValue "+id, err)
 	}
@@ -299,7 +309,7 @@ func (s *Store) Write(ctx context.Context, r *keyring.Keyring, ifVersion string)
 		return s.create(ctx, r, doc, tok)
 	}
 	if _, err := s.client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: &s.cfg.Name,
-		SecretString: aws.String(string(doc)), ClientRequestToken: &tok, VersionStages: []string{Pending}}); err != nil {
+		SecretString: aws.String(string(doc)), ClientRequestToken: &tok, VersionStages: []string{Pending}}, s.once(ctx)); err != nil {
 		err = awsapi.Redact(err, doc)
 		if errors.Is(s.fail("", err), store.ErrNotFound) {
 			return "", fmt.Errorf("secretsmanager %s was deleted since it was read: %w", s.cfg.Name, store.ErrConflict)
@@ -307,7 +317,7 @@ func (s *Store) Write(ctx context.Context, r *keyring.Keyring, ifVersion string)
 		return "", s.fail("PutSecretValue ("+Pending+")", err)
 	}
 	_, err = s.client.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{SecretId: &s.cfg.Name,
-		VersionStage: aws.String(Current), MoveToVersionId: &tok, RemoveFromVersionId: &ifVersion})
+		VersionStage: aws.String(Current), MoveToVersionId: &tok, RemoveFromVersionId: &ifVersion}, s.once(ctx))
 	if err != nil {
 		l, lerr := s.labels(ctx)
 		switch {
@@ -330,7 +340,7 @@ func (s *Store) create(ctx context.Context, r *keyring.Keyring, doc []byte, tok 
 	if s.cfg.KMSKeyID != "" {
 		in.KmsKeyId = &s.cfg.KMSKeyID
 	}
-	_, err := s.client.CreateSecret(ctx, in)
+	_, err := s.client.CreateSecret(ctx, in, s.once(ctx))
 	if err == nil {
 		return tok, nil
 	}
@@ -348,7 +358,7 @@ func (s *Store) create(ctx context.Context, r *keyring.Keyring, doc []byte, tok 
 		// The secret exists without a value (created empty, for its policy or tags):
 		// this first value becomes AWSCURRENT.
 		if _, err := s.client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: &s.cfg.Name,
-			SecretString: aws.String(string(doc)), ClientRequestToken: &tok}); err != nil {
+			SecretString: aws.String(string(doc)), ClientRequestToken: &tok}, s.once(ctx)); err != nil {
 			return "", s.fail("PutSecretValue", awsapi.Redact(err, doc))
 		}
 		s.describe(ctx, r)
@@ -360,14 +370,14 @@ func (s *Store) create(ctx context.Context, r *keyring.Keyring, doc []byte, tok 
 // unpend removes AWSPENDING from version id if it is there, as the end of a rotation does.
 func (s *Store) unpend(ctx context.Context, id string) {
 	if _, err := s.client.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{SecretId: &s.cfg.Name,
-		VersionStage: aws.String(Pending), RemoveFromVersionId: &id}); err != nil {
+		VersionStage: aws.String(Pending), RemoveFromVersionId: &id}, s.once(ctx)); err != nil {
 		s.cfg.Log.Debug("AWSPENDING left in place", "store", s.String(), "version", id, "error", s.fail("UpdateSecretVersionStage", err))
 	}
 }
 
 // describe records who rotated, why and the key ids in the secret's description.
 func (s *Store) describe(ctx context.Context, r *keyring.Keyring) {
-	if _, err := s.client.UpdateSecret(ctx, &secretsmanager.UpdateSecretInput{SecretId: &s.cfg.Name, Description: aws.String(Description(r))}); err != nil {
+	if _, err := s.client.UpdateSecret(ctx, &secretsmanager.UpdateSecretInput{SecretId: &s.cfg.Name, Description: aws.String(Description(r))}, s.once(ctx)); err != nil {
 		s.cfg.Log.Warn("cannot record the rotation in the secret's description", "store", s.String(), "error", s.fail("UpdateSecret", err))
 	}
 }
@@ -406,7 +416,7 @@ func (s *Store) RollbackPlain(ctx context.Context, ifVersion string, dryRun bool
 	after := labels{current: l.previous, previous: l.current, changed: s.cfg.Now().UTC()}
 	if !dryRun {
 		if _, err := s.client.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{SecretId: &s.cfg.Name,
-			VersionStage: aws.String(Current), MoveToVersionId: &l.previous, RemoveFromVersionId: &l.current}); err != nil {
+			VersionStage: aws.String(Current), MoveToVersionId: &l.previous, RemoveFromVersionId: &l.current}, s.once(ctx)); err != nil {
 			if l2, err2 := s.labels(ctx); err2 == nil && l2.current != ifVersion {
 				return nil, fmt.Errorf("secretsmanager %s: %s moved meanwhile: %w", s.cfg.Name, Current, store.ErrConflict)
 			}

@@ -99,6 +99,16 @@ func (s *Store) String() string {
 	return "ssm:///" + strings.TrimPrefix(s.cfg.Name, "/")
 }
 
+// once makes a call with ctx a single attempt when the caller retries (awsapi.Attempts).
+func (s *Store) once(ctx context.Context) func(*ssm.Options) {
+	n := awsapi.Attempts(ctx)
+	return func(o *ssm.Options) {
+		if n > 0 {
+			o.RetryMaxAttempts = n
+		}
+	}
+}
+
 // Close implements store.Store.
 func (s *Store) Close() error { return nil }
 
@@ -111,7 +121,7 @@ func (s *Store) fail(call string, err error) error {
 
 // meta reads the parameter without decryption: its version and date, not its value.
 func (s *Store) meta(ctx context.Context) (*types.Parameter, error) {
-	out, err := s.client.GetParameter(ctx, &ssm.GetParameterInput{Name: &s.cfg.Name, WithDecryption: aws.Bool(false)})
+	out, err := s.client.GetParameter(ctx, &ssm.GetParameterInput{Name: &s.cfg.Name, WithDecryption: aws.Bool(false)}, s.once(ctx))
 	if err != nil {
 		return nil, s.fail("GetParameter", err)
 	}
@@ -131,7 +141,7 @@ func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
 	if snap := s.cache.Get(cacheKey(m)); snap != nil {
 		return snap, nil
 	}
-	out, err := s.client.GetParameter(ctx, &ssm.GetParameterInput{Name: &s.cfg.Name, WithDecryption: aws.Bool(true)})
+	out, err := s.client.GetParameter(ctx, &ssm.GetParameterInput{Name: &s.cfg.Name, WithDecryption: aws.Bool(true)}, s.once(ctx))
 	if err != nil {
 		return nil, s.fail("GetParameter with decryption", err)
 	}
@@ -181,7 +191,7 @@ func (s *Store) previous(ctx context.Context, version int64) (*keyring.PlainValu
 	p := ssm.NewGetParameterHistoryPaginator(s.client, &ssm.GetParameterHistoryInput{
 		Name: &s.cfg.Name, WithDecryption: aws.Bool(true), MaxResults: aws.Int32(50)})
 	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+		page, err := p.NextPage(ctx, s.once(ctx))
 		if err != nil {
 			return nil, s.fail("GetParameterHistory", err)
 		}
@@ -208,7 +218,7 @@ func (s *Store) put(ctx context.Context, value, description string, overwrite bo
 	if s.cfg.KMSKeyID != "" {
 		in.KeyId = &s.cfg.KMSKeyID
 	}
-	out, err := s.client.PutParameter(ctx, in)
+	out, err := s.client.PutParameter(ctx, in, s.once(ctx))
 	if err != nil {
 		err = awsapi.Redact(err, []byte(value))
 		switch awsapi.Code(err) {
@@ -267,7 +277,7 @@ func (s *Store) Write(ctx context.Context, r *keyring.Keyring, ifVersion string)
 func (s *Store) restore(ctx context.Context, winner, ours int64, doc string) (string, error) {
 	lost := fmt.Errorf("ssm %s: another write made version %d between this write's version check and its PutParameter (this write became version %d)", s.cfg.Name, winner, ours)
 	sel := s.cfg.Name + ":" + strconv.FormatInt(winner, 10)
-	w, err := s.client.GetParameter(ctx, &ssm.GetParameterInput{Name: &sel, WithDecryption: aws.Bool(true)})
+	w, err := s.client.GetParameter(ctx, &ssm.GetParameterInput{Name: &sel, WithDecryption: aws.Bool(true)}, s.once(ctx))
 	if err != nil {
 		s.cfg.Log.Error("lost a write race and cannot read the winning version back: the parameter holds this write's document, not the winner's",
 			"store", s.String(), "winner", winner, "ours", ours, "error", s.fail("GetParameter "+sel, err))

@@ -394,7 +394,15 @@ func throttling(t *testing.T, b Backend, first *keyring.Keyring) {
 	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "throttl") {
 		t.Fatalf("throttled for good: err = %v, want one that says so", err)
 	}
+	// A caller with a backoff of its own (the sidecar) is the only retry of its read.
+	f.Throttle(1)
+	if _, err := f.Store.Read(store.CallerRetries(t.Context())); err == nil {
+		t.Fatal("a read whose caller retries was retried inside the store")
+	}
 	f.Throttle(0)
+	if _, err := f.Store.Read(store.CallerRetries(t.Context())); err != nil {
+		t.Fatalf("after the throttling: %v", err)
+	}
 }
 
 func mustStage(t *testing.T, r *keyring.Keyring, at time.Time, s keyring.Secret) *keyring.Keyring {

@@ -2,8 +2,16 @@ package scale
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // Markdown renders the results of one store, N ascending.
@@ -35,6 +43,59 @@ func Markdown(kind string, rs []*Result, o Options) string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// Chart writes one PNG for a store: on the left the requests per second it took against N
+// (idle, during the rotation, the busiest second after the outage), on the right the
+// propagation p50 and p99 against N with the goal (the interval + 1 s when polled, 1 s
+// for the watch). N is on a logarithmic axis.
+func Chart(kind string, rs []*Result, o Options, path string) error {
+	load, prop := plot.New(), plot.New()
+	load.Title.Text = storeTitle(kind) + ": store load"
+	load.Y.Label.Text = "requests/s"
+	prop.Title.Text = "propagation (store write to keys file)"
+	prop.Y.Label.Text = "seconds"
+	goal, goalName := (o.Interval + time.Second).Seconds(), "goal: interval + 1 s"
+	if kind == "k8s" {
+		goal, goalName = 1, "goal: 1 s"
+	}
+	var idle, rot, after, p50, p99, goals plotter.XYs
+	for _, r := range rs {
+		n := float64(r.Pods)
+		idle = append(idle, plotter.XY{X: n, Y: r.IdleRPS})
+		rot = append(rot, plotter.XY{X: n, Y: r.RotationRPS})
+		after = append(after, plotter.XY{X: n, Y: float64(r.MaxAfterOutage)})
+		p50 = append(p50, plotter.XY{X: n, Y: r.PropagationMs[0] / 1000})
+		p99 = append(p99, plotter.XY{X: n, Y: r.PropagationMs[1] / 1000})
+		goals = append(goals, plotter.XY{X: n, Y: goal})
+	}
+	for _, p := range []*plot.Plot{load, prop} {
+		p.X.Label.Text = "sidecars (log scale)"
+		p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+		p.Y.Min = 0
+		p.Legend.Top, p.Legend.Left = true, true
+	}
+	if err := plotutil.AddLinePoints(load, "idle", idle, "during the rotation", rot, "busiest second after the outage", after); err != nil {
+		return err
+	}
+	if err := plotutil.AddLinePoints(prop, "p50", p50, "p99", p99, goalName, goals); err != nil {
+		return err
+	}
+	img := vgimg.New(12*vg.Inch, 4*vg.Inch)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Inch / 4, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8, PadLeft: vg.Inch / 8, PadRight: vg.Inch / 8}
+	canvases := plot.Align([][]*plot.Plot{{load, prop}}, tiles, dc)
+	load.Draw(canvases[0][0])
+	prop.Draw(canvases[0][1])
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func ms(v float64) string {

@@ -1,6 +1,9 @@
 package scale
 
 import (
+	"image/png"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -34,5 +37,17 @@ func TestScaleShort(t *testing.T) {
 	}
 	if md := Markdown("vault", []*Result{r}, o); len(md) < 100 {
 		t.Errorf("report: %q", md)
+	}
+	chart := filepath.Join(t.TempDir(), "scale-vault.png")
+	if err := Chart("vault", []*Result{r, r}, o, chart); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(chart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if c, err := png.DecodeConfig(f); err != nil || c.Width < 800 {
+		t.Errorf("chart: %+v, %v", c, err)
 	}
 }
