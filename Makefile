@@ -42,7 +42,8 @@ test: lint
 	kube=$$(bash test/servers/kube.sh) && \
 	helm=$$(bash test/servers/helm.sh) && \
 	tsc=$$(bash test/servers/typescript.sh) && \
-	KEYSYNC_VAULT_BIN=$$vault KUBEBUILDER_ASSETS=$$kube KEYSYNC_HELM_BIN=$$helm KEYSYNC_TSC=$$tsc \
+	prom=$$(bash test/servers/prometheus.sh) && \
+	KEYSYNC_VAULT_BIN=$$vault KUBEBUILDER_ASSETS=$$kube KEYSYNC_HELM_BIN=$$helm KEYSYNC_TSC=$$tsc KEYSYNC_PROMETHEUS_DIR=$$prom \
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 lint:

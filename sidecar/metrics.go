@@ -24,6 +24,9 @@ type metrics struct {
 	appConfirmed  prometheus.Gauge
 	appKeys       *prometheus.GaugeVec
 	worst         prometheus.Gauge
+	maxStale      prometheus.Gauge
+	rotatedAt     prometheus.Gauge
+	notAfter      *prometheus.GaugeVec
 }
 
 func newMetrics(stale func() float64) *metrics {
@@ -64,6 +67,15 @@ func newMetrics(stale func() float64) *metrics {
 		appKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "keysync_app_key_info", Help: "1 for each key id the app reported holding last.",
 		}, []string{"key_id"}),
+		maxStale: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "keysync_max_stale_seconds", Help: "--max-stale: readiness fails after this long without a successful sync (0: never).",
+		}),
+		rotatedAt: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "keysync_rotated_timestamp_seconds", Help: "Unix time the keyring in the keys file was rotated (its rotated_at; for a plain value, when the store wrote it).",
+		}),
+		notAfter: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "keysync_key_not_after_timestamp_seconds", Help: "Unix time each key in the keys file stops verifying, for the keys that have an end (a replaced key's verify window).",
+		}, []string{"key_id"}),
 		worst: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "keysync_worst_propagation_seconds", Help: "The longest this sidecar takes to read a new document once the store is readable (interval with jitter or backoff cap, plus the read timeout).",
 		}),
@@ -72,7 +84,7 @@ func newMetrics(stale func() float64) *metrics {
 		Name: "keysync_stale_seconds", Help: "Seconds since the last successful sync (0 before the first).",
 	}, stale)
 	m.reg.MustRegister(m.syncs, m.lastSuccess, m.generation, m.keys, m.keysWritten, m.signals, m.confirmations, m.unconfirmed,
-		m.appGeneration, m.appConfirmed, m.appKeys, m.worst, stalenessGauge,
+		m.appGeneration, m.appConfirmed, m.appKeys, m.worst, m.maxStale, m.rotatedAt, m.notAfter, stalenessGauge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"ok", "error", "rejected", "write_error"} {
 		m.syncs.WithLabelValues(r)
@@ -86,9 +98,16 @@ func newMetrics(stale func() float64) *metrics {
 // setFile publishes what the keys file holds, with each key's state at now.
 func (m *metrics) setFile(r *keyring.Keyring, now time.Time) {
 	m.generation.Set(float64(r.Generation))
+	if !r.RotatedAt.IsZero() {
+		m.rotatedAt.Set(float64(r.RotatedAt.UnixNano()) / 1e9)
+	}
 	m.keys.Reset()
+	m.notAfter.Reset()
 	for _, k := range r.Keys {
 		m.keys.WithLabelValues(k.ID, string(r.StateAt(k, now))).Set(1)
+		if !k.NotAfter.IsZero() {
+			m.notAfter.WithLabelValues(k.ID).Set(float64(k.NotAfter.UnixNano()) / 1e9)
+		}
 	}
 }
 

@@ -140,6 +140,7 @@ func New(cfg Config) (*Sidecar, error) {
 	s := &Sidecar{cfg: cfg, file: keysFile{path: filepath.Join(cfg.OutDir, cfg.FileName), mode: cfg.Mode}}
 	s.metrics = newMetrics(s.staleSeconds)
 	s.metrics.worst.Set(WorstPropagation(cfg.Interval, cfg.Jitter, cfg.BackoffCap).Seconds())
+	s.metrics.maxStale.Set(cfg.MaxStale.Seconds())
 	var sig signaller
 	if cfg.ProcessName != "" || cfg.PidFile != "" {
 		sig = &processSignaller{finder: finder{name: cfg.ProcessName, pidFile: cfg.PidFile, self: os.Getpid()},

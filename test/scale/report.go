@@ -18,11 +18,11 @@ import (
 func Markdown(kind string, rs []*Result, o Options) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### %s\n\n", storeTitle(kind))
-	b.WriteString("| pods | sidecars | store requests/s idle (per pod per interval) | during the rotation | busiest second during the outage | busiest second after it (× idle) | propagation p50 / p99 / max | CPU per pod |")
+	b.WriteString("| pods | sidecars | store requests/s idle (per pod per interval) | busiest idle second | during the rotation | busiest second during the outage | busiest second after it (× idle) | propagation p50 / p99 / max | CPU per pod |")
 	if kind == "k8s" {
 		b.WriteString(" apiserver RSS | watches on secrets |")
 	}
-	b.WriteString("\n|---|---|---|---|---|---|---|---|")
+	b.WriteString("\n|---|---|---|---|---|---|---|---|---|")
 	if kind == "k8s" {
 		b.WriteString("---|---|")
 	}
@@ -35,7 +35,7 @@ func Markdown(kind string, rs []*Result, o Options) string {
 		} else if o.Outage > 0 {
 			ratio = fmt.Sprintf("%d", r.MaxAfterOutage)
 		}
-		fmt.Fprintf(&b, "| %d | in-process | %.1f (%.2f) | %.1f | %d | %s | %s / %s / %s | %s/s |", r.Pods, r.IdleRPS, perPod, r.RotationRPS, r.MaxDuringOutage, ratio,
+		fmt.Fprintf(&b, "| %d | in-process | %.1f (%.2f) | %d | %.1f | %d | %s | %s / %s / %s | %s/s |", r.Pods, r.IdleRPS, perPod, r.MaxIdle, r.RotationRPS, r.MaxDuringOutage, ratio,
 			ms(r.PropagationMs[0]), ms(r.PropagationMs[1]), ms(r.PropagationMs[2]), r.CPUPerPodSecond.Round(time.Microsecond))
 		if kind == "k8s" {
 			fmt.Fprintf(&b, " %.0f MiB | %d |", float64(r.APIServerRSS)/(1<<20), r.Watches)

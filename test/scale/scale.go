@@ -39,6 +39,7 @@ type Result struct {
 	// rotation (from its write to the last keys file, plus one interval), the busiest
 	// second after the outage.
 	IdleRPS, RotationRPS float64
+	MaxIdle              int // the busiest whole second at idle: the second-to-second spread
 	MaxAfterOutage       int // the busiest whole second after the store came back
 	MaxDuringOutage      int // the busiest second while it answered nothing (retries)
 	// Propagation from the rotation's store write to each sidecar's keys file.
@@ -169,6 +170,7 @@ func Run(ctx context.Context, srv *Servers, kind string, n int, o Options) (*Res
 	time.Sleep(2 * o.Interval)
 	cpu1, t1 := cpuTime(), time.Now()
 	res.IdleRPS = mean(loc.counts.Window(t0, t1))
+	res.MaxIdle = slices.Max(append(loc.counts.Window(t0, t1), 0))
 	res.CPUPerPodSecond = time.Duration(float64(cpu1-cpu0) / t1.Sub(t0).Seconds() / float64(n))
 	if loc.apiserver != nil {
 		if res.APIServerRSS, res.Watches, err = loc.apiserver(ctx); err != nil {
