@@ -55,13 +55,15 @@ func ErrorCode(err error) string {
 // Signer signs and verifies with a keyring. It precomputes each key's HMAC state and is
 // safe for concurrent use; it never locks on the hot path.
 type Signer struct {
-	ring *Keyring
-	keys []*signerKey // in ring.Keys order
+	ring  *Keyring
+	keys  []*signerKey // in ring.Keys order
+	usage *Usage       // nil: nothing counted
 }
 
 type signerKey struct {
 	Key
 	pool sync.Pool // of *macState
+	use  *keyUsage // nil: nothing counted
 }
 
 type macState struct {
@@ -70,10 +72,17 @@ type macState struct {
 }
 
 // NewSigner prepares r for signing and verification. r must be valid.
-func NewSigner(r *Keyring) *Signer {
-	s := &Signer{ring: r, keys: make([]*signerKey, len(r.Keys))}
+func NewSigner(r *Keyring) *Signer { return NewSignerWithUsage(r, nil) }
+
+// NewSignerWithUsage is NewSigner counting every signature and verification in u (nil:
+// none), which may outlive the keyring (see Usage).
+func NewSignerWithUsage(r *Keyring, u *Usage) *Signer {
+	s := &Signer{ring: r, keys: make([]*signerKey, len(r.Keys)), usage: u}
 	for i, k := range r.Keys {
 		sk := &signerKey{Key: k}
+		if u != nil {
+			sk.use = u.key(k.ID)
+		}
 		secret := []byte(k.Secret)
 		sk.pool.New = func() any { return &macState{h: hmac.New(sha256.New, secret)} }
 		s.keys[i] = sk
@@ -110,6 +119,9 @@ func (s *Signer) AppendSign(dst []byte, now time.Time, payload []byte) ([]byte, 
 	}
 	var sum [sha256.Size]byte
 	k.mac(&sum, payload)
+	if k.use != nil {
+		k.use.signed.Add(1)
+	}
 	dst = append(dst, sigPrefix...)
 	dst = append(dst, k.ID...)
 	dst = append(dst, '.')
@@ -135,6 +147,9 @@ func (s *Signer) SignLegacy(now time.Time, payload []byte) (string, error) {
 	}
 	var sum [sha256.Size]byte
 	k.mac(&sum, payload)
+	if k.use != nil {
+		k.use.signed.Add(1)
+	}
 	var buf [macHexLen]byte
 	return string(appendHex(buf[:0], sum[:])), nil
 }
@@ -148,25 +163,32 @@ func (s *Signer) Verify(now time.Time, payload []byte, sig string) error {
 	switch len(sig) {
 	case legacySigLen:
 		if !decodeHex(want[:], sig) {
-			return ErrMalformedSignature
+			return s.malformed()
 		}
-		match := 0
-		for _, k := range s.keys {
+		matched := -1
+		for i, k := range s.keys {
 			if k.ValidAt(now) {
 				k.mac(&got, payload)
 				if hmac.Equal(got[:], want[:]) {
-					match = 1
+					matched = i
 				}
 			}
 		}
-		if match == 0 {
+		if matched < 0 {
+			if s.usage != nil {
+				s.usage.legacyBad.Add(1)
+			}
 			return ErrBadSignature
+		}
+		if k := s.keys[matched]; k.use != nil {
+			k.use.legacy.Add(1)
+			k.use.verified(now)
 		}
 		return nil
 	case keyedSigLen:
 		if sig[:len(sigPrefix)] != sigPrefix || sig[len(sigPrefix)+KeyIDLen] != '.' ||
 			!decodeHex(want[:], sig[len(sigPrefix)+KeyIDLen+1:]) {
-			return ErrMalformedSignature
+			return s.malformed()
 		}
 		id := sig[len(sigPrefix) : len(sigPrefix)+KeyIDLen]
 		for _, k := range s.keys {
@@ -174,18 +196,54 @@ func (s *Signer) Verify(now time.Time, payload []byte, sig string) error {
 				continue
 			}
 			if !k.ValidAt(now) {
+				if k.use != nil {
+					k.use.expired.Add(1)
+				}
 				return ErrExpiredKey
 			}
 			k.mac(&got, payload)
-			if !hmac.Equal(got[:], want[:]) {
+			ok := hmac.Equal(got[:], want[:])
+			if k.use != nil {
+				st := s.stateIndex(k, now)
+				if ok {
+					k.use.ok[st].Add(1)
+					k.use.verified(now)
+				} else {
+					k.use.bad[st].Add(1)
+				}
+			}
+			if !ok {
 				return ErrBadSignature
 			}
 			return nil
 		}
+		if s.usage != nil {
+			s.usage.unknown.Add(1)
+		}
 		return ErrUnknownKey
 	default:
-		return ErrMalformedSignature
+		return s.malformed()
 	}
+}
+
+func (s *Signer) malformed() error {
+	if s.usage != nil {
+		s.usage.malformed.Add(1)
+	}
+	return ErrMalformedSignature
+}
+
+// stateIndex is k's state at now as an index of usageStates (the rule of StateAt).
+func (s *Signer) stateIndex(k *signerKey, now time.Time) int {
+	switch {
+	case k.Held():
+		return 0
+	case s.signingKey(now) == k:
+		return 2
+	case k.NotBefore.After(now):
+		return 1
+	}
+	return 3
 }
 
 const hexDigits = "0123456789abcdef"
@@ -202,25 +260,26 @@ func decodeHex(dst []byte, s string) bool {
 	if len(s) != 2*len(dst) {
 		return false
 	}
+	bad := byte(0)
 	for i := range dst {
-		hi, ok1 := fromHex(s[2*i])
-		lo, ok2 := fromHex(s[2*i+1])
-		if !ok1 || !ok2 {
-			return false
-		}
-		dst[i] = hi<<4 | lo
+		hi, lo := hexValue[s[2*i]], hexValue[s[2*i+1]]
+		bad |= hi | lo
+		dst[i] = hi<<4 | lo&0x0f
 	}
-	return true
+	return bad&0xf0 == 0 // one table lookup per digit, one branch per signature
 }
 
-func fromHex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
+// hexValue maps a hex digit of either case to its value and anything else to 0xff.
+var hexValue = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return 0, false
-}
+	for c := byte('0'); c <= '9'; c++ {
+		t[c] = c - '0'
+	}
+	for c := byte('a'); c <= 'f'; c++ {
+		t[c] = c - 'a' + 10
+		t[c-'a'+'A'] = c - 'a' + 10
+	}
+	return t
+}()

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"maps"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -40,6 +41,10 @@ type KeyringVector struct {
 	Sign     []SignVector   `json:"sign"`
 	Verify   []VerifyVector `json:"verify"`
 	States   []StateVector  `json:"states"`
+	// Usage is what a Usage counts after the Sign cases (Sign, then SignLegacy, each) and
+	// then the Verify cases, in order, on one fresh signer: both libraries must count the
+	// same.
+	Usage UsageSnapshot `json:"usage"`
 }
 
 // StateVector: at At, the keys are in these states (held, pending, current, previous, expired).
@@ -113,6 +118,7 @@ func generateVectors(t *testing.T) Vectors {
 			}
 		}
 		kv.Verify = verify(s)
+		kv.Usage = replayUsage(r, kv)
 		v.Keyrings = append(v.Keyrings, kv)
 	}
 	single, _ := Stage(nil, t0, a, Options{RotatedBy: "vectors", Reason: "single key"})
@@ -231,6 +237,22 @@ func generateVectors(t *testing.T) Vectors {
 	return v
 }
 
+// replayUsage runs kv's cases on a fresh signer counting its usage.
+func replayUsage(r *Keyring, kv KeyringVector) UsageSnapshot {
+	u := NewUsage()
+	s := NewSignerWithUsage(r, u)
+	for _, sv := range kv.Sign {
+		at, _ := time.Parse(time.RFC3339Nano, sv.At)
+		_, _ = s.Sign(at, []byte(sv.Payload))
+		_, _ = s.SignLegacy(at, []byte(sv.Payload))
+	}
+	for _, vv := range kv.Verify {
+		at, _ := time.Parse(time.RFC3339Nano, vv.At)
+		_ = s.Verify(at, []byte(vv.Payload), vv.Signature)
+	}
+	return u.Snapshot()
+}
+
 func TestVectors(t *testing.T) {
 	const path = "testdata/vectors.json"
 	if *updateVectors {
@@ -295,6 +317,9 @@ func TestVectors(t *testing.T) {
 				if got := ErrorCode(s.Verify(at, []byte(vv.Payload), vv.Signature)); got != vv.Error {
 					t.Errorf("verify %q: got %q, want %q", vv.Name, got, vv.Error)
 				}
+			}
+			if got := replayUsage(r, kv); !reflect.DeepEqual(got, kv.Usage) {
+				t.Errorf("usage after the cases:\n%+v\nwant\n%+v", got, kv.Usage)
 			}
 		})
 	}

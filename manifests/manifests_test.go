@@ -81,6 +81,9 @@ func TestEveryManifestIsAcceptedByTheAPIServer(t *testing.T) {
 		"helm, keysync on AWS with IRSA":  helmTemplate(t, awsIRSA...),
 		"helm, keysync on Vault":          helmTemplate(t, "keysync.enabled=true", "keysync.store=vault://secret/sigil/spiral-event-secret"),
 		"kustomize base, vault flavor":    kustomizeWithComponent(t, "vault"),
+		"helm, sample consumer with keysync on": run(t, nil, helmBin, "template", "r", "helm/example-consumer", "--namespace", "sigil",
+			"--set", "keysync.enabled=true", "--set", "keysync.rotation.enabled=true"),
+		"kustomize Component on a Deployment, a StatefulSet and a DaemonSet": run(t, nil, "kubectl", "kustomize", "components/testdata/workloads"),
 	}
 	for name, doc := range renders {
 		t.Run(name, func(t *testing.T) {
@@ -91,7 +94,9 @@ func TestEveryManifestIsAcceptedByTheAPIServer(t *testing.T) {
 			t.Logf("%s", bytes.TrimSpace(out))
 		})
 	}
-	run(t, nil, helmBin, "lint", "helm/keysync-app", "--strict")
+	for _, chart := range []string{"helm/keysync-app", "helm/keysync", "helm/example-consumer"} {
+		run(t, nil, helmBin, "lint", chart, "--strict")
+	}
 }
 
 func deployment(t *testing.T, doc []byte) *appsv1.Deployment {

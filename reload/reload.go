@@ -39,6 +39,9 @@ type Keyring struct {
 	path string
 	cfg  config
 	cur  atomic.Pointer[loaded]
+	// usage counts signatures and verifications per key over the handle's life, across
+	// reloads (Usage, Status, the reloadprom collector).
+	usage *keyring.Usage
 
 	mu       sync.Mutex // serialises reloads; never taken by Sign or Verify
 	reloads  atomic.Uint64
@@ -71,7 +74,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reload: %w", err)
 	}
-	k := &Keyring{path: abs, cfg: cfg}
+	k := &Keyring{path: abs, cfg: cfg, usage: keyring.NewUsage()}
 	if len(cfg.signals) > 0 {
 		k.sigCh = make(chan os.Signal, 1)
 		signal.Notify(k.sigCh, cfg.signals...)
@@ -208,7 +211,7 @@ func (k *Keyring) Reload() error {
 		k.cfg.log.Warn("keys file generation went backwards", "path", k.path,
 			"generation", r.Generation, "previous_generation", prev.signer.Keyring().Generation)
 	}
-	k.cur.Store(&loaded{signer: keyring.NewSigner(r), raw: data, loadedAt: time.Now()})
+	k.cur.Store(&loaded{signer: keyring.NewSignerWithUsage(r, k.usage), raw: data, loadedAt: time.Now()})
 	k.reloads.Add(1)
 	k.lastErr.Store(nil)
 	st := k.Status()

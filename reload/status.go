@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/sigil-dna/keysync/keyring"
 )
 
 // Status is what a handle has loaded. It holds no secret and is what the sidecar reads
@@ -20,11 +22,15 @@ type Status struct {
 	Reloads      uint64    `json:"reloads"`
 	Errors       uint64    `json:"errors"`
 	LastError    string    `json:"last_error,omitempty"`
+	// Usage is what each key signed and verified since Open, across reloads: verifications
+	// by the key's state and their result, and when each key last verified something. A
+	// previous key's count that stops growing has drained.
+	Usage keyring.UsageSnapshot `json:"usage"`
 }
 
 // Status reports the loaded keyring.
 func (k *Keyring) Status() Status {
-	st := Status{Path: k.path, Reloads: k.reloads.Load(), Errors: k.failures.Load()}
+	st := Status{Path: k.path, Reloads: k.reloads.Load(), Errors: k.failures.Load(), Usage: k.usage.Snapshot()}
 	if e := k.lastErr.Load(); e != nil {
 		st.LastError = *e
 	}
@@ -55,3 +61,6 @@ func (k *Keyring) StatusHandler() http.Handler {
 		_ = json.NewEncoder(w).Encode(k.Status())
 	})
 }
+
+// Usage returns what each key signed and verified since Open (see Status.Usage).
+func (k *Keyring) Usage() keyring.UsageSnapshot { return k.usage.Snapshot() }

@@ -105,6 +105,22 @@ func Invalid(version string, err error) error {
 	return &InvalidError{Version: version, Err: err}
 }
 
+// EventRecorder is implemented by stores whose platform shows operators what happened to
+// an object (Kubernetes Events on the Secret, seen in kubectl describe and by Argo CD). A
+// rotation records one event per write; an error recording it never fails the rotation.
+type EventRecorder interface {
+	RecordEvent(ctx context.Context, e Event) error
+}
+
+// Event is one thing a rotation did to the store: a reason in CamelCase (KeyStaged,
+// KeyHeld, KeyPromoted, FleetGateTimedOut, KeyRolledBack, EmergencyRotation) and a message
+// that names key ids, never secrets.
+type Event struct {
+	Warning bool
+	Reason  string
+	Message string
+}
+
 type callerRetriesKey struct{}
 
 // CallerRetries marks ctx as a read whose caller retries it with a jittered backoff of its

@@ -46,6 +46,27 @@ export interface Status {
   reloads: number;
   errors: number;
   last_error?: string;
+  /** What each key signed and verified since open(), across reloads. */
+  usage: UsageSnapshot;
+}
+
+/** One series of the usage counts: verifications of key_id ('' when none can be named) in state with result. */
+export interface UsageCount {
+  key_id: string;
+  /** held, pending, current, previous; legacy for bare signatures; expired; '' for a malformed signature or an unknown key id. */
+  state: KeyState | 'legacy' | '';
+  result: 'ok' | ErrorCode;
+  count: number;
+}
+export interface KeyUsage { key_id: string; signatures: number; verified: number; last_verified?: string }
+export interface UsageSnapshot { verifications: UsageCount[]; keys: KeyUsage[] }
+
+/** Counts what keys signed and verified; a handle keeps one across reloads. */
+export declare class Usage {
+  constructor();
+  snapshot(): UsageSnapshot;
+  /** The counts in the Prometheus text format (keysync_app_verifications_total, …). */
+  metricsText(): string;
 }
 
 /** A live handle on a keys file. Not constructible: open() makes one once the file is valid. */
@@ -60,6 +81,8 @@ export declare class Keyring {
   /** Reads the file now; returns the error (the last good keyring stays) or null. */
   reload(): Error | null;
   status(): Status;
+  /** What each key signed and verified, in the Prometheus text format, for the app's /metrics. */
+  metricsText(): string;
   statusHandler(): (req: IncomingMessage, res: ServerResponse) => void;
   close(): void;
 }
@@ -74,6 +97,7 @@ export declare function createEventSigner(path: string, options?: Options): {
   verify(payload: Payload, signature: string): boolean;
   reloadSecret(): void;
   status(): Status | null;
+  metricsText(): string;
   close(): Promise<void>;
 };
 
@@ -87,7 +111,8 @@ export declare class KeyringError extends Error { readonly field: string }
 export declare function parse(data: string | Buffer): ParsedKeyring;
 export declare function keyId(secret: Buffer): string;
 export declare class Signer {
-  constructor(keyring: ParsedKeyring);
+  /** With usage, every signature and verification is counted in it. */
+  constructor(keyring: ParsedKeyring, usage?: Usage | null);
   sign(nowMs: number, payload: Payload): string;
   signLegacy(nowMs: number, payload: Payload): string;
   check(nowMs: number, payload: Payload, signature: string): ErrorCode | null;

@@ -5,7 +5,7 @@
 // No runtime dependencies; Node 18+.
 const fs = require('fs');
 const path = require('path');
-const { parse, keyId, isHeld, Signer, KeyringError, Errors, MAX_DOCUMENT_BYTES } = require('./keyring');
+const { parse, keyId, isHeld, Signer, Usage, KeyringError, Errors, MAX_DOCUMENT_BYTES } = require('./keyring');
 
 const DEFAULTS = Object.freeze({
   signal: 'SIGHUP',
@@ -42,6 +42,8 @@ class Keyring {
     this.path = path.resolve(file);
     this.options = { ...DEFAULTS, ...options };
     this.current = null; // { signer, raw, loadedAt }
+    // Signatures and verifications per key over the handle's life, across reloads.
+    this.usage = new Usage();
     this.reloads = 0;
     this.errors = 0;
     this.lastError = '';
@@ -91,7 +93,7 @@ class Keyring {
     if (prev && keyring.generation < prev.signer.keyring.generation) {
       this.log('warn', 'keys file generation went backwards', { generation: keyring.generation, previous_generation: prev.signer.keyring.generation });
     }
-    this.current = { signer: new Signer(keyring), raw, loadedAt: new Date() };
+    this.current = { signer: new Signer(keyring, this.usage), raw, loadedAt: new Date() };
     this.reloads++;
     this.lastError = '';
     const st = this.status();
@@ -157,7 +159,7 @@ class Keyring {
 
   /** status reports what is loaded; the same JSON fields as the Go library, no secrets. */
   status() {
-    const st = { path: this.path, generation: 0, key_ids: [], signing_key_id: '', reloads: this.reloads, errors: this.errors };
+    const st = { path: this.path, generation: 0, key_ids: [], signing_key_id: '', reloads: this.reloads, errors: this.errors, usage: this.usage.snapshot() };
     if (this.lastError) st.last_error = this.lastError;
     if (!this.current) return st;
     const r = this.current.signer.keyring;
@@ -172,6 +174,15 @@ class Keyring {
       reason: r.reason || undefined,
       loaded_at: this.current.loadedAt.toISOString(),
     };
+  }
+
+  /**
+   * metricsText: what each key signed and verified since open(), in the Prometheus text
+   * format (the series of the Go library's reloadprom collector). Serve it on the app's
+   * /metrics beside prom-client's output: res.end(await register.metrics() + keys.metricsText()).
+   */
+  metricsText() {
+    return this.usage.metricsText();
   }
 
   /** statusHandler returns an http request listener serving status() as JSON. */
@@ -247,8 +258,9 @@ function createEventSigner(file, options = {}) {
       if (err) throw err;
     },
     status: () => (handle ? handle.status() : null),
+    metricsText: () => (handle ? handle.metricsText() : ''),
     close: () => ready.then((k) => k.close(), () => {}),
   };
 }
 
-module.exports = { open, createEventSigner, Keyring, parse, keyId, isHeld, Signer, KeyringError, Errors };
+module.exports = { open, createEventSigner, Keyring, parse, keyId, isHeld, Signer, Usage, KeyringError, Errors };

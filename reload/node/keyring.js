@@ -215,9 +215,96 @@ const Errors = Object.freeze({
 });
 
 /** Signer signs and verifies with one parsed keyring. Times are milliseconds since the epoch. */
+// The states a keyed verification is counted under, in index order (Go's usageStates).
+const USAGE_STATES = ['held', 'pending', 'current', 'previous'];
+
+/**
+ * Usage counts what keys verified and signed: per key id, verifications by the key's state
+ * at that instant and their result, signatures, and when the key last verified something;
+ * and the verifications no key can be named for. It outlives a keyring: a handle keeps one
+ * for its life and gives it to each new Signer. Go's keyring.Usage, count for count.
+ */
+class Usage {
+  constructor() {
+    this.keys = new Map();
+    this.unknown = 0;
+    this.malformed = 0;
+    this.legacyBad = 0;
+  }
+
+  key(id) {
+    let k = this.keys.get(id);
+    if (!k) {
+      k = { ok: [0, 0, 0, 0], bad: [0, 0, 0, 0], legacy: 0, expired: 0, signed: 0, last: 0 };
+      this.keys.set(id, k);
+    }
+    return k;
+  }
+
+  /** snapshot: the non-zero counts, sorted, in the Go library's JSON shape. */
+  snapshot() {
+    const verifications = [];
+    const keys = [];
+    const add = (id, state, result, n) => { if (n > 0) verifications.push({ key_id: id, state, result, count: n }); };
+    for (const id of [...this.keys.keys()].sort()) {
+      const k = this.keys.get(id);
+      const ku = { key_id: id, signatures: k.signed, verified: 0 };
+      USAGE_STATES.forEach((st, j) => {
+        ku.verified += k.ok[j];
+        add(id, st, 'ok', k.ok[j]);
+        add(id, st, Errors.BAD_SIGNATURE, k.bad[j]);
+      });
+      ku.verified += k.legacy;
+      add(id, 'legacy', 'ok', k.legacy);
+      add(id, 'expired', Errors.EXPIRED_KEY, k.expired);
+      if (k.last > 0) ku.last_verified = new Date(k.last * 1000).toISOString().replace('.000Z', 'Z');
+      keys.push(ku);
+    }
+    add('', 'legacy', Errors.BAD_SIGNATURE, this.legacyBad);
+    add('', '', Errors.UNKNOWN_KEY, this.unknown);
+    add('', '', Errors.MALFORMED, this.malformed);
+    const key = (c) => `${c.key_id}|${c.state}|${c.result}`;
+    verifications.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+    return { verifications, keys };
+  }
+
+  /** metricsText: the counts in the Prometheus text format, the Go reloadprom collector's series. */
+  metricsText() {
+    const u = this.snapshot();
+    const esc = (v) => String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+    const lines = [
+      '# HELP keysync_app_verifications_total Signature verifications by the key\'s state at that instant and the result.',
+      '# TYPE keysync_app_verifications_total counter',
+      ...u.verifications.map((v) => `keysync_app_verifications_total{key_id="${esc(v.key_id)}",state="${esc(v.state)}",result="${esc(v.result)}"} ${v.count}`),
+      '# HELP keysync_app_signatures_total Signatures made with each key.',
+      '# TYPE keysync_app_signatures_total counter',
+      ...u.keys.map((k) => `keysync_app_signatures_total{key_id="${esc(k.key_id)}"} ${k.signatures}`),
+      '# HELP keysync_app_key_last_verified_timestamp_seconds Unix time each key last verified a signature.',
+      '# TYPE keysync_app_key_last_verified_timestamp_seconds gauge',
+      ...u.keys.filter((k) => k.last_verified).map((k) => `keysync_app_key_last_verified_timestamp_seconds{key_id="${esc(k.key_id)}"} ${Date.parse(k.last_verified) / 1000}`),
+    ];
+    return lines.join('\n') + '\n';
+  }
+}
+
 class Signer {
-  constructor(keyring) {
+  constructor(keyring, usage = null) {
     this.keyring = keyring;
+    this.usage = usage;
+    // Each key's counters, looked up once (Go's signerKey.use).
+    this.uses = usage ? keyring.keys.map((k) => usage.key(k.id)) : null;
+  }
+
+  /** stateIndex: k's state at now as an index of USAGE_STATES (Go's stateIndex). */
+  stateIndex(k, now) {
+    if (isHeld(k)) return 0;
+    if (this.signingKey(now) === k) return 2;
+    if (k.notBefore > now) return 1;
+    return 3;
+  }
+
+  use(k) {
+    return this.uses ? this.uses[this.keyring.keys.indexOf(k)] : null; // signing only: a few keys
   }
 
   /**
@@ -248,12 +335,19 @@ class Signer {
   /** sign returns 'ks1.<id>.<hex>' or throws an Error whose code is 'no_signing_key'. */
   sign(now, payload) {
     const k = this.mustSigningKey(now);
-    return SIG_PREFIX + k.id + '.' + hexMac(k.secret, payload);
+    const sig = SIG_PREFIX + k.id + '.' + hexMac(k.secret, payload);
+    const u = this.use(k);
+    if (u) u.signed++;
+    return sig;
   }
 
   /** signLegacy returns the bare hex HMAC-SHA256 that eventSign produces. */
   signLegacy(now, payload) {
-    return hexMac(this.mustSigningKey(now).secret, payload);
+    const k = this.mustSigningKey(now);
+    const sig = hexMac(k.secret, payload);
+    const u = this.use(k);
+    if (u) u.signed++;
+    return sig;
   }
 
   mustSigningKey(now) {
@@ -268,48 +362,85 @@ class Signer {
 
   /** check returns null when sig is valid over payload at now, else an Errors code. */
   check(now, payload, sig) {
-    if (typeof sig !== 'string') return Errors.MALFORMED;
+    if (typeof sig !== 'string') return this.malformed();
+    const ks = this.keyring.keys;
     if (sig.length === MAC_HEX_LEN) {
-      const want = decodeHex(sig);
-      if (!want) return Errors.MALFORMED;
-      let match = false;
-      for (const k of this.keyring.keys) {
-        if (!validAt(k, now)) continue;
+      if (!HEX_MAC.test(sig)) return this.malformed();
+      const want = sig.toLowerCase();
+      let matched = -1;
+      for (let i = 0; i < ks.length; i++) {
+        if (!validAt(ks[i], now)) continue;
         // Every valid key is tried, without an early exit.
-        if (crypto.timingSafeEqual(mac(k.secret, payload), want)) match = true;
+        if (hexEqual(hexMac(ks[i].secret, payload), want)) matched = i;
       }
-      return match ? null : Errors.BAD_SIGNATURE;
+      if (matched < 0) {
+        if (this.usage) this.usage.legacyBad++;
+        return Errors.BAD_SIGNATURE;
+      }
+      if (this.uses) {
+        const ku = this.uses[matched];
+        ku.legacy++;
+        ku.last = Math.max(ku.last, Math.floor(Number(now) / 1000));
+      }
+      return null;
     }
     if (sig.length === KEYED_SIG_LEN) {
+      if (!sig.startsWith(SIG_PREFIX) || sig.charCodeAt(SIG_PREFIX.length + KEY_ID_LEN) !== 46 /* . */) return this.malformed();
+      const hex = sig.slice(SIG_PREFIX.length + KEY_ID_LEN + 1);
+      if (!HEX_MAC.test(hex)) return this.malformed();
       const id = sig.slice(SIG_PREFIX.length, SIG_PREFIX.length + KEY_ID_LEN);
-      const want = decodeHex(sig.slice(SIG_PREFIX.length + KEY_ID_LEN + 1));
-      if (!sig.startsWith(SIG_PREFIX) || sig[SIG_PREFIX.length + KEY_ID_LEN] !== '.' || !want) return Errors.MALFORMED;
-      const k = this.keyring.keys.find((c) => c.id === id);
-      if (!k) return Errors.UNKNOWN_KEY;
-      if (!validAt(k, now)) return Errors.EXPIRED_KEY;
-      return crypto.timingSafeEqual(mac(k.secret, payload), want) ? null : Errors.BAD_SIGNATURE;
+      let i = 0;
+      while (i < ks.length && ks[i].id !== id) i++;
+      if (i === ks.length) {
+        if (this.usage) this.usage.unknown++;
+        return Errors.UNKNOWN_KEY;
+      }
+      const k = ks[i];
+      const ku = this.uses ? this.uses[i] : null;
+      if (!validAt(k, now)) {
+        if (ku) ku.expired++;
+        return Errors.EXPIRED_KEY;
+      }
+      const ok = hexEqual(hexMac(k.secret, payload), hex.toLowerCase());
+      if (ku) {
+        const st = this.stateIndex(k, now);
+        if (ok) {
+          ku.ok[st]++;
+          ku.last = Math.max(ku.last, Math.floor(Number(now) / 1000));
+        } else {
+          ku.bad[st]++;
+        }
+      }
+      return ok ? null : Errors.BAD_SIGNATURE;
     }
+    return this.malformed();
+  }
+
+  malformed() {
+    if (this.usage) this.usage.malformed++;
     return Errors.MALFORMED;
   }
 }
 
-function mac(secret, payload) {
-  return crypto.createHmac('sha256', secret).update(payload).digest();
-}
-
-// decodeHex accepts hex of either case; Buffer.from stops at the first bad digit, which
-// the length check catches.
 function hexMac(secret, payload) {
   return crypto.createHmac('sha256', secret).update(payload).digest('hex');
 }
 
-function decodeHex(s) {
-  if (s.length % 2 !== 0) return null;
-  const b = Buffer.from(s, 'hex');
-  return b.length * 2 === s.length ? b : null;
+// A signature's MAC: 64 hex digits of either case.
+const HEX_MAC = /^[0-9a-fA-F]{64}$/;
+
+/**
+ * hexEqual compares two lowercase hex strings of equal length in constant time: no early
+ * exit. (Comparing hex digests is faster in Node than decoding both to Buffers for
+ * crypto.timingSafeEqual: digest('hex') costs half of digest() there.)
+ */
+function hexEqual(a, b) {
+  let d = a.length ^ b.length;
+  for (let i = 0; i < a.length; i++) d |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return d === 0;
 }
 
 module.exports = {
-  parse, keyId, parseTime, isHeld, Signer, KeyringError, Errors,
+  parse, keyId, parseTime, isHeld, Signer, Usage, KeyringError, Errors,
   FORMAT_VERSION, MIN_SECRET_BYTES, MAX_KEYS, MAX_DOCUMENT_BYTES,
 };

@@ -77,3 +77,10 @@ func (c *Core) ListPods(ctx context.Context, namespace, selector string) (*corev
 		VersionedParams(&metav1.ListOptions{LabelSelector: selector}, metav1.ParameterCodec).Do(ctx).Into(out)
 	return out, err
 }
+
+// CreateEvent creates a core/v1 Event.
+func (c *Core) CreateEvent(ctx context.Context, ev *corev1.Event) (*corev1.Event, error) {
+	out := &corev1.Event{}
+	err := c.rest.Post().Namespace(ev.Namespace).Resource("events").Body(ev).Do(ctx).Into(out)
+	return out, err
+}

@@ -306,6 +306,23 @@ func TestFleetConfirmedRotationOnKubernetes(t *testing.T) {
 			t.Fatalf("promote: %v\n%s%s", err, out, stderr)
 		}
 		f.storeKeyring()
+		// The gated rotations left their Events on the Secret, through the shipped Role.
+		evs, err := f.admin.CoreV1().Events(f.ns).List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + f.secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]string{}
+		for _, ev := range evs.Items {
+			seen[ev.Reason] = ev.Type + ": " + ev.Message
+		}
+		for reason, typ := range map[string]string{"KeyHeld": "Normal", "KeyPromoted": "Normal", "FleetGateTimedOut": "Warning"} {
+			if !strings.HasPrefix(seen[reason], typ+": ") {
+				t.Errorf("no %s %s event on the Secret: %v", typ, reason, seen)
+			}
+		}
+		if !strings.Contains(seen["FleetGateTimedOut"], "lagging") {
+			t.Errorf("the gate's timeout event names no laggard: %s", seen["FleetGateTimedOut"])
+		}
 	})
 
 	t.Run("a pod deleted during the gate is dropped, a pod added is waited for, a pod not started is skipped", func(t *testing.T) {

@@ -5,6 +5,7 @@
 package monitoring
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,11 +23,14 @@ import (
 	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/reload"
+	"github.com/sigil-dna/keysync/reload/reloadprom"
 	"github.com/sigil-dna/keysync/sidecar"
 	"github.com/sigil-dna/keysync/sidecar/sidecartest"
 	"github.com/sigil-dna/keysync/store/awsssm/awsssmtest"
@@ -227,7 +231,9 @@ func (p *pod) rotate(t *testing.T) {
 var metricName = regexp.MustCompile(`\b(keysync|process|go)_[a-zA-Z0-9_]+\b`)
 
 // TestEveryMetricTheAlertsAndDashboardUseIsExported: a name in an alert or a panel that no
-// sidecar exports would make that alert never fire and that panel stay empty.
+// sidecar or app library exports would make that alert never fire and that panel stay
+// empty. The sidecar's from its /metrics; the app's from the Go library's collector (the
+// Node library's metricsText has the same names: reload/node/test).
 func TestEveryMetricTheAlertsAndDashboardUseIsExported(t *testing.T) {
 	p := startPod(t, time.Minute)
 	p.rotate(t) // a replaced key (with its end), a confirmed reload, the app's key ids
@@ -240,6 +246,26 @@ func TestEveryMetricTheAlertsAndDashboardUseIsExported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The app's own series, as its /metrics serves them with the Go library's collector.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(reloadprom.NewCollector(p.app))
+	if err := p.app.Verify([]byte("x"), "ks1.0000000000000000."+strings.Repeat("0", 64)); err == nil {
+		t.Fatal("a made-up signature verified")
+	}
+	if sig, err := p.app.Sign([]byte("x")); err != nil || p.app.Verify([]byte("x"), sig) != nil {
+		t.Fatalf("sign and verify: %v", err)
+	}
+	appMetrics := new(bytes.Buffer)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(appMetrics, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	body = append(body, appMetrics.Bytes()...)
 	exported := map[string]bool{}
 	for _, line := range strings.Split(string(body), "\n") {
 		f := strings.Fields(line)
@@ -253,7 +279,8 @@ func TestEveryMetricTheAlertsAndDashboardUseIsExported(t *testing.T) {
 		}
 	}
 	// Families a sidecar shows only once it has something to show must be there now.
-	for _, n := range []string{"keysync_key_info", "keysync_key_not_after_timestamp_seconds", "keysync_app_key_info", "keysync_reload_confirmation_seconds"} {
+	for _, n := range []string{"keysync_key_info", "keysync_key_not_after_timestamp_seconds", "keysync_app_key_info", "keysync_reload_confirmation_seconds",
+		"keysync_app_verifications_total", "keysync_app_signatures_total", "keysync_app_key_last_verified_timestamp_seconds"} {
 		if !exported[n] {
 			t.Fatalf("%s not on /metrics after a confirmed rotation:\n%s", n, body)
 		}

@@ -2,7 +2,7 @@
 // Sign and verify throughput next to raw crypto.createHmac, same payloads, same run:
 //   node reload/node/test/bench.js
 const crypto = require('crypto');
-const { parse, Signer, keyId } = require('../keyring');
+const { parse, Signer, Usage, keyId } = require('../keyring');
 
 function doc() {
   const now = Date.now();
@@ -31,7 +31,7 @@ function bench(name, fn, ms = 1500) {
 }
 
 const r = parse(doc());
-const s = new Signer(r);
+const s = new Signer(r, new Usage()); // counting, as a handle does
 const current = s.signingKey(Date.now()).secret;
 const rows = [];
 for (const size of [64, 1024]) {

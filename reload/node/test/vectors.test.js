@@ -5,7 +5,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('fs');
 const path = require('path');
-const { parse, keyId, Signer, KeyringError, parseTime } = require('../keyring');
+const { parse, keyId, Signer, Usage, KeyringError, parseTime } = require('../keyring');
 
 const vectors = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'keyring', 'testdata', 'vectors.json'), 'utf8'));
 const at = (s) => parseTime('at', s);
@@ -40,6 +40,15 @@ for (const kv of vectors.keyrings) {
     for (const vv of kv.verify) {
       assert.strictEqual(s.check(at(vv.at), vv.payload, vv.signature), vv.error || null, vv.name);
     }
+    // The same counts as the Go library for the same cases in the same order.
+    const u = new Usage();
+    const us = new Signer(r, u);
+    for (const sv of kv.sign) {
+      try { us.sign(at(sv.at), sv.payload); } catch { /* no signing key: nothing counted */ }
+      try { us.signLegacy(at(sv.at), sv.payload); } catch { /* idem */ }
+    }
+    for (const vv of kv.verify) us.check(at(vv.at), vv.payload, vv.signature);
+    assert.deepStrictEqual(u.snapshot(), kv.usage, 'usage after the cases');
   });
 }
 

@@ -1,0 +1,135 @@
+package keyring
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Verification results and key states as usage counts them (and both libraries' metrics
+// label them).
+const (
+	ResultOK        = "ok"
+	ResultBad       = "bad_signature"
+	ResultExpired   = "expired_key"
+	ResultUnknown   = "unknown_key"
+	ResultMalformed = "malformed_signature"
+	// StateLegacy labels bare signatures (no key id): checked against every valid key.
+	StateLegacy State = "legacy"
+)
+
+// usageStates are the states a keyed verification is counted under, in index order.
+var usageStates = [...]State{StateHeld, StatePending, StateCurrent, StatePrevious}
+
+// Usage counts what keys verified and signed: per key id, verifications by the key's
+// state at that instant and their result, signatures, and when the key last verified
+// something; and the verifications no key can be named for (a malformed signature, an
+// unknown key id, a bare signature that matched no key). It outlives a keyring: the reload
+// library keeps one for the life of its handle and gives it to each new Signer, so the
+// counts carry over reloads and a previous key can be seen draining to zero. Safe for
+// concurrent use; the hot path adds to atomic counters only.
+type Usage struct {
+	mu   sync.Mutex
+	keys map[string]*keyUsage
+
+	unknown, malformed, legacyBad atomic.Uint64
+}
+
+type keyUsage struct {
+	ok, bad [len(usageStates)]atomic.Uint64
+	legacy  atomic.Uint64 // bare signatures that matched this key
+	expired atomic.Uint64 // keyed signatures naming it after it expired
+	signed  atomic.Uint64
+	last    atomic.Int64 // unix seconds of the last good verification
+}
+
+// NewUsage returns empty counts.
+func NewUsage() *Usage { return &Usage{keys: map[string]*keyUsage{}} }
+
+func (u *Usage) key(id string) *keyUsage {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	k := u.keys[id]
+	if k == nil {
+		k = &keyUsage{}
+		u.keys[id] = k
+	}
+	return k
+}
+
+func (k *keyUsage) verified(now time.Time) {
+	if sec := now.Unix(); k.last.Load() < sec {
+		k.last.Store(sec)
+	}
+}
+
+// Count is one series of Usage: verifications of KeyID ("" when none can be named) in
+// State with Result.
+type Count struct {
+	KeyID  string `json:"key_id"`
+	State  State  `json:"state"`
+	Result string `json:"result"`
+	N      uint64 `json:"count"`
+}
+
+// KeyUsage is what one key did.
+type KeyUsage struct {
+	KeyID        string    `json:"key_id"`
+	Signatures   uint64    `json:"signatures"`
+	Verified     uint64    `json:"verified"`
+	LastVerified time.Time `json:"last_verified,omitzero"`
+}
+
+// UsageSnapshot is Usage at one instant.
+type UsageSnapshot struct {
+	Verifications []Count    `json:"verifications"`
+	Keys          []KeyUsage `json:"keys"`
+}
+
+// Snapshot returns the counts, non-zero only, sorted.
+func (u *Usage) Snapshot() UsageSnapshot {
+	s := UsageSnapshot{Verifications: []Count{}, Keys: []KeyUsage{}}
+	add := func(id string, st State, res string, n uint64) {
+		if n > 0 {
+			s.Verifications = append(s.Verifications, Count{KeyID: id, State: st, Result: res, N: n})
+		}
+	}
+	u.mu.Lock()
+	ids := make([]string, 0, len(u.keys))
+	for id := range u.keys {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	keys := make([]*keyUsage, len(ids))
+	for i, id := range ids {
+		keys[i] = u.keys[id]
+	}
+	u.mu.Unlock()
+	for i, k := range keys {
+		id := ids[i]
+		ku := KeyUsage{KeyID: id, Signatures: k.signed.Load()}
+		for j, st := range usageStates {
+			ok := k.ok[j].Load()
+			ku.Verified += ok
+			add(id, st, ResultOK, ok)
+			add(id, st, ResultBad, k.bad[j].Load())
+		}
+		legacy := k.legacy.Load()
+		ku.Verified += legacy
+		add(id, StateLegacy, ResultOK, legacy)
+		add(id, StateExpired, ResultExpired, k.expired.Load())
+		if sec := k.last.Load(); sec > 0 {
+			ku.LastVerified = time.Unix(sec, 0).UTC()
+		}
+		s.Keys = append(s.Keys, ku)
+	}
+	add("", StateLegacy, ResultBad, u.legacyBad.Load())
+	add("", "", ResultUnknown, u.unknown.Load())
+	add("", "", ResultMalformed, u.malformed.Load())
+	slices.SortFunc(s.Verifications, func(a, b Count) int {
+		return strings.Compare(a.KeyID+"|"+string(a.State)+"|"+a.Result, b.KeyID+"|"+string(b.State)+"|"+b.Result)
+	})
+	return s
+}
