@@ -136,7 +136,7 @@ func TestASampleChartAdoptsKeysyncWithOneValue(t *testing.T) {
 func checkAdded(t *testing.T, what string, sidecar, pid, account bool) {
 	t.Helper()
 	if !sidecar || !pid || !account {
-		t.Errorf("%s: sidecar after the own init containers %v, shared process namespace %v, the sidecar's account %v", what, sidecar, pid, account)
+		t.Errorf("%s: the sidecar where expected %v, shared process namespace %v, the sidecar's account %v", what, sidecar, pid, account)
 	}
 }
 
@@ -153,12 +153,13 @@ func TestTheComponentAddsTheSidecarToEveryWorkloadKind(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		spec := d.Spec.Template.Spec
-		n := len(spec.InitContainers)
-		if n == 0 {
+		// A strategic merge puts the sidecar first among the init containers: it starts
+		// before the workload's own ones, which then may read the keys too.
+		if len(spec.InitContainers) == 0 {
 			t.Fatalf("%s: no init containers", name)
 		}
-		checkAdded(t, name, spec.InitContainers[n-1].Name == "keysync", spec.ShareProcessNamespace != nil && *spec.ShareProcessNamespace,
-			spec.ServiceAccountName == "keysync-sidecar")
+		checkAdded(t, name, spec.InitContainers[0].Name == "keysync" && spec.InitContainers[0].RestartPolicy != nil,
+			spec.ShareProcessNamespace != nil && *spec.ShareProcessNamespace, spec.ServiceAccountName == "keysync-sidecar")
 		app := spec.Containers[0]
 		if m := app.VolumeMounts; len(m) == 0 || m[len(m)-1].Name != "keysync-keys" || !m[len(m)-1].ReadOnly {
 			t.Errorf("%s: the app's mounts %+v", name, m)

@@ -106,7 +106,7 @@ func Invalid(version string, err error) error {
 }
 
 // EventRecorder is implemented by stores whose platform shows operators what happened to
-// an object (Kubernetes Events on the Secret, seen in kubectl describe and by Argo CD). A
+// an object (Kubernetes Events on the Secret: kubectl events --for secret/NAME, Argo CD). A
 // rotation records one event per write; an error recording it never fails the rotation.
 type EventRecorder interface {
 	RecordEvent(ctx context.Context, e Event) error

@@ -17,7 +17,7 @@ import (
 const EventComponent = "keysync"
 
 // RecordEvent implements store.EventRecorder: a core/v1 Event on the Secret, as
-// `kubectl describe secret` and Argo CD show them. It needs `create` on events in the
+// `kubectl events --for secret/NAME` and Argo CD show them. It needs `create` on events in the
 // Secret's namespace (the rotator's Role grants that and nothing more about events).
 func (s *Store) RecordEvent(ctx context.Context, e store.Event) error {
 	sec, err := s.client.GetSecret(ctx, s.cfg.Namespace, s.cfg.Name)

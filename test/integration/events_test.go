@@ -24,7 +24,7 @@ import (
 
 // TestRotationsLeaveEventsOnTheSecret: on the real kube-apiserver, with the shipped
 // rotation Role through a TokenRequest token, a rotation, an emergency rotation and a
-// rollback each leave an Event on the Secret (kubectl describe shows them) naming
+// rollback each leave an Event on the Secret (kubectl events --for shows them) naming
 // generations and key ids, never a secret. An account that may not create Events still
 // rotates; the rotation logs a warning.
 func TestRotationsLeaveEventsOnTheSecret(t *testing.T) {
@@ -66,21 +66,36 @@ func TestRotationsLeaveEventsOnTheSecret(t *testing.T) {
 		if out, err := apply.CombinedOutput(); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
+		initial := len(events(ns)) // the administrator's first keyring
 		st := kubeStore(t, ns, secret, token(ns, "keysync-rotate"))
 		opts := rotate.Options{Keyring: keyring.Options{RotatedBy: "cronjob/keysync-rotate", Reason: "monthly"}}
+		var secrets [][]byte
+		keep := func(r *rotate.Result) {
+			for _, k := range r.Keyring.Keys {
+				secrets = append(secrets, k.Secret)
+			}
+		}
 		staged, err := rotate.Run(t.Context(), st, nil, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts.Action = rotate.ActionEmergency
-		if _, err := rotate.Run(t.Context(), st, nil, opts); err != nil {
-			t.Fatal(err)
+		keep(staged)
+		// Rolled back while the new key is pending, then an emergency rotation (after
+		// which the old key, leaked, cannot be rolled back to).
+		for _, action := range []rotate.Action{rotate.ActionRollback, rotate.ActionEmergency} {
+			opts.Action = action
+			res, err := rotate.Run(t.Context(), st, nil, opts)
+			if err != nil {
+				t.Fatalf("%s: %v", action, err)
+			}
+			keep(res)
 		}
-		opts.Action = rotate.ActionRollback
-		if _, err := rotate.Run(t.Context(), st, nil, opts); err != nil {
-			t.Fatal(err)
+		all := events(ns)
+		slices.SortFunc(all, func(a, b corev1.Event) int { return a.FirstTimestamp.Compare(b.FirstTimestamp.Time) })
+		if len(all) != initial+3 {
+			t.Fatalf("%d events after %d and three rotations", len(all), initial)
 		}
-		got := events(ns)
+		got := all[initial:]
 		want := map[string]string{"KeyStaged": corev1.EventTypeNormal, "EmergencyRotation": corev1.EventTypeWarning, "KeyRolledBack": corev1.EventTypeWarning}
 		var reasons []string
 		for _, e := range got {
@@ -102,28 +117,28 @@ func TestRotationsLeaveEventsOnTheSecret(t *testing.T) {
 				t.Errorf("KeyStaged: %q does not name the new key %s", e.Message, staged.NewKeyID)
 			}
 		}
-		// No secret in any event: every key the store ever held, as bytes, hex and base64.
+		// No secret in any event: every key the store held, as bytes, hex and base64.
 		snap, err := kubeStore(t, ns, secret, kubeServer.Config).Read(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		var all bytes.Buffer
+		var messages bytes.Buffer
 		for _, e := range got {
-			all.WriteString(e.Message)
+			messages.WriteString(e.Message)
 		}
-		var secrets [][]byte
 		for _, k := range snap.Keyring.Keys {
 			secrets = append(secrets, k.Secret)
 		}
-		if n := secretscan.Count(all.Bytes(), secrets...); n != 0 {
+		if n := secretscan.Count(messages.Bytes(), secrets...); n != 0 {
 			t.Fatalf("events carry a secret %d times", n)
 		}
-		// kubectl describe finds them through the Secret (its uid).
-		describe := exec.Command("kubectl", "describe", "secret", secret, "-n", ns)
-		describe.Env = kubeServer.CommandEnv(t.TempDir())
-		out, err := describe.CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "EmergencyRotation") || !strings.Contains(string(out), "keysync") {
-			t.Fatalf("kubectl describe secret: %v\n%s", err, out)
+		// kubectl finds them for the Secret (`kubectl describe secret` prints no events for
+		// any Secret; `kubectl events --for` does).
+		list := exec.Command("kubectl", "events", "--for", "secret/"+secret, "-n", ns)
+		list.Env = kubeServer.CommandEnv(t.TempDir())
+		out, err := list.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "EmergencyRotation") || !strings.Contains(string(out), "KeyRolledBack") {
+			t.Fatalf("kubectl events --for secret/%s: %v\n%s", secret, err, out)
 		}
 	})
 
@@ -141,6 +156,7 @@ func TestRotationsLeaveEventsOnTheSecret(t *testing.T) {
 			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "rotator", Namespace: ns}}}, metav1.CreateOptions{})); err != nil {
 			t.Fatal(err)
 		}
+		initial := len(events(ns)) // the administrator's first keyring
 		var logs bytes.Buffer
 		st := kubeStore(t, ns, secret, token(ns, "rotator"))
 		res, err := rotate.Run(t.Context(), st, nil, rotate.Options{Log: slog.New(slog.NewJSONHandler(&logs, nil))})
@@ -153,8 +169,8 @@ func TestRotationsLeaveEventsOnTheSecret(t *testing.T) {
 		if !strings.Contains(logs.String(), "could not record the rotation as an event") || !strings.Contains(logs.String(), "forbidden") {
 			t.Fatalf("no warning about the Event:\n%s", logs.String())
 		}
-		if got := events(ns); len(got) != 0 {
-			t.Fatalf("%d events", len(got))
+		if got := events(ns); len(got) != initial {
+			t.Fatalf("%d events, %d before the rotation", len(got), initial)
 		}
 	})
 }
