@@ -121,3 +121,13 @@ export declare class Signer {
   stateAt(key: ParsedKey, nowMs: number): KeyState;
 }
 export declare function isHeld(key: ParsedKey): boolean;
+
+/**
+ * Adds keysync's per-key series (those of metricsText()) to prom-client, passed in so the
+ * library has no runtime dependency; each scrape reads the handle's usage.
+ */
+export declare function registerPromClient(
+  client: { Counter: new (config: any) => unknown; Gauge: new (config: any) => unknown; register: unknown },
+  keys: Keyring,
+  options?: { registers?: unknown[] },
+): unknown[];

@@ -263,4 +263,50 @@ function createEventSigner(file, options = {}) {
   };
 }
 
-module.exports = { open, createEventSigner, Keyring, parse, keyId, isHeld, Signer, Usage, KeyringError, Errors };
+/**
+ * registerPromClient adds keysync's per-key series to prom-client (passed in, so the library
+ * keeps no runtime dependency): three metrics whose collect() reads keys' usage at each
+ * scrape, the series of metricsText(). Returns them.
+ *
+ *   const client = require('prom-client');
+ *   keysync.registerPromClient(client, keys);              // the default registry
+ *   keysync.registerPromClient(client, keys, { registers: [myRegistry] });
+ */
+function registerPromClient(client, keys, options = {}) {
+  const registers = options.registers || [client.register];
+  const usage = () => keys.usage.snapshot();
+  return [
+    new client.Counter({
+      name: 'keysync_app_verifications_total',
+      help: "Signature verifications by the key's state at that instant and the result.",
+      labelNames: ['key_id', 'state', 'result'],
+      registers,
+      collect() {
+        this.reset();
+        for (const v of usage().verifications) this.inc({ key_id: v.key_id, state: v.state, result: v.result }, v.count);
+      },
+    }),
+    new client.Counter({
+      name: 'keysync_app_signatures_total',
+      help: 'Signatures made with each key.',
+      labelNames: ['key_id'],
+      registers,
+      collect() {
+        this.reset();
+        for (const k of usage().keys) this.inc({ key_id: k.key_id }, k.signatures);
+      },
+    }),
+    new client.Gauge({
+      name: 'keysync_app_key_last_verified_timestamp_seconds',
+      help: 'Unix time each key last verified a signature.',
+      labelNames: ['key_id'],
+      registers,
+      collect() {
+        this.reset();
+        for (const k of usage().keys) if (k.last_verified) this.set({ key_id: k.key_id }, Date.parse(k.last_verified) / 1000);
+      },
+    }),
+  ];
+}
+
+module.exports = { open, createEventSigner, registerPromClient, Keyring, parse, keyId, isHeld, Signer, Usage, KeyringError, Errors };
