@@ -62,7 +62,7 @@ func gateAndPromote(ctx context.Context, primary store.Store, mirrors []store.St
 		evidence = ev
 		if err != nil {
 			held.Outcome, held.Fleet = outcomeNotPromoted, ev
-			if rerr := record(ctx, o, held, append([]store.Store{primary}, mirrors...)...); rerr != nil {
+			if rerr := record(ctx, o, held, primary, mirrors); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 			return held, fmt.Errorf("key %s held in %s, not promoted: %w", keyID, primary.String(), err)
@@ -82,5 +82,5 @@ func gateAndPromote(ctx context.Context, primary store.Store, mirrors []store.St
 		return held, fmt.Errorf("writing the promotion to %s: %w", primary.String(), err)
 	}
 	res.Mirrors, err = mirror(ctx, next, mirrors)
-	return res, errors.Join(err, record(ctx, o, res, append([]store.Store{primary}, mirrors...)...))
+	return res, errors.Join(err, record(ctx, o, res, primary, mirrors))
 }

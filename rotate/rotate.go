@@ -7,13 +7,10 @@ package rotate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/sigil-dna/keysync/keyring"
@@ -176,84 +173,7 @@ func write(ctx context.Context, primary store.Store, mirrors []store.Store, o Op
 	if o.Action == ActionHold {
 		res.Outcome = "held"
 	}
-	return res, errors.Join(err, record(ctx, o, res, append([]store.Store{primary}, mirrors...)...))
-}
-
-// record logs the audit event, appends it to the audit log and records it as an event on
-// every store that shows events (a Kubernetes Secret); an event that cannot be recorded is
-// a warning, never a failed rotation.
-func record(ctx context.Context, o Options, res *Result, stores ...store.Store) error {
-	audit(o, res)
-	ev := eventOf(res)
-	for _, st := range stores {
-		er, ok := st.(store.EventRecorder)
-		if !ok {
-			continue
-		}
-		// A gate that timed out may have ended ctx: the event still goes out, bounded.
-		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
-		if err := er.RecordEvent(ectx, ev); err != nil {
-			o.Log.Warn("could not record the rotation as an event; the rotation itself is done", "store", st.String(), "reason", ev.Reason, "error", err)
-		}
-		cancel()
-	}
-	if o.AuditLog != "" {
-		return appendAudit(o.AuditLog, res)
-	}
-	return nil
-}
-
-// eventTimeout bounds recording one event.
-const eventTimeout = 5 * time.Second
-
-// eventOf is the event a rotation's result leaves on the store: key ids, generations,
-// who and why, the fleet's evidence; never a secret.
-func eventOf(res *Result) store.Event {
-	var e store.Event
-	switch {
-	case res.Outcome == outcomeNotPromoted:
-		e = store.Event{Warning: true, Reason: "FleetGateTimedOut"}
-	case res.Action == ActionHold:
-		e.Reason = "KeyHeld"
-	case res.Action == ActionPromote:
-		e.Reason = "KeyPromoted"
-	case res.Action == ActionEmergency:
-		e = store.Event{Warning: true, Reason: "EmergencyRotation"}
-	case res.Action == ActionRollback:
-		e = store.Event{Warning: true, Reason: "KeyRolledBack"}
-	default:
-		e.Reason = "KeyStaged"
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "generation %d -> %d", res.PreviousGeneration, res.Generation)
-	switch {
-	case res.Outcome == outcomeNotPromoted:
-		fmt.Fprintf(&b, ": key %s stays held (verifies everywhere, signs nowhere); not every pod confirmed it", res.NewKeyID)
-	case res.Action == ActionHold:
-		fmt.Fprintf(&b, ": key %s held until every pod confirms it", res.NewKeyID)
-	default:
-		if res.NewKeyID != "" {
-			fmt.Fprintf(&b, ", new key %s", res.NewKeyID)
-		}
-		fmt.Fprintf(&b, ", signing key %s from %s", res.SigningKeyID, res.SigningFrom.UTC().Format(time.RFC3339))
-	}
-	if len(res.RemovedKeyIDs) > 0 {
-		fmt.Fprintf(&b, ", removed %s", strings.Join(res.RemovedKeyIDs, " "))
-	}
-	if f := res.Fleet; f != nil {
-		fmt.Fprintf(&b, "; fleet: %d/%d pods confirmed in %.1fs", f.Confirmed, f.Members, f.WaitedSeconds)
-		if n := len(f.Lagging); n > 0 {
-			fmt.Fprintf(&b, ", %d lagging (first: %s: %s)", n, f.Lagging[0].Name, f.Lagging[0].Why)
-		}
-	}
-	if res.RotatedBy != "" {
-		fmt.Fprintf(&b, "; by %s", res.RotatedBy)
-	}
-	if res.Reason != "" {
-		fmt.Fprintf(&b, ": %s", res.Reason)
-	}
-	e.Message = b.String()
-	return e
+	return res, errors.Join(err, record(ctx, o, res, primary, mirrors))
 }
 
 func attemptOnce(ctx context.Context, primary store.Store, o Options) (*Result, error) {
@@ -402,50 +322,4 @@ func mirror(ctx context.Context, r *keyring.Keyring, mirrors []store.Store) ([]M
 		out = append(out, mr)
 	}
 	return out, errors.Join(errs...)
-}
-
-func audit(o Options, res *Result) {
-	attrs := []any{"event", "rotation", "action", string(res.Action), "store", res.Store,
-		"generation", res.Generation, "previous_generation", res.PreviousGeneration, "new_key_id", res.NewKeyID,
-		"signing_key_id", res.SigningKeyID, "signing_from", res.SigningFrom, "key_ids", res.KeyIDs,
-		"removed_key_ids", res.RemovedKeyIDs, "rotated_by", res.RotatedBy, "reason", res.Reason, "attempts", res.Attempts}
-	if res.Outcome != "" {
-		attrs = append(attrs, "outcome", res.Outcome)
-	}
-	if res.ReplacedInvalid != "" {
-		attrs = append(attrs, "replaced_invalid", res.ReplacedInvalid)
-	}
-	if f := res.Fleet; f != nil {
-		attrs = append(attrs, "fleet_members", f.Members, "fleet_confirmed", f.Confirmed, "fleet_waited_seconds", f.WaitedSeconds,
-			"confirmation_p50_seconds", f.P50Seconds, "confirmation_p99_seconds", f.P99Seconds, "confirmation_max_seconds", f.MaxSeconds)
-	}
-	if res.Outcome == outcomeNotPromoted {
-		o.Log.Warn("key held, not promoted", attrs...)
-		return
-	}
-	o.Log.Info("keys rotated", attrs...)
-}
-
-// appendAudit appends one JSON line to path and fsyncs it.
-func appendAudit(path string, res *Result) error {
-	line, err := json.Marshal(struct {
-		Time  time.Time `json:"time"`
-		Event string    `json:"event"`
-		*Result
-	}{time.Now().UTC(), "rotation", res})
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
-	if err != nil {
-		return fmt.Errorf("audit log: %w", err)
-	}
-	defer f.Close()
-	if _, err := f.Write(append(line, '\n')); err != nil {
-		return fmt.Errorf("audit log %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("audit log %s: %w", path, err)
-	}
-	return nil
 }

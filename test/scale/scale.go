@@ -169,8 +169,8 @@ func Run(ctx context.Context, srv *Servers, kind string, n int, o Options) (*Res
 	cpu0, t0 := cpuTime(), time.Now()
 	time.Sleep(2 * o.Interval)
 	cpu1, t1 := cpuTime(), time.Now()
-	res.IdleRPS = mean(loc.counts.Window(t0, t1))
-	res.MaxIdle = slices.Max(append(loc.counts.Window(t0, t1), 0))
+	idle := loc.counts.Window(t0, t1)
+	res.IdleRPS, res.MaxIdle = mean(idle), slices.Max(append(idle, 0))
 	res.CPUPerPodSecond = time.Duration(float64(cpu1-cpu0) / t1.Sub(t0).Seconds() / float64(n))
 	if loc.apiserver != nil {
 		if res.APIServerRSS, res.Watches, err = loc.apiserver(ctx); err != nil {
