@@ -3,8 +3,11 @@ package keyring
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"hash"
+	"slices"
 	"sync"
 	"time"
 )
@@ -103,55 +106,67 @@ func (k *signerKey) mac(out *[sha256.Size]byte, payload []byte) {
 	k.pool.Put(st)
 }
 
-// signingKey applies Keyring.SigningKey's rule; s.keys is in s.ring.Keys order.
-func (s *Signer) signingKey(now time.Time) *signerKey {
-	if i := s.ring.signingIndex(now); i >= 0 {
-		return s.keys[i]
-	}
-	return nil
+// View is a Signer's decisions at one instant: which key signs, which keys verify and
+// in which state. They hold from that instant until Until (the keyring's NextChange), so
+// a caller that refreshes its View at each boundary signs and verifies without reading
+// the clock: the reload library does, and keeps the View behind an atomic pointer. A
+// View is immutable and safe for concurrent use.
+type View struct {
+	s       *Signer
+	signing int8          // index in s.keys of the key that signs; -1: none
+	state   [MaxKeys]int8 // each key's usage state index; -1: expired
+	sec     int64         // the instant in Unix seconds, recorded as keys' last verification
+	at      time.Time     // the instant
+	until   time.Time     // the next change; zero: none
 }
+
+// ViewAt returns s's decisions at now.
+func (s *Signer) ViewAt(now time.Time) View {
+	v := View{s: s, signing: int8(s.ring.signingIndex(now)), sec: now.Unix(), at: now, until: s.ring.NextChange(now)}
+	for i, k := range s.keys {
+		switch {
+		case !k.ValidAt(now):
+			v.state[i] = -1
+		case k.Held():
+			v.state[i] = 0
+		case i == int(v.signing):
+			v.state[i] = 2
+		case k.NotBefore.After(now):
+			v.state[i] = 1
+		default:
+			v.state[i] = 3
+		}
+	}
+	return v
+}
+
+// At is the instant v was taken at.
+func (v *View) At() time.Time { return v.at }
+
+// Until is the first instant after At at which some decision changes, or the zero time
+// when none will.
+func (v *View) Until() time.Time { return v.until }
+
+// Signer is the Signer v belongs to.
+func (v *View) Signer() *Signer { return v.s }
 
 // AppendSign appends the keyed signature of payload at now to dst.
 func (s *Signer) AppendSign(dst []byte, now time.Time, payload []byte) ([]byte, error) {
-	k := s.signingKey(now)
-	if k == nil {
-		return dst, ErrNoSigningKey
-	}
-	var sum [sha256.Size]byte
-	k.mac(&sum, payload)
-	if k.use != nil {
-		k.use.signed.Add(1)
-	}
-	dst = append(dst, sigPrefix...)
-	dst = append(dst, k.ID...)
-	dst = append(dst, '.')
-	return appendHex(dst, sum[:]), nil
+	v := s.ViewAt(now)
+	return v.AppendSign(dst, payload)
 }
 
 // Sign returns the keyed signature of payload at now.
 func (s *Signer) Sign(now time.Time, payload []byte) (string, error) {
-	var buf [keyedSigLen]byte
-	out, err := s.AppendSign(buf[:0], now, payload)
-	if err != nil {
-		return "", err
-	}
-	return string(out), nil
+	v := s.ViewAt(now)
+	return v.Sign(payload)
 }
 
 // SignLegacy returns the bare hex HMAC-SHA256 of payload with the signing key at now,
 // the form the existing signing module produces and verifies.
 func (s *Signer) SignLegacy(now time.Time, payload []byte) (string, error) {
-	k := s.signingKey(now)
-	if k == nil {
-		return "", ErrNoSigningKey
-	}
-	var sum [sha256.Size]byte
-	k.mac(&sum, payload)
-	if k.use != nil {
-		k.use.signed.Add(1)
-	}
-	var buf [macHexLen]byte
-	return string(appendHex(buf[:0], sum[:])), nil
+	v := s.ViewAt(now)
+	return v.SignLegacy(payload)
 }
 
 // Verify checks sig over payload at now. A keyed signature is checked against its key
@@ -159,17 +174,74 @@ func (s *Signer) SignLegacy(now time.Time, payload []byte) (string, error) {
 // against every key valid at now, all of them, in constant time. It returns nil or one
 // of the Err… sentinels.
 func (s *Signer) Verify(now time.Time, payload []byte, sig string) error {
+	v := s.ViewAt(now)
+	return v.Verify(payload, sig)
+}
+
+// signed computes the signing key's HMAC of payload into sum and counts it.
+func (v *View) signed(sum *[sha256.Size]byte, payload []byte) (*signerKey, bool) {
+	if v.signing < 0 {
+		return nil, false
+	}
+	k := v.s.keys[v.signing]
+	k.mac(sum, payload)
+	if k.use != nil {
+		k.use.signed.Add(1)
+	}
+	return k, true
+}
+
+// AppendSign appends the keyed signature of payload to dst, as Signer.AppendSign at v's instant.
+func (v *View) AppendSign(dst []byte, payload []byte) ([]byte, error) {
+	var sum [sha256.Size]byte
+	k, ok := v.signed(&sum, payload)
+	if !ok {
+		return dst, ErrNoSigningKey
+	}
+	n := len(dst)
+	dst = slices.Grow(dst, keyedSigLen)[:n+keyedSigLen]
+	copy(dst[n:], sigPrefix)
+	copy(dst[n+len(sigPrefix):], k.ID)
+	dst[n+len(sigPrefix)+KeyIDLen] = '.'
+	hex.Encode(dst[n+len(sigPrefix)+KeyIDLen+1:], sum[:])
+	return dst, nil
+}
+
+// Sign returns the keyed signature of payload, as Signer.Sign at v's instant.
+func (v *View) Sign(payload []byte) (string, error) {
+	var buf [keyedSigLen]byte
+	out, err := v.AppendSign(buf[:0], payload)
+	if err != nil {
+		return "", err
+	}
+	return string(out), nil
+}
+
+// SignLegacy returns the bare hex signature of payload, as Signer.SignLegacy at v's instant.
+func (v *View) SignLegacy(payload []byte) (string, error) {
+	var sum [sha256.Size]byte
+	if _, ok := v.signed(&sum, payload); !ok {
+		return "", ErrNoSigningKey
+	}
+	var buf [macHexLen]byte
+	hex.Encode(buf[:], sum[:])
+	return string(buf[:]), nil
+}
+
+// Verify checks sig over payload, as Signer.Verify at v's instant.
+func (v *View) Verify(payload []byte, sig string) error {
+	s := v.s
 	var want, got [sha256.Size]byte
 	switch len(sig) {
 	case legacySigLen:
-		if !decodeHex(want[:], sig) {
+		if !decodeMAC(&want, sig) {
 			return s.malformed()
 		}
 		matched := -1
 		for i, k := range s.keys {
-			if k.ValidAt(now) {
+			if v.state[i] >= 0 {
 				k.mac(&got, payload)
-				if hmac.Equal(got[:], want[:]) {
+				if equalMAC(&got, &want) {
 					matched = i
 				}
 			}
@@ -182,32 +254,32 @@ func (s *Signer) Verify(now time.Time, payload []byte, sig string) error {
 		}
 		if k := s.keys[matched]; k.use != nil {
 			k.use.legacy.Add(1)
-			k.use.verified(now)
+			k.use.verified(v.sec)
 		}
 		return nil
 	case keyedSigLen:
 		if sig[:len(sigPrefix)] != sigPrefix || sig[len(sigPrefix)+KeyIDLen] != '.' ||
-			!decodeHex(want[:], sig[len(sigPrefix)+KeyIDLen+1:]) {
+			!decodeMAC(&want, sig[len(sigPrefix)+KeyIDLen+1:]) {
 			return s.malformed()
 		}
 		id := sig[len(sigPrefix) : len(sigPrefix)+KeyIDLen]
-		for _, k := range s.keys {
+		for i, k := range s.keys {
 			if k.ID != id {
 				continue
 			}
-			if !k.ValidAt(now) {
+			st := v.state[i]
+			if st < 0 {
 				if k.use != nil {
 					k.use.expired.Add(1)
 				}
 				return ErrExpiredKey
 			}
 			k.mac(&got, payload)
-			ok := hmac.Equal(got[:], want[:])
+			ok := equalMAC(&got, &want)
 			if k.use != nil {
-				st := s.stateIndex(k, now)
 				if ok {
 					k.use.ok[st].Add(1)
-					k.use.verified(now)
+					k.use.verified(v.sec)
 				} else {
 					k.use.bad[st].Add(1)
 				}
@@ -233,31 +305,18 @@ func (s *Signer) malformed() error {
 	return ErrMalformedSignature
 }
 
-// stateIndex is k's state at now as an index of usageStates (the rule of StateAt).
-func (s *Signer) stateIndex(k *signerKey, now time.Time) int {
-	switch {
-	case k.Held():
-		return 0
-	case s.signingKey(now) == k:
-		return 2
-	case k.NotBefore.After(now):
-		return 1
+// equalMAC compares two MACs in constant time, a word at a time.
+func equalMAC(a, b *[sha256.Size]byte) bool {
+	var d uint64
+	for i := 0; i < sha256.Size; i += 8 {
+		d |= binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:])
 	}
-	return 3
+	return d == 0
 }
 
-const hexDigits = "0123456789abcdef"
-
-func appendHex(dst, src []byte) []byte {
-	for _, b := range src {
-		dst = append(dst, hexDigits[b>>4], hexDigits[b&0xf])
-	}
-	return dst
-}
-
-// decodeHex decodes len(dst)*2 hex digits of either case from s without allocating.
-func decodeHex(dst []byte, s string) bool {
-	if len(s) != 2*len(dst) {
+// decodeMAC decodes the 64 hex digits of either case of a MAC from s without allocating.
+func decodeMAC(dst *[sha256.Size]byte, s string) bool {
+	if len(s) != macHexLen {
 		return false
 	}
 	bad := byte(0)

@@ -59,8 +59,8 @@ func (u *Usage) key(id string) *keyUsage {
 	return k
 }
 
-func (k *keyUsage) verified(now time.Time) {
-	if sec := now.Unix(); k.last.Load() < sec {
+func (k *keyUsage) verified(sec int64) {
+	if k.last.Load() < sec {
 		k.last.Store(sec)
 	}
 }

@@ -7,14 +7,15 @@ import (
 )
 
 type config struct {
-	clock    func() time.Time
-	log      *slog.Logger
-	signals  []os.Signal
-	watch    bool
-	poll     time.Duration
-	debounce time.Duration
-	legacy   bool
-	onReload func(Status)
+	clock       func() time.Time
+	customClock bool // WithClock: read it on every call, no cached view
+	log         *slog.Logger
+	signals     []os.Signal
+	watch       bool
+	poll        time.Duration
+	debounce    time.Duration
+	legacy      bool
+	onReload    func(Status)
 }
 
 func defaults() config {
@@ -32,7 +33,11 @@ func defaults() config {
 type Option func(*config)
 
 // WithClock replaces time.Now, for tests and for clock-skew experiments.
-func WithClock(now func() time.Time) Option { return func(c *config) { c.clock = now } }
+// A handle with its own clock reads it on every Sign and Verify; the default handle
+// decides from a view of its keyring that a timer refreshes at each boundary.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) { c.clock, c.customClock = now, true }
+}
 
 // WithLogger sets the logger for reloads and rejected files. The default discards.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }

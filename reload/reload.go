@@ -1,8 +1,10 @@
 // Package reload is the app-side keysync library: it loads the keys file the sidecar
 // writes, reloads it on a signal (SIGHUP by default), on changes of the file's directory
 // and on a slow periodic re-read, signs with the active key and verifies against every
-// key valid now. Sign and Verify never lock: the loaded keyring sits behind an
-// atomic.Pointer. A bad or missing file keeps the last good keyring.
+// key valid now. Sign and Verify never lock and do not read the clock: they decide from a
+// keyring.View behind an atomic.Pointer, which a timer replaces at each key's activation
+// or end, after each reload and at least every second. A bad or missing file keeps the
+// last good keyring.
 //
 // It depends on the standard library, fsnotify and the keyring package only.
 package reload
@@ -32,6 +34,11 @@ const (
 	DefaultDebounce     = 20 * time.Millisecond
 	// openRetry is how often Open re-tries while the file is missing or invalid.
 	openRetry = 100 * time.Millisecond
+	// viewRefresh bounds how long the decisions Sign and Verify use go without a look at
+	// the wall clock: a step of the clock (NTP, a resumed VM) is noticed within it, and
+	// a key's last verification is recorded to it. Each boundary (a key activating or
+	// expiring) is met by a timer of its own.
+	viewRefresh = time.Second
 )
 
 // Keyring is a live handle on a keys file. It is safe for concurrent use.
@@ -39,6 +46,11 @@ type Keyring struct {
 	path string
 	cfg  config
 	cur  atomic.Pointer[loaded]
+	// view is cur's signer's decisions now, refreshed at each boundary and every
+	// viewRefresh by the refresh goroutine, so that Sign and Verify do not read the clock;
+	// nil with WithClock and after Close, when they read the clock per call.
+	view    atomic.Pointer[keyring.View]
+	refresh chan struct{} // a reload asks the refresh goroutine to look at the new view
 	// usage counts signatures and verifications per key over the handle's life, across
 	// reloads (Usage, Status, the reloadprom collector).
 	usage *keyring.Usage
@@ -74,7 +86,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reload: %w", err)
 	}
-	k := &Keyring{path: abs, cfg: cfg, usage: keyring.NewUsage()}
+	k := &Keyring{path: abs, cfg: cfg, usage: keyring.NewUsage(), refresh: make(chan struct{}, 1)}
 	if len(cfg.signals) > 0 {
 		k.sigCh = make(chan os.Signal, 1)
 		signal.Notify(k.sigCh, cfg.signals...)
@@ -93,7 +105,39 @@ func Open(ctx context.Context, path string, opts ...Option) (*Keyring, error) {
 	k.cancel = cancel
 	k.wg.Add(1)
 	go k.loop(bg)
+	if !cfg.customClock {
+		k.wg.Add(1)
+		go k.refreshView(bg)
+	}
 	return k, nil
+}
+
+// refreshView keeps k.view current: at each boundary of the keyring's schedule, after
+// each reload and at least every viewRefresh. A timer fires at or after its instant, so
+// a key starts signing and stops verifying at its boundary or up to the timer's latency
+// after it, never before.
+func (k *Keyring) refreshView(ctx context.Context) {
+	defer k.wg.Done()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-k.refresh:
+		case <-t.C:
+		}
+		k.mu.Lock()
+		now := time.Now()
+		v := k.cur.Load().signer.ViewAt(now)
+		k.view.Store(&v)
+		k.mu.Unlock()
+		wait := viewRefresh
+		if u := v.Until(); !u.IsZero() && u.Sub(now) < wait {
+			wait = u.Sub(now)
+		}
+		t.Reset(wait)
+	}
 }
 
 // waitFirst loads the file, retrying on directory events and every openRetry.
@@ -211,7 +255,16 @@ func (k *Keyring) Reload() error {
 		k.cfg.log.Warn("keys file generation went backwards", "path", k.path,
 			"generation", r.Generation, "previous_generation", prev.signer.Keyring().Generation)
 	}
-	k.cur.Store(&loaded{signer: keyring.NewSignerWithUsage(r, k.usage), raw: data, loadedAt: time.Now()})
+	signer := keyring.NewSignerWithUsage(r, k.usage)
+	k.cur.Store(&loaded{signer: signer, raw: data, loadedAt: time.Now()})
+	if k.view.Load() != nil { // the refresh goroutine runs: hand it the new keyring
+		v := signer.ViewAt(time.Now())
+		k.view.Store(&v)
+		select {
+		case k.refresh <- struct{}{}:
+		default:
+		}
+	}
 	k.reloads.Add(1)
 	k.lastErr.Store(nil)
 	st := k.Status()
@@ -242,6 +295,12 @@ var ErrClosed = errors.New("reload: keyring is closed")
 // Sign returns the signature of payload with the key that signs now: the keyed form
 // "ks1.<key id>.<hex HMAC-SHA256>", or the bare hex HMAC-SHA256 with WithLegacySignatures.
 func (k *Keyring) Sign(payload []byte) (string, error) {
+	if v := k.view.Load(); v != nil {
+		if k.cfg.legacy {
+			return v.SignLegacy(payload)
+		}
+		return v.Sign(payload)
+	}
 	l := k.cur.Load()
 	if l == nil {
 		return "", ErrClosed
@@ -254,6 +313,9 @@ func (k *Keyring) Sign(payload []byte) (string, error) {
 
 // AppendSign appends the keyed signature of payload to dst without allocating.
 func (k *Keyring) AppendSign(dst, payload []byte) ([]byte, error) {
+	if v := k.view.Load(); v != nil {
+		return v.AppendSign(dst, payload)
+	}
 	l := k.cur.Load()
 	if l == nil {
 		return dst, ErrClosed
@@ -265,6 +327,9 @@ func (k *Keyring) AppendSign(dst, payload []byte) ([]byte, error) {
 // its own key, a bare legacy signature against every valid key in constant time. It
 // returns nil or one of keyring's Err… sentinels.
 func (k *Keyring) Verify(payload []byte, sig string) error {
+	if v := k.view.Load(); v != nil {
+		return v.Verify(payload, sig)
+	}
 	l := k.cur.Load()
 	if l == nil {
 		return ErrClosed
@@ -281,6 +346,9 @@ func (k *Keyring) Close() error {
 		}
 		k.release()
 		k.wg.Wait()
+		k.mu.Lock()
+		k.view.Store(nil) // nothing refreshes it any more: read the clock per call
+		k.mu.Unlock()
 	})
 	return nil
 }

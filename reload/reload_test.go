@@ -401,3 +401,81 @@ func TestCloseIsIdempotentAndStopsGoroutines(t *testing.T) {
 		t.Fatalf("%d goroutines before, %d after", before, n)
 	}
 }
+
+// TestTheDefaultHandleMeetsEachBoundaryOnTheRealClock: without WithClock a handle decides
+// from a view its timer refreshes, so it must still switch to a new key when the key
+// activates and refuse a key when it expires, with no reload in between, and never
+// before: a signature with the new key returns only after its activation, and the old
+// key is refused only by calls that return after its end. (Up to the timer's latency
+// after a boundary the handle may still decide as before it: sign with the old key,
+// which verifies everywhere for its whole window, or accept a key that has just
+// ended.) After Close it reads the clock per call, and still refuses the expired key.
+func TestTheDefaultHandleMeetsEachBoundaryOnTheRealClock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.json")
+	now := time.Now()
+	o := keyring.Options{ActivationDelay: 1500 * time.Millisecond, VerifyWindow: 1500 * time.Millisecond}
+	r1, _ := keyring.Stage(nil, now.Add(-time.Hour), secret(1), keyring.Options{})
+	r2, err := keyring.Stage(r1, now, secret(2), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldID, newID := r1.Keys[0].ID, r2.Keys[1].ID
+	activates, expires := r2.Keys[1].NotBefore, r2.Keys[0].NotAfter
+	writeKeys(t, path, r2)
+	k := openT(t, path, WithSignals(), WithFileWatch(false), WithPollInterval(0))
+	payload := []byte("p")
+	oldSig, err := k.Sign(payload)
+	if err != nil || !strings.Contains(oldSig, oldID) {
+		t.Fatalf("signed with %q (%v) before the activation, want the old key %s", oldSig, err, oldID)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	switched, refused := false, false
+	for !(switched && refused) && time.Now().Before(deadline) {
+		start := time.Now()
+		sig, err := k.Sign(payload)
+		verr := k.Verify(payload, oldSig)
+		end := time.Now()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(sig, newID) {
+			if end.Before(activates) {
+				t.Fatalf("signed with the new key at %v, before its activation at %v", end, activates)
+			}
+			switched = true
+		}
+		switch {
+		case verr == nil:
+			if refused {
+				t.Fatalf("the old key verified at %v, after it had been refused", start)
+			}
+		case errors.Is(verr, keyring.ErrExpiredKey):
+			if end.Before(expires) {
+				t.Fatalf("the old key refused at %v, before its end at %v", end, expires)
+			}
+			refused = true
+		default:
+			t.Fatal(verr)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !switched || !refused {
+		t.Fatalf("30 s after the boundaries: new key signing %v, old key refused %v", switched, refused)
+	}
+	if got := k.Status().Reloads; got != 1 {
+		t.Fatalf("%d reloads: the boundaries must be met without one", got)
+	}
+
+	// After Close nothing refreshes the view: the handle reads the clock per call.
+	path2 := filepath.Join(t.TempDir(), "keys.json")
+	r3, _ := keyring.Stage(r1, time.Now(), secret(3), keyring.Options{ActivationDelay: 50 * time.Millisecond, VerifyWindow: 300 * time.Millisecond})
+	writeKeys(t, path2, r3)
+	k2 := openT(t, path2, WithSignals(), WithFileWatch(false), WithPollInterval(0))
+	k2.Close()
+	for time.Now().Before(r3.Keys[0].NotAfter) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := k2.Verify(payload, oldSig); !errors.Is(err, keyring.ErrExpiredKey) {
+		t.Fatalf("after Close the expired key verified: %v", err)
+	}
+}

@@ -386,22 +386,25 @@ class Signer {
     }
     if (sig.length === KEYED_SIG_LEN) {
       if (!sig.startsWith(SIG_PREFIX) || sig.charCodeAt(SIG_PREFIX.length + KEY_ID_LEN) !== 46 /* . */) return this.malformed();
-      const hex = sig.slice(SIG_PREFIX.length + KEY_ID_LEN + 1);
-      if (!HEX_MAC.test(hex)) return this.malformed();
+      const off = SIG_PREFIX.length + KEY_ID_LEN + 1;
       const id = sig.slice(SIG_PREFIX.length, SIG_PREFIX.length + KEY_ID_LEN);
       let i = 0;
       while (i < ks.length && ks[i].id !== id) i++;
       if (i === ks.length) {
+        if (!HEX_MAC.test(sig.slice(off))) return this.malformed();
         if (this.usage) this.usage.unknown++;
         return Errors.UNKNOWN_KEY;
       }
       const k = ks[i];
       const ku = this.uses ? this.uses[i] : null;
       if (!validAt(k, now)) {
+        if (!HEX_MAC.test(sig.slice(off))) return this.malformed();
         if (ku) ku.expired++;
         return Errors.EXPIRED_KEY;
       }
-      const ok = hexEqual(hexMac(k.secret, payload), hex.toLowerCase());
+      const m = macMatches(hexMac(k.secret, payload), sig, off);
+      if (m < 0) return this.malformed();
+      const ok = m === 1;
       if (ku) {
         const st = this.stateIndex(k, now);
         if (ok) {
@@ -434,6 +437,32 @@ const HEX_MAC = /^[0-9a-fA-F]{64}$/;
  * exit. (Comparing hex digests is faster in Node than decoding both to Buffers for
  * crypto.timingSafeEqual: digest('hex') costs half of digest() there.)
  */
+// HEX_LOWER maps the char code of a hex digit of either case to its lower-case char code,
+// and anything else to 0.
+const HEX_LOWER = (() => {
+  const t = new Uint8Array(128);
+  for (const c of '0123456789abcdef') t[c.charCodeAt(0)] = c.charCodeAt(0);
+  for (const c of 'ABCDEF') t[c.charCodeAt(0)] = c.toLowerCase().charCodeAt(0);
+  return t;
+})();
+
+/**
+ * macMatches compares mac (64 lower-case hex digits) with the 64 characters of sig from
+ * off, digits of either case, in one pass and in constant time: 1 when they match, 0 when
+ * they do not, -1 when sig's characters are not all hex digits.
+ */
+function macMatches(mac, sig, off) {
+  let d = 0;
+  let bad = 0;
+  for (let i = 0; i < MAC_HEX_LEN; i++) {
+    const l = HEX_LOWER[sig.charCodeAt(off + i)] | 0; // beyond the table: undefined, 0
+    bad |= l - 1; // negative only for 0
+    d |= l ^ mac.charCodeAt(i);
+  }
+  if (bad < 0) return -1;
+  return d === 0 ? 1 : 0;
+}
+
 function hexEqual(a, b) {
   let d = a.length ^ b.length;
   for (let i = 0; i < a.length; i++) d |= a.charCodeAt(i) ^ b.charCodeAt(i);
