@@ -33,17 +33,19 @@ build-demo: build
 
 # The whole suite: lint, the Node tests, then every Go test with the race detector. The
 # scripts in test/servers first obtain the real servers and tools the tests use (Vault,
-# etcd, kube-apiserver, kubectl, helm, staticcheck, TypeScript): built once per machine from the Go module proxy (the
-# first time takes 30-60 minutes on 2 cores, one build after the other), cached in
-# $${KEYSYNC_TESTBIN:-~/.cache/keysync/testbin} and reused after.
+# etcd, kube-apiserver, kubectl and the node's kubelet, kube-scheduler,
+# kube-controller-manager and kube-proxy, helm, staticcheck, TypeScript, Prometheus): built
+# once per machine from the Go module proxy (the first time takes 40-60 minutes on 2 cores),
+# cached in $${KEYSYNC_TESTBIN:-~/.cache/keysync/testbin} and reused after; node.sh installs
+# containerd, runc and the CNI plugins from Debian's packages (the node tests run as root).
 test: lint
 	cd reload/node && node --test test/*.test.js
 	vault=$$(bash test/servers/vault.sh) && \
-	kube=$$(bash test/servers/kube.sh) && \
+	kube=$$(bash test/servers/node.sh) && \
 	helm=$$(bash test/servers/helm.sh) && \
 	tsc=$$(bash test/servers/typescript.sh) && \
 	prom=$$(bash test/servers/prometheus.sh) && \
-	KEYSYNC_VAULT_BIN=$$vault KUBEBUILDER_ASSETS=$$kube KEYSYNC_HELM_BIN=$$helm KEYSYNC_TSC=$$tsc KEYSYNC_PROMETHEUS_DIR=$$prom \
+	KEYSYNC_VAULT_BIN=$$vault KUBEBUILDER_ASSETS=$$kube KEYSYNC_NODE_ASSETS=$$kube KEYSYNC_HELM_BIN=$$helm KEYSYNC_TSC=$$tsc KEYSYNC_PROMETHEUS_DIR=$$prom \
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 lint:

@@ -62,11 +62,14 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stderr
 	}
 	keys, listen, pidFile, offset, poll, watch, legacy := f.Keys, f.Listen, f.PidFile, f.Offset, f.Poll, f.Watch, f.Legacy
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("app_pid", os.Getpid())
-	clock := func() time.Time { return time.Now().Add(offset) }
+	opts := []reload.Option{reload.WithLogger(log), reload.WithFileWatch(watch),
+		reload.WithPollInterval(poll), reload.WithLegacySignatures(legacy)}
+	if offset != 0 { // a skewed clock is read per call; the app's own is the library's default
+		opts = append(opts, reload.WithClock(func() time.Time { return time.Now().Add(offset) }))
+	}
 	// Open first: it installs the SIGHUP handler before anything else can take time.
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	k, err := reload.Open(openCtx, keys, reload.WithClock(clock), reload.WithLogger(log), reload.WithFileWatch(watch),
-		reload.WithPollInterval(poll), reload.WithLegacySignatures(legacy))
+	k, err := reload.Open(openCtx, keys, opts...)
 	cancel()
 	if err != nil {
 		return err

@@ -101,3 +101,14 @@ func TypeScript() (string, error) {
 	}
 	return runScript("typescript.sh")
 }
+
+// NodeAssets returns the folder holding the node's binaries (kubelet, kube-scheduler,
+// kube-controller-manager, kube-proxy, besides etcd, kube-apiserver and kubectl), after
+// test/servers/node.sh has made sure containerd, runc and the CNI plugins are installed:
+// $KEYSYNC_NODE_ASSETS when set (the caller ran node.sh), else the script's answer.
+func NodeAssets() (string, error) {
+	if d := os.Getenv("KEYSYNC_NODE_ASSETS"); d != "" {
+		return d, nil
+	}
+	return runScript("node.sh")
+}

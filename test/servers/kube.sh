@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Obtains etcd, a real kube-apiserver (v1.37.2) and kubectl (same version) for the tests
+# Obtains etcd, a real kube-apiserver (v1.37.2), kubectl and the node's components
+# (kubelet, kube-scheduler, kube-controller-manager, kube-proxy; same version) for the tests
 # and prints the folder that holds them (usable as KUBEBUILDER_ASSETS for
 # controller-runtime's envtest, and put first on PATH for kubectl).
 # etcd comes from Debian's etcd-server package, unpacked without installing it.
@@ -23,13 +24,21 @@ etcd() {
 	rm -rf "$tmp"
 }
 
-# kube_build NAME: builds k8s.io/kubernetes/cmd/NAME from the throwaway module.
+# Everything built from the Kubernetes module, in one go build so that the packages they
+# share compile once.
+KUBE_CMDS="kube-apiserver kubectl kubelet kube-scheduler kube-controller-manager kube-proxy"
+
+# kube_build: builds every missing k8s.io/kubernetes/cmd/NAME of KUBE_CMDS from the
+# throwaway module.
 kube_build() {
-	local name=$1
-	[ -x "$ASSETS/$name" ] && return 0
-	say "building $name v$KUBE_VERSION from the Go module proxy into $ASSETS"
-	say "this happens once per machine and takes 10-25 minutes on 2 cores; later runs reuse it"
-	local dir="$TESTBIN/kubebuild" minor=${KUBE_VERSION#1.}
+	local missing=() name
+	for name in $KUBE_CMDS; do
+		[ -x "$ASSETS/$name" ] || missing+=("$name")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	say "building ${missing[*]} v$KUBE_VERSION from the Go module proxy into $ASSETS"
+	say "this happens once per machine and takes 15-30 minutes on 2 cores; later runs reuse it"
+	local dir="$TESTBIN/kubebuild" minor=${KUBE_VERSION#1.} out
 	minor=${minor%%.*}
 	mkdir -p "$dir" "$ASSETS"
 	{
@@ -47,26 +56,27 @@ kube_build() {
 			echo "replace k8s.io/$m => k8s.io/$m v0.$minor.${KUBE_VERSION##*.}"
 		done
 	} >"$dir/go.mod"
-	cat >"$dir/tools.go" <<'GO'
-//go:build tools
-
-package kubebuild
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
-	local v="k8s.io/component-base/version"
+	{
+		echo "//go:build tools"
+		echo
+		echo "package kubebuild"
+		echo
+		echo "import ("
+		for name in $KUBE_CMDS; do echo "	_ \"k8s.io/kubernetes/cmd/$name\""; done
+		echo ")"
+	} >"$dir/tools.go"
+	out=$(mktemp -d "$ASSETS/.build.XXXXXX")
+	local v="k8s.io/component-base/version" pkgs=()
+	for name in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$name"); done
 	(cd "$dir" &&
 		GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go mod tidy &&
 		GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go build -ldflags "-s -w -X $v.gitVersion=v$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean" \
-			-o "$ASSETS/$name.tmp" "k8s.io/kubernetes/cmd/$name")
-	mv "$ASSETS/$name.tmp" "$ASSETS/$name"
-	say "built $ASSETS/$name"
+			-o "$out/" "${pkgs[@]}")
+	for name in "${missing[@]}"; do mv "$out/$name" "$ASSETS/$name"; done
+	rmdir "$out"
+	say "built ${missing[*]} into $ASSETS"
 }
 
 with_lock kube etcd
-with_lock kube kube_build kube-apiserver
-with_lock kube kube_build kubectl
+with_lock kube kube_build
 echo "$ASSETS"

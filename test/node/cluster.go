@@ -1,0 +1,629 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// The node's network: pods on a bridge of their own, the control plane on the bridge's
+// gateway address so that pods reach it through the kubernetes Service. Nothing listens
+// beyond this machine.
+const (
+	NodeName    = "keysync-node"
+	Bridge      = "kstest0"
+	PodCIDR     = "10.88.7.0/24"
+	GatewayIP   = "10.88.7.1"
+	ServiceCIDR = "10.96.7.0/24"
+	// KubernetesServiceIP is the first address of ServiceCIDR, the kubernetes Service.
+	KubernetesServiceIP = "10.96.7.1"
+	apiserverPort       = 16443
+	kubeletPort         = 10250
+)
+
+// Options says where the binaries are and where the cluster lives.
+type Options struct {
+	// Bin holds etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy,
+	// kubelet and kubectl (test/servers/kube.sh).
+	Bin string
+	// Dir holds every file, socket, mount and log of the cluster; Stop leaves it without
+	// mounts.
+	Dir string
+	// Images are imported into containerd before the kubelet starts.
+	Images []Image
+	// PauseImage is the sandbox image containerd is configured with; one of Images.
+	PauseImage string
+}
+
+// Cluster is a running one-node cluster.
+type Cluster struct {
+	opts       Options
+	Config     *rest.Config // cluster admin
+	Client     kubernetes.Interface
+	Kubeconfig string
+	// Socket is containerd's CRI endpoint.
+	Socket string
+	// StartedIn is how long Start took, from nothing to the node Ready.
+	StartedIn time.Duration
+
+	procs  []*proc // in start order
+	host   *hostState
+	bridge bool
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// Start brings the cluster up and waits until the node is Ready. On error it tears down
+// whatever it started.
+func Start(ctx context.Context, o Options) (c *Cluster, err error) {
+	begin := time.Now()
+	c = &Cluster{opts: o, Kubeconfig: filepath.Join(o.Dir, "admin.kubeconfig"), Socket: filepath.Join(o.Dir, "containerd.sock")}
+	defer func() {
+		if err != nil {
+			if serr := c.Stop(); serr != nil {
+				err = errors.Join(err, serr)
+			}
+			c = nil
+		}
+	}()
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return c, err
+	}
+	if err := c.network(); err != nil {
+		return c, fmt.Errorf("node network: %w", err)
+	}
+	p, err := c.pki()
+	if err != nil {
+		return c, fmt.Errorf("certificates: %w", err)
+	}
+	if err := c.startContainerd(ctx); err != nil {
+		return c, err
+	}
+	if err := c.importImages(ctx); err != nil {
+		return c, err
+	}
+	etcdPort, err := freePort()
+	if err != nil {
+		return c, err
+	}
+	peerPort, err := freePort()
+	if err != nil {
+		return c, err
+	}
+	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
+	if err := c.start("etcd", filepath.Join(o.Bin, "etcd"), "--data-dir", filepath.Join(o.Dir, "etcd"),
+		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
+		"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peerPort),
+		"--initial-advertise-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peerPort),
+		"--initial-cluster", fmt.Sprintf("default=http://127.0.0.1:%d", peerPort),
+		"--unsafe-no-fsync"); err != nil {
+		return c, err
+	}
+	if err := c.start("kube-apiserver", filepath.Join(o.Bin, "kube-apiserver"),
+		"--etcd-servers", etcdURL,
+		"--bind-address", GatewayIP, "--advertise-address", GatewayIP, "--secure-port", strconv.Itoa(apiserverPort),
+		"--tls-cert-file", p.path("apiserver.crt"), "--tls-private-key-file", p.path("apiserver.key"),
+		"--client-ca-file", p.path("ca.crt"),
+		"--kubelet-client-certificate", p.path("apiserver-kubelet.crt"), "--kubelet-client-key", p.path("apiserver-kubelet.key"),
+		"--service-account-key-file", p.path("sa.pub"), "--service-account-signing-key-file", p.path("sa.key"),
+		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
+		"--service-cluster-ip-range", ServiceCIDR,
+		"--authorization-mode", "Node,RBAC",
+		"--enable-admission-plugins", "NodeRestriction",
+		"--cert-dir", filepath.Join(o.Dir, "apiserver-certs")); err != nil {
+		return c, err
+	}
+	if err := c.writeKubeconfigs(p); err != nil {
+		return c, err
+	}
+	c.Config, err = clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		return c, err
+	}
+	if c.Client, err = kubernetes.NewForConfig(c.Config); err != nil {
+		return c, err
+	}
+	if err := c.waitAPI(ctx); err != nil {
+		return c, err
+	}
+	admin := c.Kubeconfig
+	if err := c.start("kube-controller-manager", filepath.Join(o.Bin, "kube-controller-manager"),
+		"--kubeconfig", admin, "--authentication-kubeconfig", admin, "--authorization-kubeconfig", admin,
+		"--service-account-private-key-file", p.path("sa.key"), "--root-ca-file", p.path("ca.crt"),
+		"--use-service-account-credentials=true", "--leader-elect=false",
+		"--bind-address", "127.0.0.1", "--secure-port", "0"); err != nil {
+		return c, err
+	}
+	if err := c.start("kube-scheduler", filepath.Join(o.Bin, "kube-scheduler"),
+		"--kubeconfig", admin, "--authentication-kubeconfig", admin, "--authorization-kubeconfig", admin,
+		"--leader-elect=false", "--bind-address", "127.0.0.1", "--secure-port", "0"); err != nil {
+		return c, err
+	}
+	proxyPorts := make([]int, 2)
+	for i := range proxyPorts {
+		if proxyPorts[i], err = freePort(); err != nil {
+			return c, err
+		}
+	}
+	if err := c.start("kube-proxy", filepath.Join(o.Bin, "kube-proxy"),
+		"--kubeconfig", admin, "--hostname-override", NodeName, "--proxy-mode", "iptables",
+		"--cluster-cidr", PodCIDR, "--conntrack-max-per-core", "0", "--iptables-localhost-nodeports=false",
+		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", proxyPorts[0]),
+		"--healthz-bind-address", fmt.Sprintf("127.0.0.1:%d", proxyPorts[1])); err != nil {
+		return c, err
+	}
+	if err := c.startKubelet(p); err != nil {
+		return c, err
+	}
+	if err := c.waitNodeReady(ctx); err != nil {
+		return c, err
+	}
+	c.StartedIn = time.Since(begin)
+	return c, nil
+}
+
+// network creates the pods' bridge with the gateway address, on which the control plane
+// listens, and turns on forwarding (restored by Stop).
+func (c *Cluster) network() (err error) {
+	if c.host, err = saveHost(); err != nil {
+		return err
+	}
+	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
+		return err
+	}
+	if err := run("mount", "--make-rshared", "/"); err != nil {
+		return err
+	}
+	if _, err := net.InterfaceByName(Bridge); err == nil {
+		return fmt.Errorf("a bridge %s exists already: another node runs, or an earlier one was not stopped", Bridge)
+	}
+	// Stop removes every KUBE- and CNI- chain: there must be none of anyone else's.
+	if left := hostLeftovers(); len(left) > 0 {
+		return fmt.Errorf("this machine's iptables hold chains of a kubelet, kube-proxy or CNI already (another node runs, or an earlier one was not stopped): %v", left)
+	}
+	c.bridge = true
+	if err := run("ip", "link", "add", Bridge, "type", "bridge"); err != nil {
+		return err
+	}
+	if err := run("ip", "addr", "add", GatewayIP+"/24", "dev", Bridge); err != nil {
+		return err
+	}
+	return run("ip", "link", "set", Bridge, "up")
+}
+
+func (c *Cluster) pki() (*pki, error) {
+	p, err := newPKI(filepath.Join(c.opts.Dir, "pki"))
+	if err != nil {
+		return nil, err
+	}
+	steps := []error{
+		p.issue("apiserver", "kube-apiserver", nil, []string{GatewayIP, KubernetesServiceIP, "127.0.0.1", "kubernetes",
+			"kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "localhost"}, 2),
+		p.issue("admin", "admin", []string{"system:masters"}, nil, 3),
+		p.issue("apiserver-kubelet", "kube-apiserver-kubelet-client", []string{"system:masters"}, nil, 4),
+		p.issue("kubelet", "system:node:"+NodeName, []string{"system:nodes"}, nil, 5),
+		p.issue("kubelet-serving", NodeName, nil, []string{GatewayIP, NodeName}, 6),
+		p.serviceAccountKey(),
+	}
+	return p, errors.Join(steps...)
+}
+
+func (c *Cluster) writeKubeconfigs(p *pki) error {
+	server := fmt.Sprintf("https://%s:%d", GatewayIP, apiserverPort)
+	write := func(file, user string) error {
+		kc := clientcmdapi.NewConfig()
+		kc.Clusters["node"] = &clientcmdapi.Cluster{Server: server, CertificateAuthority: p.path("ca.crt")}
+		kc.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificate: p.path(user + ".crt"), ClientKey: p.path(user + ".key")}
+		kc.Contexts["node"] = &clientcmdapi.Context{Cluster: "node", AuthInfo: user, Namespace: "default"}
+		kc.CurrentContext = "node"
+		return clientcmd.WriteToFile(*kc, file)
+	}
+	return errors.Join(write(c.Kubeconfig, "admin"), write(filepath.Join(c.opts.Dir, "kubelet.kubeconfig"), "kubelet"))
+}
+
+const containerdConfig = `version = 2
+root = "%[1]s/containerd/root"
+state = "%[1]s/containerd/state"
+[grpc]
+  address = "%[2]s"
+[ttrpc]
+  address = "%[2]s.ttrpc"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "%[3]s"
+  # This VM withholds CAP_SYS_RESOURCE: runc cannot lower a container's oom_score_adj.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "%[1]s/cni/net.d"
+`
+
+const cniConfig = `{"cniVersion": "0.4.0", "name": "keysync-test", "plugins": [
+  {"type": "bridge", "bridge": "%[2]s", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "%[3]s", "gateway": "%[4]s"}]],
+            "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "%[1]s/cni/ipam"}},
+  {"type": "portmap", "capabilities": {"portMappings": true}},
+  {"type": "loopback"}]}
+`
+
+func (c *Cluster) startContainerd(ctx context.Context) error {
+	d := c.opts.Dir
+	if err := os.MkdirAll(filepath.Join(d, "cni", "net.d"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(d, "cni", "net.d", "10-keysync.conflist"),
+		fmt.Appendf(nil, cniConfig, d, Bridge, PodCIDR, GatewayIP), 0o644); err != nil {
+		return err
+	}
+	cfg := filepath.Join(d, "containerd.toml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, containerdConfig, d, c.Socket, c.opts.PauseImage), 0o644); err != nil {
+		return err
+	}
+	if err := c.start("containerd", "containerd", "--config", cfg); err != nil {
+		return err
+	}
+	return waitFor(ctx, 30*time.Second, "containerd's socket", func() error {
+		return exec.CommandContext(ctx, "ctr", "--address", c.Socket, "version").Run()
+	})
+}
+
+func (c *Cluster) importImages(ctx context.Context) error {
+	if len(c.opts.Images) == 0 {
+		return nil
+	}
+	tar := filepath.Join(c.opts.Dir, "images.tar")
+	if err := WriteTarball(tar, c.opts.Images...); err != nil {
+		return err
+	}
+	defer os.Remove(tar)
+	out, err := exec.CommandContext(ctx, "ctr", "--address", c.Socket, "-n", "k8s.io", "images", "import", tar).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ctr images import: %w: %s", err, out)
+	}
+	return nil
+}
+
+const kubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+# cgroup v1 (hybrid) on this VM: kubelet 1.35+ refuses it unless told otherwise.
+failCgroupV1: false
+cgroupDriver: cgroupfs
+cgroupRoot: /
+containerRuntimeEndpoint: unix://%[2]s
+address: %[3]s
+port: %[4]d
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 0
+tlsCertFile: %[1]s/pki/kubelet-serving.crt
+tlsPrivateKeyFile: %[1]s/pki/kubelet-serving.key
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: %[1]s/pki/ca.crt}
+authorization: {mode: Webhook}
+failSwapOn: false
+# The VM withholds CAP_SYS_RESOURCE: no negative oom_score_adj.
+oomScoreAdj: 0
+resolvConf: /etc/resolv.conf
+evictionHard: {memory.available: "50Mi", nodefs.available: "1%%", imagefs.available: "1%%", nodefs.inodesFree: "1%%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+serializeImagePulls: false
+syncFrequency: 10s
+fileCheckFrequency: 0s
+nodeStatusUpdateFrequency: 2s
+`
+
+func (c *Cluster) startKubelet(p *pki) error {
+	d := c.opts.Dir
+	cfg := filepath.Join(d, "kubelet.yaml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, kubeletConfig, d, c.Socket, GatewayIP, kubeletPort), 0o644); err != nil {
+		return err
+	}
+	return c.start("kubelet", filepath.Join(c.opts.Bin, "kubelet"),
+		"--config", cfg, "--kubeconfig", filepath.Join(d, "kubelet.kubeconfig"),
+		"--hostname-override", NodeName, "--node-ip", GatewayIP, "--root-dir", filepath.Join(d, "kubelet"))
+}
+
+// start runs a component with its output in DIR/NAME.log.
+func (c *Cluster) start(name, bin string, args ...string) error {
+	logf, err := os.Create(filepath.Join(c.opts.Dir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("starting %s: %w", name, err)
+	}
+	pr := &proc{name: name, cmd: cmd, done: make(chan error, 1)}
+	go func() { pr.done <- cmd.Wait(); logf.Close() }()
+	c.procs = append(c.procs, pr)
+	return nil
+}
+
+// Log returns the last lines of a component's log, for a failing test's message.
+func (c *Cluster) Log(name string, lines int) string {
+	b, _ := os.ReadFile(filepath.Join(c.opts.Dir, name+".log"))
+	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(all[max(0, len(all)-lines):], "\n")
+}
+
+func (c *Cluster) waitAPI(ctx context.Context) error {
+	return waitFor(ctx, 90*time.Second, "kube-apiserver /readyz", func() error {
+		if err := c.exited(); err != nil {
+			return permanent{err}
+		}
+		return c.Client.CoreV1().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
+	})
+}
+
+func (c *Cluster) waitNodeReady(ctx context.Context) error {
+	return waitFor(ctx, 120*time.Second, "node "+NodeName+" Ready", func() error {
+		if err := c.exited(); err != nil {
+			return permanent{err}
+		}
+		n, err := c.Client.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady {
+				if cond.Status == corev1.ConditionTrue {
+					return nil
+				}
+				return fmt.Errorf("%s: %s", cond.Reason, cond.Message)
+			}
+		}
+		return errors.New("no Ready condition yet")
+	})
+}
+
+// exited reports a component that has ended, with its log's tail.
+func (c *Cluster) exited() error {
+	for _, p := range c.procs {
+		select {
+		case err := <-p.done:
+			p.done <- err
+			return fmt.Errorf("%s exited (%v):\n%s", p.name, err, c.Log(p.name, 15))
+		default:
+		}
+	}
+	return nil
+}
+
+// Stop tears the cluster down and leaves nothing behind: every pod sandbox removed through
+// the CRI (so that the CNI plugins remove their addresses and rules), every component
+// stopped, kube-proxy's rules removed, no mount under Dir, no bridge, ip_forward as it was.
+// It returns what it could not clean.
+func (c *Cluster) Stop() error {
+	var errs []error
+	if c.Client != nil {
+		// Pods first, while the kubelet runs: it stops them as users would see it.
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		nss, err := c.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		if err == nil {
+			zero := int64(0)
+			for _, ns := range nss.Items {
+				_ = c.Client.CoreV1().Pods(ns.Name).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
+			}
+		}
+		cancel()
+	}
+	c.stopProc("kubelet", &errs)
+	if c.running("containerd") {
+		if err := removeSandboxes(c.Socket); err != nil {
+			errs = append(errs, fmt.Errorf("removing pod sandboxes: %w", err))
+		}
+	}
+	if c.running("kube-proxy") {
+		c.stopProc("kube-proxy", &errs)
+		if out, err := exec.Command(filepath.Join(c.opts.Bin, "kube-proxy"), "--cleanup", "--proxy-mode", "iptables").CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("kube-proxy --cleanup: %w: %s", err, out))
+		}
+	}
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		c.stopProc(c.procs[i].name, &errs)
+	}
+	// Shims outlive containerd; after the sandboxes are gone they have nothing to hold.
+	killMatching(c.opts.Dir)
+	if err := unmountUnder(c.opts.Dir); err != nil {
+		errs = append(errs, err)
+	}
+	if c.bridge {
+		if err := run("ip", "link", "del", Bridge); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.host != nil {
+		errs = append(errs, c.host.restore()...)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Cluster) running(name string) bool {
+	for _, p := range c.procs {
+		if p.name == name {
+			select {
+			case err := <-p.done:
+				p.done <- err
+				return false
+			default:
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// stopProc sends SIGTERM, waits up to 20 s, then kills.
+func (c *Cluster) stopProc(name string, errs *[]error) {
+	for _, p := range c.procs {
+		if p.name != name {
+			continue
+		}
+		select {
+		case err := <-p.done:
+			p.done <- err
+			continue
+		default:
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-p.done:
+			p.done <- err
+		case <-time.After(20 * time.Second):
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			p.done <- <-p.done
+			*errs = append(*errs, fmt.Errorf("%s did not stop on SIGTERM within 20 s", name))
+		}
+	}
+}
+
+// killMatching kills every process whose command line names dir (containerd's shims).
+func killMatching(dir string) {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), dir) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// Leftovers lists what a stopped cluster left behind: processes naming dir, mounts under
+// it, the bridge, iptables chains of the kubelet, kube-proxy or CNI. A test asserts it is
+// empty.
+func Leftovers(dir string) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), dir) {
+			out = append(out, "process "+e.Name()+": "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	for _, m := range mountsUnder(dir) {
+		out = append(out, "mount "+m)
+	}
+	if _, err := net.InterfaceByName(Bridge); err == nil {
+		out = append(out, "bridge "+Bridge)
+	}
+	return append(out, hostLeftovers()...)
+}
+
+func mountsUnder(dir string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
+			out = append(out, fields[4])
+		}
+	}
+	return out
+}
+
+func unmountUnder(dir string) error {
+	for range 5 {
+		ms := mountsUnder(dir)
+		if len(ms) == 0 {
+			return nil
+		}
+		slices.Reverse(ms) // deepest (latest) first
+		for _, m := range ms {
+			_ = syscall.Unmount(m, syscall.MNT_DETACH)
+		}
+	}
+	if ms := mountsUnder(dir); len(ms) > 0 {
+		return fmt.Errorf("still mounted under %s: %v", dir, ms)
+	}
+	return nil
+}
+
+func run(name string, args ...string) error {
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitFor calls f every 200 ms until it returns nil, a permanent error, or the limit.
+func waitFor(ctx context.Context, limit time.Duration, what string, f func() error) error {
+	deadline := time.Now().Add(limit)
+	var last error
+	for {
+		last = f()
+		if last == nil {
+			return nil
+		}
+		var perm permanent
+		if errors.As(last, &perm) {
+			return fmt.Errorf("waiting for %s: %w", what, perm.err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("waiting for %s: not after %v: %w", what, limit, last)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w (last: %v)", what, ctx.Err(), last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// permanent ends a waitFor at once.
+type permanent struct{ err error }
+
+func (p permanent) Error() string { return p.err.Error() }
