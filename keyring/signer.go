@@ -122,7 +122,14 @@ type View struct {
 
 // ViewAt returns s's decisions at now.
 func (s *Signer) ViewAt(now time.Time) View {
-	v := View{s: s, signing: int8(s.ring.signingIndex(now)), sec: now.Unix(), at: now, until: s.ring.NextChange(now)}
+	v := s.decide(now)
+	v.until = s.ring.NextChange(now)
+	return v
+}
+
+// decide is ViewAt without Until, which a single call at now does not need.
+func (s *Signer) decide(now time.Time) View {
+	v := View{s: s, signing: int8(s.ring.signingIndex(now)), sec: now.Unix(), at: now}
 	for i, k := range s.keys {
 		switch {
 		case !k.ValidAt(now):
@@ -152,20 +159,20 @@ func (v *View) Signer() *Signer { return v.s }
 
 // AppendSign appends the keyed signature of payload at now to dst.
 func (s *Signer) AppendSign(dst []byte, now time.Time, payload []byte) ([]byte, error) {
-	v := s.ViewAt(now)
+	v := s.decide(now)
 	return v.AppendSign(dst, payload)
 }
 
 // Sign returns the keyed signature of payload at now.
 func (s *Signer) Sign(now time.Time, payload []byte) (string, error) {
-	v := s.ViewAt(now)
+	v := s.decide(now)
 	return v.Sign(payload)
 }
 
 // SignLegacy returns the bare hex HMAC-SHA256 of payload with the signing key at now,
 // the form the existing signing module produces and verifies.
 func (s *Signer) SignLegacy(now time.Time, payload []byte) (string, error) {
-	v := s.ViewAt(now)
+	v := s.decide(now)
 	return v.SignLegacy(payload)
 }
 
@@ -174,7 +181,7 @@ func (s *Signer) SignLegacy(now time.Time, payload []byte) (string, error) {
 // against every key valid at now, all of them, in constant time. It returns nil or one
 // of the Err… sentinels.
 func (s *Signer) Verify(now time.Time, payload []byte, sig string) error {
-	v := s.ViewAt(now)
+	v := s.decide(now)
 	return v.Verify(payload, sig)
 }
 

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,7 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/sigil-dna/keysync/test/servers"
 )
 
 // The node's network: pods on a bridge of their own, the control plane on the bridge's
@@ -230,127 +229,19 @@ func (c *Cluster) pki() (*pki, error) {
 }
 
 func (c *Cluster) writeKubeconfigs(p *pki) error {
-	server := fmt.Sprintf("https://%s:%d", GatewayIP, apiserverPort)
 	write := func(file, user string) error {
-		kc := clientcmdapi.NewConfig()
-		kc.Clusters["node"] = &clientcmdapi.Cluster{Server: server, CertificateAuthority: p.path("ca.crt")}
-		kc.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificate: p.path(user + ".crt"), ClientKey: p.path(user + ".key")}
-		kc.Contexts["node"] = &clientcmdapi.Context{Cluster: "node", AuthInfo: user, Namespace: "default"}
-		kc.CurrentContext = "node"
-		return clientcmd.WriteToFile(*kc, file)
+		var cfg rest.Config
+		cfg.Host = fmt.Sprintf("https://%s:%d", GatewayIP, apiserverPort)
+		var errs [3]error
+		cfg.CAData, errs[0] = os.ReadFile(p.path("ca.crt"))
+		cfg.CertData, errs[1] = os.ReadFile(p.path(user + ".crt"))
+		cfg.KeyData, errs[2] = os.ReadFile(p.path(user + ".key"))
+		if err := errors.Join(errs[:]...); err != nil {
+			return err
+		}
+		return servers.WriteKubeconfig(file, &cfg)
 	}
 	return errors.Join(write(c.Kubeconfig, "admin"), write(filepath.Join(c.opts.Dir, "kubelet.kubeconfig"), "kubelet"))
-}
-
-const containerdConfig = `version = 2
-root = "%[1]s/containerd/root"
-state = "%[1]s/containerd/state"
-[grpc]
-  address = "%[2]s"
-[ttrpc]
-  address = "%[2]s.ttrpc"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "%[3]s"
-  # This VM withholds CAP_SYS_RESOURCE: runc cannot lower a container's oom_score_adj.
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "%[1]s/cni/net.d"
-`
-
-const cniConfig = `{"cniVersion": "0.4.0", "name": "keysync-test", "plugins": [
-  {"type": "bridge", "bridge": "%[2]s", "isGateway": true, "ipMasq": true, "hairpinMode": true,
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": "%[3]s", "gateway": "%[4]s"}]],
-            "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "%[1]s/cni/ipam"}},
-  {"type": "portmap", "capabilities": {"portMappings": true}},
-  {"type": "loopback"}]}
-`
-
-func (c *Cluster) startContainerd(ctx context.Context) error {
-	d := c.opts.Dir
-	if err := os.MkdirAll(filepath.Join(d, "cni", "net.d"), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(d, "cni", "net.d", "10-keysync.conflist"),
-		fmt.Appendf(nil, cniConfig, d, Bridge, PodCIDR, GatewayIP), 0o644); err != nil {
-		return err
-	}
-	cfg := filepath.Join(d, "containerd.toml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, containerdConfig, d, c.Socket, c.opts.PauseImage), 0o644); err != nil {
-		return err
-	}
-	if err := c.start("containerd", "containerd", "--config", cfg); err != nil {
-		return err
-	}
-	return waitFor(ctx, 30*time.Second, "containerd's socket", func() error {
-		return exec.CommandContext(ctx, "ctr", "--address", c.Socket, "version").Run()
-	})
-}
-
-func (c *Cluster) importImages(ctx context.Context) error {
-	if len(c.opts.Images) == 0 {
-		return nil
-	}
-	tar := filepath.Join(c.opts.Dir, "images.tar")
-	if err := WriteTarball(tar, c.opts.Images...); err != nil {
-		return err
-	}
-	defer os.Remove(tar)
-	out, err := exec.CommandContext(ctx, "ctr", "--address", c.Socket, "-n", "k8s.io", "images", "import", tar).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ctr images import: %w: %s", err, out)
-	}
-	return nil
-}
-
-const kubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-# cgroup v1 (hybrid) on this VM: kubelet 1.35+ refuses it unless told otherwise.
-failCgroupV1: false
-cgroupDriver: cgroupfs
-cgroupRoot: /
-containerRuntimeEndpoint: unix://%[2]s
-address: %[3]s
-port: %[4]d
-readOnlyPort: 0
-healthzBindAddress: 127.0.0.1
-healthzPort: 0
-tlsCertFile: %[1]s/pki/kubelet-serving.crt
-tlsPrivateKeyFile: %[1]s/pki/kubelet-serving.key
-authentication:
-  anonymous: {enabled: false}
-  webhook: {enabled: true}
-  x509: {clientCAFile: %[1]s/pki/ca.crt}
-authorization: {mode: Webhook}
-failSwapOn: false
-# The VM withholds CAP_SYS_RESOURCE: no negative oom_score_adj.
-oomScoreAdj: 0
-resolvConf: /etc/resolv.conf
-evictionHard: {memory.available: "50Mi", nodefs.available: "1%%", imagefs.available: "1%%", nodefs.inodesFree: "1%%"}
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-serializeImagePulls: false
-syncFrequency: 10s
-fileCheckFrequency: 0s
-nodeStatusUpdateFrequency: 2s
-`
-
-func (c *Cluster) startKubelet(p *pki) error {
-	d := c.opts.Dir
-	cfg := filepath.Join(d, "kubelet.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, kubeletConfig, d, c.Socket, GatewayIP, kubeletPort), 0o644); err != nil {
-		return err
-	}
-	return c.start("kubelet", filepath.Join(c.opts.Bin, "kubelet"),
-		"--config", cfg, "--kubeconfig", filepath.Join(d, "kubelet.kubeconfig"),
-		"--hostname-override", NodeName, "--node-ip", GatewayIP, "--root-dir", filepath.Join(d, "kubelet"))
 }
 
 // start runs a component with its output in DIR/NAME.log.
@@ -418,167 +309,6 @@ func (c *Cluster) exited() error {
 			return fmt.Errorf("%s exited (%v):\n%s", p.name, err, c.Log(p.name, 15))
 		default:
 		}
-	}
-	return nil
-}
-
-// Stop tears the cluster down and leaves nothing behind: every pod sandbox removed through
-// the CRI (so that the CNI plugins remove their addresses and rules), every component
-// stopped, kube-proxy's rules removed, no mount under Dir, no bridge, ip_forward as it was.
-// It returns what it could not clean.
-func (c *Cluster) Stop() error {
-	var errs []error
-	if c.Client != nil {
-		// Pods first, while the kubelet runs: it stops them as users would see it.
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		nss, err := c.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
-		if err == nil {
-			zero := int64(0)
-			for _, ns := range nss.Items {
-				_ = c.Client.CoreV1().Pods(ns.Name).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
-			}
-		}
-		cancel()
-	}
-	c.stopProc("kubelet", &errs)
-	if c.running("containerd") {
-		if err := removeSandboxes(c.Socket); err != nil {
-			errs = append(errs, fmt.Errorf("removing pod sandboxes: %w", err))
-		}
-	}
-	if c.running("kube-proxy") {
-		c.stopProc("kube-proxy", &errs)
-		if out, err := exec.Command(filepath.Join(c.opts.Bin, "kube-proxy"), "--cleanup", "--proxy-mode", "iptables").CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Errorf("kube-proxy --cleanup: %w: %s", err, out))
-		}
-	}
-	for i := len(c.procs) - 1; i >= 0; i-- {
-		c.stopProc(c.procs[i].name, &errs)
-	}
-	// Shims outlive containerd; after the sandboxes are gone they have nothing to hold.
-	killMatching(c.opts.Dir)
-	if err := unmountUnder(c.opts.Dir); err != nil {
-		errs = append(errs, err)
-	}
-	if c.bridge {
-		if err := run("ip", "link", "del", Bridge); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if c.host != nil {
-		errs = append(errs, c.host.restore()...)
-	}
-	return errors.Join(errs...)
-}
-
-func (c *Cluster) running(name string) bool {
-	for _, p := range c.procs {
-		if p.name == name {
-			select {
-			case err := <-p.done:
-				p.done <- err
-				return false
-			default:
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// stopProc sends SIGTERM, waits up to 20 s, then kills.
-func (c *Cluster) stopProc(name string, errs *[]error) {
-	for _, p := range c.procs {
-		if p.name != name {
-			continue
-		}
-		select {
-		case err := <-p.done:
-			p.done <- err
-			continue
-		default:
-		}
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-p.done:
-			p.done <- err
-		case <-time.After(20 * time.Second):
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			p.done <- <-p.done
-			*errs = append(*errs, fmt.Errorf("%s did not stop on SIGTERM within 20 s", name))
-		}
-	}
-}
-
-// killMatching kills every process whose command line names dir (containerd's shims).
-func killMatching(dir string) {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(b), dir) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-}
-
-// Leftovers lists what a stopped cluster left behind: processes naming dir, mounts under
-// it, the bridge, iptables chains of the kubelet, kube-proxy or CNI. A test asserts it is
-// empty.
-func Leftovers(dir string) []string {
-	var out []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		if pid, err := strconv.Atoi(e.Name()); err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(b), dir) {
-			out = append(out, "process "+e.Name()+": "+strings.ReplaceAll(string(b), "\x00", " "))
-		}
-	}
-	for _, m := range mountsUnder(dir) {
-		out = append(out, "mount "+m)
-	}
-	if _, err := net.InterfaceByName(Bridge); err == nil {
-		out = append(out, "bridge "+Bridge)
-	}
-	return append(out, hostLeftovers()...)
-}
-
-func mountsUnder(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
-			out = append(out, fields[4])
-		}
-	}
-	return out
-}
-
-func unmountUnder(dir string) error {
-	for range 5 {
-		ms := mountsUnder(dir)
-		if len(ms) == 0 {
-			return nil
-		}
-		slices.Reverse(ms) // deepest (latest) first
-		for _, m := range ms {
-			_ = syscall.Unmount(m, syscall.MNT_DETACH)
-		}
-	}
-	if ms := mountsUnder(dir); len(ms) > 0 {
-		return fmt.Errorf("still mounted under %s: %v", dir, ms)
 	}
 	return nil
 }

@@ -39,48 +39,87 @@ const (
 	appLabel     = "app.kubernetes.io/name=sigil-app"
 	sidecarName  = "keysync"
 	appContainer = "app"
+	appReplicas  = 3
 )
 
-// env is one node for the whole package: starting it takes seconds, but each test builds on
-// what the chart installed.
+// env is one node and the tools that drive it; each test starts its own (7 s), and its
+// steps build on one another.
 type env struct {
 	c       *node.Cluster
 	dir     string
-	work    string // binaries, kubeconfig, home
+	work    string // the test's folder: HOME for helm and kubectl, the kustomize overlay
 	keysync string // the host's keysync, for the operator's commands
 	helm    string
 	kubectl string
 	cmdEnv  []string
 }
 
+// built holds the binaries of the package's tests: built once, in the folder TestMain
+// removes.
+var built struct {
+	once sync.Once
+	dir  string
+	bins map[string]string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
 // binaries builds, statically as the Dockerfile does, keysync (full and the kube flavor),
-// the demo app and the pause program.
-func binaries(t *testing.T, work string) map[string]string {
+// the demo app and the pause program, once for every test of the package.
+func binaries(t *testing.T) map[string]string {
 	t.Helper()
-	tags := func(flavor string) string {
+	built.once.Do(func() { built.bins, built.err = build() })
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.bins
+}
+
+func build() (map[string]string, error) {
+	dir, err := os.MkdirTemp("", "keysync-node-bins-")
+	if err != nil {
+		return nil, err
+	}
+	built.dir = dir
+	tags := func(flavor string) (string, error) {
 		out, err := exec.Command("sh", filepath.Join(servers.RepoRoot(), "build", "flavor-tags.sh"), flavor).Output()
 		if err != nil {
-			t.Fatalf("flavor-tags.sh %s: %v", flavor, err)
+			return "", fmt.Errorf("flavor-tags.sh %s: %w", flavor, err)
 		}
-		return strings.TrimSpace(string(out))
+		return strings.TrimSpace(string(out)), nil
+	}
+	full, err := tags("full")
+	if err != nil {
+		return nil, err
+	}
+	kube, err := tags("kube")
+	if err != nil {
+		return nil, err
 	}
 	bins := map[string][]string{
-		"keysync":      {"-tags", tags("full"), "./cmd/keysync"},
-		"keysync-kube": {"-tags", tags("kube"), "./cmd/keysync"},
+		"keysync":      {"-tags", full, "./cmd/keysync"},
+		"keysync-kube": {"-tags", kube, "./cmd/keysync"},
 		"keysync-demo": {"./cmd/keysync-demo"},
 		"pause":        {"./test/node/pause"},
 	}
 	out := map[string]string{}
 	for name, args := range bins {
-		out[name] = filepath.Join(work, name)
+		out[name] = filepath.Join(dir, name)
 		cmd := exec.Command("go", append([]string{"build", "-trimpath", "-ldflags", "-s -w", "-o", out[name]}, args...)...)
 		cmd.Dir = servers.RepoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("building %s: %v\n%s", name, err, b)
+			return nil, fmt.Errorf("building %s: %w\n%s", name, err, b)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // images are what the Dockerfile describes (static binary, user 65532, entrypoint), the
@@ -111,7 +150,7 @@ func startEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	bins := binaries(t, work)
+	bins := binaries(t)
 	// A short folder: containerd's sockets live in it (a Unix socket path has 107 bytes).
 	dir, err := os.MkdirTemp("", "ksnode-")
 	if err != nil {
@@ -260,16 +299,23 @@ func (tr *traffic) end() (sent, failed int64, first string) {
 	return tr.sent.Load(), tr.failed.Load(), tr.first
 }
 
-// waitAll waits until f holds for every app pod, or fails with the last reason.
+// waitAll waits until all appReplicas app pods exist and f holds for each, or fails with
+// the last reason.
 func (e *env) waitAll(t *testing.T, limit time.Duration, what string, f func(corev1.Pod) error) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
 		var last error
-		for _, p := range e.pods(t) {
+		pods := e.pods(t)
+		if len(pods) != appReplicas {
+			last = fmt.Errorf("%d app pods, want %d", len(pods), appReplicas)
+		}
+		for _, p := range pods {
+			if last != nil {
+				break
+			}
 			if err := f(p); err != nil {
 				last = fmt.Errorf("pod %s: %w", p.Name, err)
-				break
 			}
 		}
 		if last == nil {
@@ -363,7 +409,7 @@ func TestTheChartOnARealNode(t *testing.T) {
 	// The app reloads on the sidecar's signal alone (no file watch, no poll), so that each
 	// reload below is a signal that crossed containers.
 	e.run(t, e.helm, "install", release, chart, "--namespace", namespace,
-		"--set", "app.image="+demoImage, "--set", "app.replicas=3",
+		"--set", "app.image="+demoImage, "--set", fmt.Sprintf("app.replicas=%d", appReplicas),
 		"--set-json", `app.args=["--keys","/keys/keys.json","--listen","0.0.0.0:8080","--watch=false","--poll=0"]`,
 		"--set", "keysync.enabled=true", "--set", "keysync.image.tag="+imageTag,
 		"--set", "keysync.processName=demo-app", "--set", "keysync.interval=2s",
@@ -382,8 +428,8 @@ func TestTheChartOnARealNode(t *testing.T) {
 		})
 		time.Sleep(5 * time.Second) // five startup probes
 		pods := e.pods(t)
-		if len(pods) != 3 {
-			t.Fatalf("%d app pods, want 3", len(pods))
+		if len(pods) != appReplicas {
+			t.Fatalf("%d app pods, want %d", len(pods), appReplicas)
 		}
 		for _, p := range pods {
 			sc, _ := container(p.Status.InitContainerStatuses, sidecarName)
@@ -407,8 +453,8 @@ func TestTheChartOnARealNode(t *testing.T) {
 	e.run(t, e.kubectl, "-n", namespace, "rollout", "status", "deployment/sigil-app", "--timeout=3m")
 
 	pods := e.pods(t)
-	if len(pods) != 3 {
-		t.Fatalf("%d app pods, want 3", len(pods))
+	if len(pods) != appReplicas {
+		t.Fatalf("%d app pods, want %d", len(pods), appReplicas)
 	}
 	t.Run("every pod starts after its sidecar's first write and is Ready", func(t *testing.T) {
 		for _, p := range pods {
@@ -566,107 +612,4 @@ func (e *env) stopAndWaitRestart(t *testing.T, p corev1.Pod, name string) {
 		}
 		return nil
 	})
-}
-
-// kustomizeOverlay writes an overlay of manifests/base as a user would: the images, the
-// app's command, the process to signal, a faster poll.
-func kustomizeOverlay(t *testing.T, dir, ns string) {
-	t.Helper()
-	base, err := filepath.Rel(dir, filepath.Join(servers.RepoRoot(), "manifests", "base"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-namespace: %s
-resources:
-  - %s
-images:
-  - { name: ghcr.io/sigil-dna/keysync, newTag: %s-kube }
-  - { name: ghcr.io/sigil-dna/sigil-app, newName: ghcr.io/sigil-dna/keysync-demo, newTag: %s }
-patches:
-  - target: { kind: Deployment, name: sigil-app }
-    patch: |-
-      - { op: replace, path: /spec/template/spec/initContainers/0/args/3, value: --signal-process=demo-app }
-      - { op: add, path: /spec/template/spec/initContainers/0/args/-, value: --interval=2s }
-      - { op: add, path: /spec/template/spec/containers/0/args, value: [--keys, /keys/keys.json, --listen, "0.0.0.0:8080", --watch=false, --poll=0] }
-`, ns, base, imageTag, imageTag)
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestTheKustomizeBaseAndTheToggleOffOnARealNode applies manifests/base through an overlay
-// (kubectl apply -k) and installs the chart with keysync off: the first runs like the
-// chart, the second is the app alone, as if keysync did not exist.
-func TestTheKustomizeBaseAndTheToggleOffOnARealNode(t *testing.T) {
-	e := startEnv(t)
-	ctx := context.Background()
-	const ns = "sigil-kustomize"
-	if _, err := e.c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	store := "k8s://" + ns + "/" + secretName
-	e.run(t, e.keysync, "rotate", "--init", "--store", store, "--reason", "first key", "--initiator", "node-e2e")
-	overlay := filepath.Join(e.work, "overlay")
-	if err := os.MkdirAll(overlay, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	kustomizeOverlay(t, overlay, ns)
-	e.run(t, e.kubectl, "apply", "-k", overlay)
-	e.run(t, e.kubectl, "-n", ns, "rollout", "status", "deployment/sigil-app", "--timeout=3m")
-	l, err := e.c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: appLabel})
-	if err != nil || len(l.Items) != 2 {
-		t.Fatalf("%v pods of the base, want 2: %v", len(l.Items), err)
-	}
-	g := int64(1)
-	for _, p := range l.Items {
-		if err := onGeneration(g)(p); err != nil {
-			t.Errorf("pod %s: %v", p.Name, err)
-		}
-	}
-	e.run(t, e.keysync, "rotate", "--store", store, "--activation-delay", "5s", "--min-propagation", "4s", "--reason", "node e2e", "--initiator", "node-e2e")
-	deadline := time.Now().Add(time.Minute)
-	for _, p := range l.Items {
-		for err := onGeneration(g + 1)(p); err != nil; err = onGeneration(g + 1)(p) {
-			if time.Now().After(deadline) {
-				t.Fatalf("pod %s after a rotation: %v", p.Name, err)
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
-	}
-
-	// The toggle off: the chart's app alone (here the pause program stands for it).
-	const off = "sigil-off"
-	chart := filepath.Join(servers.RepoRoot(), "manifests", "helm", "keysync-app")
-	e.run(t, e.helm, "install", "plain", chart, "--namespace", off, "--create-namespace", "--wait", "--timeout", "3m",
-		"--set", "app.image="+pauseImage, "--set", "app.replicas=2")
-	l, err = e.c.Client.CoreV1().Pods(off).List(ctx, metav1.ListOptions{})
-	if err != nil || len(l.Items) != 2 {
-		t.Fatalf("%v pods with keysync off, want 2: %v", len(l.Items), err)
-	}
-	for _, p := range l.Items {
-		spec := p.Spec
-		if len(spec.InitContainers) != 0 || len(spec.Containers) != 1 || spec.ShareProcessNamespace != nil ||
-			spec.ServiceAccountName != "default" || len(spec.Volumes) != 1 /* the default token */ {
-			t.Errorf("pod %s with keysync off is not the app alone: %d init containers, %d containers, share %v, service account %q, volumes %d",
-				p.Name, len(spec.InitContainers), len(spec.Containers), spec.ShareProcessNamespace, spec.ServiceAccountName, len(spec.Volumes))
-		}
-		if !podReady(p) {
-			t.Errorf("pod %s with keysync off is not Ready", p.Name)
-		}
-	}
-	objs := e.run(t, e.kubectl, "get", "all,serviceaccounts,roles,rolebindings,cronjobs", "-n", off, "-o", "name")
-	if strings.Contains(objs, "keysync") {
-		t.Errorf("keysync objects with the toggle off:\n%s", objs)
-	}
-}
-
-func podReady(p corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-			return true
-		}
-	}
-	return false
 }
