@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"hash"
 	"slices"
@@ -104,6 +103,18 @@ func (k *signerKey) mac(out *[sha256.Size]byte, payload []byte) {
 	st.h.Sum(st.sum[:0])
 	*out = st.sum
 	k.pool.Put(st)
+}
+
+// mismatch computes HMAC-SHA256(k, payload) and compares it with sigMAC, 64 hex digits
+// of either case, in constant time: 0 when they spell it.
+func (k *signerKey) mismatch(payload []byte, sigMAC string) uint64 {
+	st := k.pool.Get().(*macState)
+	st.h.Reset()
+	st.h.Write(payload)
+	st.h.Sum(st.sum[:0])
+	d := hexMismatch(&st.sum, sigMAC)
+	k.pool.Put(st)
+	return d
 }
 
 // View is a Signer's decisions at one instant: which key signs, which keys verify and
@@ -210,7 +221,7 @@ func (v *View) AppendSign(dst []byte, payload []byte) ([]byte, error) {
 	copy(dst[n:], sigPrefix)
 	copy(dst[n+len(sigPrefix):], k.ID)
 	dst[n+len(sigPrefix)+KeyIDLen] = '.'
-	hex.Encode(dst[n+len(sigPrefix)+KeyIDLen+1:], sum[:])
+	encodeMAC(dst[n+len(sigPrefix)+KeyIDLen+1:], &sum)
 	return dst, nil
 }
 
@@ -231,29 +242,26 @@ func (v *View) SignLegacy(payload []byte) (string, error) {
 		return "", ErrNoSigningKey
 	}
 	var buf [macHexLen]byte
-	hex.Encode(buf[:], sum[:])
+	encodeMAC(buf[:], &sum)
 	return string(buf[:]), nil
 }
 
 // Verify checks sig over payload, as Signer.Verify at v's instant.
 func (v *View) Verify(payload []byte, sig string) error {
 	s := v.s
-	var want, got [sha256.Size]byte
 	switch len(sig) {
 	case legacySigLen:
-		if !decodeMAC(&want, sig) {
-			return s.malformed()
-		}
 		matched := -1
 		for i, k := range s.keys {
-			if v.state[i] >= 0 {
-				k.mac(&got, payload)
-				if equalMAC(&got, &want) {
-					matched = i
-				}
+			// Every valid key is tried, without an early exit.
+			if v.state[i] >= 0 && k.mismatch(payload, sig) == 0 {
+				matched = i
 			}
 		}
 		if matched < 0 {
+			if !validHex(sig) {
+				return s.malformed()
+			}
 			if s.usage != nil {
 				s.usage.legacyBad.Add(1)
 			}
@@ -265,36 +273,42 @@ func (v *View) Verify(payload []byte, sig string) error {
 		}
 		return nil
 	case keyedSigLen:
-		if sig[:len(sigPrefix)] != sigPrefix || sig[len(sigPrefix)+KeyIDLen] != '.' ||
-			!decodeMAC(&want, sig[len(sigPrefix)+KeyIDLen+1:]) {
+		const macAt = len(sigPrefix) + KeyIDLen + 1
+		if sig[:len(sigPrefix)] != sigPrefix || sig[macAt-1] != '.' {
 			return s.malformed()
 		}
-		id := sig[len(sigPrefix) : len(sigPrefix)+KeyIDLen]
+		id := sig[len(sigPrefix) : macAt-1]
 		for i, k := range s.keys {
 			if k.ID != id {
 				continue
 			}
 			st := v.state[i]
 			if st < 0 {
+				if !validHex(sig[macAt:]) {
+					return s.malformed()
+				}
 				if k.use != nil {
 					k.use.expired.Add(1)
 				}
 				return ErrExpiredKey
 			}
-			k.mac(&got, payload)
-			ok := equalMAC(&got, &want)
-			if k.use != nil {
-				if ok {
-					k.use.ok[st].Add(1)
-					k.use.verified(v.sec)
-				} else {
+			if k.mismatch(payload, sig[macAt:]) != 0 {
+				if !validHex(sig[macAt:]) {
+					return s.malformed()
+				}
+				if k.use != nil {
 					k.use.bad[st].Add(1)
 				}
-			}
-			if !ok {
 				return ErrBadSignature
 			}
+			if k.use != nil {
+				k.use.ok[st].Add(1)
+				k.use.verified(v.sec)
+			}
 			return nil
+		}
+		if !validHex(sig[macAt:]) {
+			return s.malformed()
 		}
 		if s.usage != nil {
 			s.usage.unknown.Add(1)
@@ -312,27 +326,67 @@ func (s *Signer) malformed() error {
 	return ErrMalformedSignature
 }
 
-// equalMAC compares two MACs in constant time, a word at a time.
-func equalMAC(a, b *[sha256.Size]byte) bool {
+const (
+	ones   = 0x0101010101010101
+	bit5s  = 0x20 * ones // the bit that tells a lower-case letter from an upper-case one
+	nibble = 0x000f000f000f000f
+)
+
+// hexMismatch compares sum with the 64 hex digits of either case in s, eight digits
+// at a time and in constant time: 0 when s spells sum, non-zero when it does not or
+// when s holds anything but hex digits. Each word of eight digits is set to lower
+// case (c | 0x20) and compared with sum's lower-case hex; a digit matched that way
+// must also have had bit 5 set where a decimal digit is expected, or the control
+// characters 0x10-0x19 would pass for '0'-'9'.
+func hexMismatch(sum *[sha256.Size]byte, s string) uint64 {
+	s = s[:macHexLen]
 	var d uint64
-	for i := 0; i < sha256.Size; i += 8 {
-		d |= binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:])
+	for i := 0; i < sha256.Size/4; i++ {
+		x := leWord(s, 8*i)
+		e := hexWord(binary.LittleEndian.Uint32(sum[4*i:]))
+		d |= (x | bit5s) ^ e
+		d |= ^x & bit5s &^ (e >> 1 & bit5s) // letters have bit 6 set, which e >> 1 moves to bit 5
 	}
-	return d == 0
+	return d
 }
 
-// decodeMAC decodes the 64 hex digits of either case of a MAC from s without allocating.
-func decodeMAC(dst *[sha256.Size]byte, s string) bool {
+// leWord reads s[i:i+8] as a little-endian word; the compiler makes it one load.
+func leWord(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// hexWord spells the four bytes of b (b's low byte first) as eight lower-case hex
+// digits, the first digit in the word's low byte.
+func hexWord(b uint32) uint64 {
+	x := uint64(b)
+	x = (x | x<<16) & 0x0000ffff0000ffff
+	x = (x | x<<8) & 0x00ff00ff00ff00ff    // each byte alone in the low byte of a 16-bit lane
+	n := x>>4&nibble | (x&nibble)<<8       // its high nibble first, then its low one
+	letters := (n + 0x76*ones) >> 7 & ones // 1 in each byte whose nibble is over 9
+	return n + '0'*ones + letters*('a'-'0'-10)
+}
+
+// encodeMAC writes sum's 64 lower-case hex digits to dst, eight at a time.
+func encodeMAC(dst []byte, sum *[sha256.Size]byte) {
+	dst = dst[:macHexLen]
+	for i := 0; i < sha256.Size/4; i++ {
+		binary.LittleEndian.PutUint64(dst[8*i:], hexWord(binary.LittleEndian.Uint32(sum[4*i:])))
+	}
+}
+
+// validHex reports whether s is 64 hex digits of either case.
+func validHex(s string) bool {
 	if len(s) != macHexLen {
 		return false
 	}
-	bad := byte(0)
-	for i := range dst {
-		hi, lo := hexValue[s[2*i]], hexValue[s[2*i+1]]
-		bad |= hi | lo
-		dst[i] = hi<<4 | lo&0x0f
+	for i := 0; i < len(s); i++ {
+		if hexValue[s[i]] == 0xff {
+			return false
+		}
 	}
-	return bad&0xf0 == 0 // one table lookup per digit, one branch per signature
+	return true
 }
 
 // hexValue maps a hex digit of either case to its value and anything else to 0xff.

@@ -110,12 +110,24 @@ export declare class KeyringError extends Error { readonly field: string }
 /** Parses and validates a keyring document exactly as the Go library does. */
 export declare function parse(data: string | Buffer): ParsedKeyring;
 export declare function keyId(secret: Buffer): string;
+/**
+ * A Signer's decisions, which hold for every instant in [from, until): the index of the
+ * key that signs (-1: none) and each key's state as an index of 'held', 'pending',
+ * 'current', 'previous' (-1: expired).
+ */
+export interface SignerView { readonly from: number; readonly until: number; readonly signing: number; readonly state: Int8Array }
 export declare class Signer {
   /** With usage, every signature and verification is counted in it. */
   constructor(keyring: ParsedKeyring, usage?: Usage | null);
   sign(nowMs: number, payload: Payload): string;
   signLegacy(nowMs: number, payload: Payload): string;
   check(nowMs: number, payload: Payload, signature: string): ErrorCode | null;
+  /** The decisions at nowMs; the last ones are reused while nowMs stays in their interval. */
+  decide(nowMs: number): SignerView;
+  /** sign, signLegacy and check with decisions taken earlier; sec is the Unix second recorded as a key's last use. */
+  signIn(view: SignerView, payload: Payload): string;
+  signLegacyIn(view: SignerView, payload: Payload): string;
+  checkIn(view: SignerView, sec: number, payload: Payload, signature: string): ErrorCode | null;
   /** The key that signs at nowMs (never a held key), or null. */
   signingKey(nowMs: number): ParsedKey | null;
   stateAt(key: ParsedKey, nowMs: number): KeyState;

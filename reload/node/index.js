@@ -19,6 +19,10 @@ const DEFAULTS = Object.freeze({
   onReload: null,
 });
 const OPEN_RETRY_MS = 100;
+// VIEW_REFRESH_MS bounds how long the decisions sign and verify use go without a look at
+// the clock: a step of the clock is noticed within it, and a key's last verification is
+// recorded to it. Each boundary (a key activating or expiring) has a timer of its own.
+const VIEW_REFRESH_MS = 1000;
 
 function readBounded(file) {
   const fd = fs.openSync(file, 'r');
@@ -42,6 +46,13 @@ class Keyring {
     this.path = path.resolve(file);
     this.options = { ...DEFAULTS, ...options };
     this.current = null; // { signer, raw, loadedAt }
+    // With the default clock, sign and verify read no clock: they decide from live, the
+    // current signer's decisions now ({ signer, view, sec }), which refreshView replaces
+    // at each load, at each boundary and every VIEW_REFRESH_MS. null with a clock option
+    // and after close(), when they read the clock per call.
+    this.customClock = typeof (options && options.clock) === 'function';
+    this.live = null;
+    this.viewTimer = null;
     // Signatures and verifications per key over the handle's life, across reloads.
     this.usage = new Usage();
     this.reloads = 0;
@@ -94,12 +105,34 @@ class Keyring {
       this.log('warn', 'keys file generation went backwards', { generation: keyring.generation, previous_generation: prev.signer.keyring.generation });
     }
     this.current = { signer: new Signer(keyring, this.usage), raw, loadedAt: new Date() };
+    this.refreshView();
     this.reloads++;
     this.lastError = '';
     const st = this.status();
     this.log('info', 'reloaded spiral event secret', { event: 'reload', generation: st.generation, key_ids: st.key_ids, signing_key_id: st.signing_key_id });
     if (this.options.onReload) this.options.onReload(st);
     return null;
+  }
+
+  /**
+   * refreshView takes the current signer's decisions now and arms a timer for the next
+   * boundary, or VIEW_REFRESH_MS if sooner. A timer runs at or after its instant (and an
+   * early one re-arms), so a key starts signing and stops verifying at its boundary or as
+   * late as the event loop runs the timer, the latency a reload on SIGHUP has too.
+   */
+  refreshView() {
+    clearTimeout(this.viewTimer);
+    this.viewTimer = null;
+    if (this.customClock || this.closed || !this.current) {
+      this.live = null;
+      return;
+    }
+    const now = Date.now();
+    const { signer } = this.current;
+    const view = signer.decide(now);
+    this.live = { signer, view, sec: Math.floor(now / 1000) };
+    this.viewTimer = setTimeout(() => this.refreshView(), Math.max(1, Math.min(VIEW_REFRESH_MS, view.until - now)));
+    this.viewTimer.unref();
   }
 
   start() {
@@ -142,6 +175,8 @@ class Keyring {
 
   /** sign returns 'ks1.<key id>.<hex HMAC-SHA256>' (or the bare hex with legacySignatures). */
   sign(payload) {
+    const l = this.live;
+    if (l !== null) return this.options.legacySignatures ? l.signer.signLegacyIn(l.view, payload) : l.signer.signIn(l.view, payload);
     const s = this.loaded();
     const now = this.options.clock();
     return this.options.legacySignatures ? s.signLegacy(now, payload) : s.sign(now, payload);
@@ -149,6 +184,8 @@ class Keyring {
 
   /** check returns null if sig verifies now, else a code from Errors. */
   check(payload, signature) {
+    const l = this.live;
+    if (l !== null) return l.signer.checkIn(l.view, l.sec, payload, signature);
     return this.loaded().check(this.options.clock(), payload, signature);
   }
 
@@ -206,6 +243,7 @@ class Keyring {
     this.stopWatch();
     clearInterval(this.pollTimer);
     clearTimeout(this.debounceTimer);
+    this.refreshView(); // stops its timer: from now on the clock is read per call
   }
 }
 

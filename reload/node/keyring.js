@@ -293,130 +293,194 @@ class Signer {
     this.usage = usage;
     // Each key's counters, looked up once (Go's signerKey.use).
     this.uses = usage ? keyring.keys.map((k) => usage.key(k.id)) : null;
-  }
-
-  /** stateIndex: k's state at now as an index of USAGE_STATES (Go's stateIndex). */
-  stateIndex(k, now) {
-    if (isHeld(k)) return 0;
-    if (this.signingKey(now) === k) return 2;
-    if (k.notBefore > now) return 1;
-    return 3;
-  }
-
-  use(k) {
-    return this.uses ? this.uses[this.keyring.keys.indexOf(k)] : null; // signing only: a few keys
+    // Each key id's character codes, key i at [KEY_ID_LEN*i, KEY_ID_LEN*(i+1)).
+    this.idCodes = new Uint16Array(KEY_ID_LEN * keyring.keys.length);
+    keyring.keys.forEach((k, i) => {
+      for (let j = 0; j < KEY_ID_LEN; j++) this.idCodes[KEY_ID_LEN * i + j] = k.id.charCodeAt(j);
+    });
+    // Every instant at which some decision changes (each not_before and not_after), sorted.
+    this.boundaries = [...new Set(keyring.keys.flatMap((k) => [k.notBefore, k.notAfter]).filter((t) => t !== null))]
+      .sort((a, b) => a - b);
+    this.view = { from: Infinity, until: -Infinity, signing: -1, state: null }; // holds for no instant
   }
 
   /**
-   * signingKey: the latest not_before <= now among valid keys that are not held, else the
-   * earliest valid pending key; a held key never signs. Go's Keyring.SigningKey rule.
+   * decide returns the signer's decisions at now, Go's View: { from, until, signing,
+   * state } — the index of the key that signs (-1: none) and each key's state as an index
+   * of USAGE_STATES (-1: expired), which hold for every instant in [from, until). The last
+   * one is kept and reused while now stays in it: a call costs two comparisons.
    */
-  signingKey(now) {
+  decide(now) {
+    const v = this.view;
+    if (now >= v.from && now < v.until) return v;
+    this.view = this.viewAt(now);
+    return this.view;
+  }
+
+  viewAt(now) {
+    let from = -Infinity;
+    let until = Infinity;
+    for (const b of this.boundaries) {
+      if (b <= now) from = b;
+      else if (until === Infinity) until = b;
+    }
     const ks = this.keyring.keys;
-    for (let i = ks.length - 1; i >= 0; i--) if (!isHeld(ks[i]) && validAt(ks[i], now) && ks[i].notBefore <= now) return ks[i];
-    for (const k of ks) if (!isHeld(k) && validAt(k, now)) return k;
-    return null;
+    const signing = this.signingIndex(now);
+    const state = new Int8Array(ks.length);
+    ks.forEach((k, i) => {
+      if (!validAt(k, now)) state[i] = -1;
+      else if (isHeld(k)) state[i] = 0;
+      else if (i === signing) state[i] = 2;
+      else state[i] = k.notBefore > now ? 1 : 3;
+    });
+    return { from, until, signing, state };
+  }
+
+  /** stateIndex: k's state at now as an index of USAGE_STATES (Go's stateIndex), -1 expired. */
+  stateIndex(k, now) {
+    return this.decide(now).state[this.keyring.keys.indexOf(k)];
+  }
+
+  /**
+   * signingIndex: the index of the latest not_before <= now among valid keys that are not
+   * held, else of the earliest valid pending key, else -1; a held key never signs. Go's
+   * Keyring.SigningKey rule.
+   */
+  signingIndex(now) {
+    const ks = this.keyring.keys;
+    for (let i = ks.length - 1; i >= 0; i--) if (!isHeld(ks[i]) && validAt(ks[i], now) && ks[i].notBefore <= now) return i;
+    return ks.findIndex((k) => !isHeld(k) && validAt(k, now));
+  }
+
+  /** signingKey: the key that signs at now, or null. */
+  signingKey(now) {
+    const i = this.decide(now).signing;
+    return i < 0 ? null : this.keyring.keys[i];
   }
 
   /** stateAt: 'held', 'pending', 'current', 'previous' or 'expired', as Go's Keyring.StateAt. */
   stateAt(k, now) {
-    if (isHeld(k)) return 'held';
-    if (!validAt(k, now)) return 'expired';
-    const s = this.signingKey(now);
-    if (s && s.id === k.id) return 'current';
-    return k.notBefore > now ? 'pending' : 'previous';
+    const st = this.stateIndex(k, now);
+    return st < 0 ? 'expired' : USAGE_STATES[st];
   }
 
   /** verifyKeys: every key not expired at now, pending included. */
   verifyKeys(now) {
-    return this.keyring.keys.filter((k) => validAt(k, now));
+    const v = this.decide(now);
+    return this.keyring.keys.filter((k, i) => v.state[i] >= 0);
   }
 
   /** sign returns 'ks1.<id>.<hex>' or throws an Error whose code is 'no_signing_key'. */
   sign(now, payload) {
-    const k = this.mustSigningKey(now);
-    const sig = SIG_PREFIX + k.id + '.' + hexMac(k.secret, payload);
-    const u = this.use(k);
-    if (u) u.signed++;
-    return sig;
+    return this.signIn(this.decide(now), payload);
   }
 
   /** signLegacy returns the bare hex HMAC-SHA256 that eventSign produces. */
   signLegacy(now, payload) {
-    const k = this.mustSigningKey(now);
-    const sig = hexMac(k.secret, payload);
-    const u = this.use(k);
-    if (u) u.signed++;
-    return sig;
-  }
-
-  mustSigningKey(now) {
-    const k = this.signingKey(now);
-    if (!k) {
-      const e = new Error('keyring: no key is valid for signing');
-      e.code = Errors.NO_SIGNING_KEY;
-      throw e;
-    }
-    return k;
+    return this.signLegacyIn(this.decide(now), payload);
   }
 
   /** check returns null when sig is valid over payload at now, else an Errors code. */
   check(now, payload, sig) {
-    if (typeof sig !== 'string') return this.malformed();
-    const ks = this.keyring.keys;
-    if (sig.length === MAC_HEX_LEN) {
-      if (!HEX_MAC.test(sig)) return this.malformed();
-      const want = sig.toLowerCase();
-      let matched = -1;
-      for (let i = 0; i < ks.length; i++) {
-        if (!validAt(ks[i], now)) continue;
-        // Every valid key is tried, without an early exit.
-        if (hexEqual(hexMac(ks[i].secret, payload), want)) matched = i;
-      }
-      if (matched < 0) {
-        if (this.usage) this.usage.legacyBad++;
-        return Errors.BAD_SIGNATURE;
-      }
-      if (this.uses) {
-        const ku = this.uses[matched];
-        ku.legacy++;
-        ku.last = Math.max(ku.last, Math.floor(Number(now) / 1000));
-      }
-      return null;
+    return this.checkIn(this.decide(now), Math.floor(now / 1000), payload, sig);
+  }
+
+  /** signIn is sign with the decisions v (from decide) instead of an instant. */
+  signIn(v, payload) {
+    const k = this.keyring.keys[this.signed(v)];
+    return SIG_PREFIX + k.id + '.' + hexMac(k.secret, payload);
+  }
+
+  /** signLegacyIn is signLegacy with the decisions v. */
+  signLegacyIn(v, payload) {
+    return hexMac(this.keyring.keys[this.signed(v)].secret, payload);
+  }
+
+  // signed returns the index of the key that signs in v, counted, or throws no_signing_key.
+  signed(v) {
+    const i = v.signing;
+    if (i < 0) {
+      const e = new Error('keyring: no key is valid for signing');
+      e.code = Errors.NO_SIGNING_KEY;
+      throw e;
     }
-    if (sig.length === KEYED_SIG_LEN) {
-      if (!sig.startsWith(SIG_PREFIX) || sig.charCodeAt(SIG_PREFIX.length + KEY_ID_LEN) !== 46 /* . */) return this.malformed();
-      const off = SIG_PREFIX.length + KEY_ID_LEN + 1;
-      const id = sig.slice(SIG_PREFIX.length, SIG_PREFIX.length + KEY_ID_LEN);
-      let i = 0;
-      while (i < ks.length && ks[i].id !== id) i++;
-      if (i === ks.length) {
-        if (!HEX_MAC.test(sig.slice(off))) return this.malformed();
+    if (this.uses) this.uses[i].signed++;
+    return i;
+  }
+
+  /**
+   * checkIn is check with the decisions v (from decide) and sec, the Unix second recorded
+   * as a key's last verification.
+   */
+  checkIn(v, sec, payload, sig) {
+    if (typeof sig === 'string') {
+      if (sig.length === KEYED_SIG_LEN) return this.checkKeyed(v, sec, payload, sig);
+      if (sig.length === MAC_HEX_LEN) return this.checkLegacy(v, sec, payload, sig);
+    }
+    return this.malformed();
+  }
+
+  // checkKeyed checks a keyed signature against its key alone.
+  checkKeyed(v, sec, payload, sig) {
+    const dot = SIG_PREFIX.length + KEY_ID_LEN;
+    if (!hasPrefix(sig) || sig.charCodeAt(dot) !== 46 /* . */) return this.malformed();
+    const i = this.keyIndex(sig);
+    if (i < 0 || v.state[i] < 0) {
+      if (!HEX_MAC.test(sig.slice(dot + 1))) return this.malformed();
+      if (i < 0) {
         if (this.usage) this.usage.unknown++;
         return Errors.UNKNOWN_KEY;
       }
-      const k = ks[i];
-      const ku = this.uses ? this.uses[i] : null;
-      if (!validAt(k, now)) {
-        if (!HEX_MAC.test(sig.slice(off))) return this.malformed();
-        if (ku) ku.expired++;
-        return Errors.EXPIRED_KEY;
-      }
-      const m = macMatches(hexMac(k.secret, payload), sig, off);
-      if (m < 0) return this.malformed();
-      const ok = m === 1;
-      if (ku) {
-        const st = this.stateIndex(k, now);
-        if (ok) {
-          ku.ok[st]++;
-          ku.last = Math.max(ku.last, Math.floor(Number(now) / 1000));
-        } else {
-          ku.bad[st]++;
-        }
-      }
-      return ok ? null : Errors.BAD_SIGNATURE;
+      if (this.uses) this.uses[i].expired++;
+      return Errors.EXPIRED_KEY;
     }
-    return this.malformed();
+    const m = macMatches(rawMac(this.keyring.keys[i].secret, payload), sig, dot + 1);
+    if (m < 0) return this.malformed();
+    if (this.uses) {
+      const ku = this.uses[i];
+      const st = v.state[i];
+      if (m === 0) ku.bad[st]++;
+      else {
+        ku.ok[st]++;
+        if (sec > ku.last) ku.last = sec;
+      }
+    }
+    return m === 1 ? null : Errors.BAD_SIGNATURE;
+  }
+
+  // keyIndex returns the index of the key whose id sig names, or -1. Key ids are not
+  // secret: the comparison stops at the first difference.
+  keyIndex(sig) {
+    const ids = this.idCodes;
+    const first = sig.charCodeAt(SIG_PREFIX.length);
+    for (let base = 0; base < ids.length; base += KEY_ID_LEN) {
+      if (ids[base] !== first) continue;
+      let j = 1;
+      while (j < KEY_ID_LEN && sig.charCodeAt(SIG_PREFIX.length + j) === ids[base + j]) j++;
+      if (j === KEY_ID_LEN) return base / KEY_ID_LEN;
+    }
+    return -1;
+  }
+
+  // checkLegacy checks a bare hex signature against every key valid in v, all of them.
+  checkLegacy(v, sec, payload, sig) {
+    if (!HEX_MAC.test(sig)) return this.malformed();
+    const ks = this.keyring.keys;
+    let matched = -1;
+    for (let i = 0; i < ks.length; i++) {
+      // Every valid key is tried, without an early exit.
+      if (v.state[i] >= 0 && macMatches(rawMac(ks[i].secret, payload), sig, 0) === 1) matched = i;
+    }
+    if (matched < 0) {
+      if (this.usage) this.usage.legacyBad++;
+      return Errors.BAD_SIGNATURE;
+    }
+    if (this.uses) {
+      const ku = this.uses[matched];
+      ku.legacy++;
+      if (sec > ku.last) ku.last = sec;
+    }
+    return null;
   }
 
   malformed() {
@@ -425,48 +489,49 @@ class Signer {
   }
 }
 
+// hasPrefix reports whether sig begins with SIG_PREFIX, 'ks1.'.
+function hasPrefix(sig) {
+  return sig.charCodeAt(0) === 107 && sig.charCodeAt(1) === 115 && sig.charCodeAt(2) === 49 && sig.charCodeAt(3) === 46;
+}
+
 function hexMac(secret, payload) {
   return crypto.createHmac('sha256', secret).update(payload).digest('hex');
+}
+
+// rawMac is HMAC-SHA256(secret, payload) as a 32-character latin1 string.
+function rawMac(secret, payload) {
+  return crypto.createHmac('sha256', secret).update(payload).digest('latin1');
 }
 
 // A signature's MAC: 64 hex digits of either case.
 const HEX_MAC = /^[0-9a-fA-F]{64}$/;
 
-/**
- * hexEqual compares two lowercase hex strings of equal length in constant time: no early
- * exit. (Comparing hex digests is faster in Node than decoding both to Buffers for
- * crypto.timingSafeEqual: digest('hex') costs half of digest() there.)
- */
-// HEX_LOWER maps the char code of a hex digit of either case to its lower-case char code,
-// and anything else to 0.
-const HEX_LOWER = (() => {
-  const t = new Uint8Array(128);
-  for (const c of '0123456789abcdef') t[c.charCodeAt(0)] = c.charCodeAt(0);
-  for (const c of 'ABCDEF') t[c.charCodeAt(0)] = c.toLowerCase().charCodeAt(0);
+// HEX_VALUE maps the char code of an ASCII hex digit of either case to its value, and any
+// other ASCII code to -4096: shifted and or-ed into a byte it leaves the result negative.
+const HEX_VALUE = (() => {
+  const t = new Int16Array(128).fill(-4096);
+  for (let c = 0; c < 16; c++) t['0123456789abcdef'.charCodeAt(c)] = c;
+  for (let c = 10; c < 16; c++) t['ABCDEF'.charCodeAt(c - 10)] = c;
   return t;
 })();
 
 /**
- * macMatches compares mac (64 lower-case hex digits) with the 64 characters of sig from
- * off, digits of either case, in one pass and in constant time: 1 when they match, 0 when
- * they do not, -1 when sig's characters are not all hex digits.
+ * macMatches compares mac (the 32 bytes of a MAC as a latin1 string) with the 64 hex
+ * digits of either case in sig from off, in one pass and in constant time: 1 when they
+ * match, 0 when they do not, -1 when sig's characters there are not all hex digits.
+ * (Reading a 32-character latin1 digest costs half of reading the 64-character hex one.)
  */
 function macMatches(mac, sig, off) {
   let d = 0;
-  let bad = 0;
-  for (let i = 0; i < MAC_HEX_LEN; i++) {
-    const l = HEX_LOWER[sig.charCodeAt(off + i)] | 0; // beyond the table: undefined, 0
-    bad |= l - 1; // negative only for 0
-    d |= l ^ mac.charCodeAt(i);
+  let high = 0;
+  for (let i = 0, j = off; i < MAC_HEX_LEN / 2; i++, j += 2) {
+    const a = sig.charCodeAt(j);
+    const b = sig.charCodeAt(j + 1);
+    high |= a | b; // a code beyond ASCII shows here
+    d |= ((HEX_VALUE[a & 127] << 4) | HEX_VALUE[b & 127]) ^ mac.charCodeAt(i);
   }
-  if (bad < 0) return -1;
+  if (d < 0 || high > 127) return -1;
   return d === 0 ? 1 : 0;
-}
-
-function hexEqual(a, b) {
-  let d = a.length ^ b.length;
-  for (let i = 0; i < a.length; i++) d |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return d === 0;
 }
 
 module.exports = {

@@ -75,6 +75,7 @@ test('close removes every listener and timer, and leaves other SIGHUP listeners 
   k.close();
   assert.strictEqual(process.listenerCount('SIGHUP'), before);
   assert.strictEqual(k.watcher, null);
+  assert.strictEqual(k.viewTimer, null);
   // A closed handle still signs with its last keyring.
   assert.ok(k.verify('x', k.sign('x')));
 });
@@ -98,6 +99,58 @@ test('pending keys verify but never sign; expired keys are refused by time', asy
   assert.ok(k.verify('p', sigA));
   clock = now + 60000 + 900000;
   assert.strictEqual(k.check('p', sigA), keysync.Errors.EXPIRED_KEY);
+});
+
+test('the default handle meets each boundary on the real clock, without a reload', async (t) => {
+  const file = setup(t);
+  const now = Date.now();
+  const a = crypto.randomBytes(32);
+  const b = crypto.randomBytes(32);
+  const activates = now + 1500;
+  const expires = now + 3000;
+  writeAtomic(file, makeDoc(2, [
+    { notBefore: now - 3600000, notAfter: expires, secret: a },
+    { notBefore: activates, secret: b },
+  ]));
+  const k = await keysync.open(file, { signal: null, watch: false, pollIntervalMs: 0 });
+  t.after(() => k.close());
+  assert.notStrictEqual(k.live, null, 'a default handle decides from its view');
+  const oldSig = k.sign('p');
+  assert.ok(oldSig.includes(keysync.keyId(a)), `signed ${oldSig} before the activation`);
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms)); // the view's timer runs meanwhile
+  const deadline = Date.now() + 30000;
+  let switched = false;
+  let refused = false;
+  while (!(switched && refused) && Date.now() < deadline) {
+    const start = Date.now();
+    const sig = k.sign('p');
+    const code = k.check('p', oldSig);
+    const end = Date.now();
+    if (sig.includes(keysync.keyId(b))) {
+      assert.ok(end >= activates, `signed with the new key at ${end}, before its activation at ${activates}`);
+      switched = true;
+    }
+    if (code === null) {
+      assert.ok(!refused, `the old key verified at ${start}, after it had been refused`);
+    } else {
+      assert.strictEqual(code, keysync.Errors.EXPIRED_KEY);
+      assert.ok(end >= expires, `the old key refused at ${end}, before its end at ${expires}`);
+      refused = true;
+    }
+    await sleep(1);
+  }
+  assert.ok(switched && refused, `30 s after the boundaries: new key signing ${switched}, old key refused ${refused}`);
+  assert.strictEqual(k.status().reloads, 1, 'the boundaries must be met without a reload');
+
+  // After close nothing refreshes the view: the handle reads the clock per call.
+  const file2 = path.join(path.dirname(file), 'keys2.json');
+  const end2 = Date.now() + 300;
+  writeAtomic(file2, makeDoc(3, [{ notBefore: Date.now() - 1000, notAfter: end2, secret: a }, { notBefore: Date.now() + 50, secret: b }]));
+  const k2 = await keysync.open(file2, { signal: null, watch: false, pollIntervalMs: 0 });
+  const oldSig2 = k2.sign('p');
+  k2.close();
+  while (Date.now() < end2) await sleep(10);
+  assert.strictEqual(k2.check('p', oldSig2), keysync.Errors.EXPIRED_KEY, 'after close the expired key verified');
 });
 
 test('createEventSigner is a drop-in with sign, verify and reloadSecret', async (t) => {
