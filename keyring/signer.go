@@ -95,12 +95,19 @@ func NewSignerWithUsage(r *Keyring, u *Usage) *Signer {
 // Keyring returns the keyring s was made from.
 func (s *Signer) Keyring() *Keyring { return s.ring }
 
-// mac writes HMAC-SHA256(k, payload) into out.
-func (k *signerKey) mac(out *[sha256.Size]byte, payload []byte) {
+// state returns a pooled state whose sum holds HMAC-SHA256(k, payload); the caller
+// gives it back with k.pool.Put.
+func (k *signerKey) state(payload []byte) *macState {
 	st := k.pool.Get().(*macState)
 	st.h.Reset()
 	st.h.Write(payload)
 	st.h.Sum(st.sum[:0])
+	return st
+}
+
+// mac writes HMAC-SHA256(k, payload) into out.
+func (k *signerKey) mac(out *[sha256.Size]byte, payload []byte) {
+	st := k.state(payload)
 	*out = st.sum
 	k.pool.Put(st)
 }
@@ -108,10 +115,7 @@ func (k *signerKey) mac(out *[sha256.Size]byte, payload []byte) {
 // mismatch computes HMAC-SHA256(k, payload) and compares it with sigMAC, 64 hex digits
 // of either case, in constant time: 0 when they spell it.
 func (k *signerKey) mismatch(payload []byte, sigMAC string) uint64 {
-	st := k.pool.Get().(*macState)
-	st.h.Reset()
-	st.h.Write(payload)
-	st.h.Sum(st.sum[:0])
+	st := k.state(payload)
 	d := hexMismatch(&st.sum, sigMAC)
 	k.pool.Put(st)
 	return d
