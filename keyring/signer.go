@@ -380,30 +380,18 @@ func encodeMAC(dst []byte, sum *[sha256.Size]byte) {
 	}
 }
 
-// validHex reports whether s is 64 hex digits of either case.
+// validHex reports whether s is 64 hex digits of either case. It only runs once a
+// comparison has failed, to tell a malformed signature from a bad one.
 func validHex(s string) bool {
 	if len(s) != macHexLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if hexValue[s[i]] == 0xff {
+		switch c := s[i]; {
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
+		default:
 			return false
 		}
 	}
 	return true
 }
-
-// hexValue maps a hex digit of either case to its value and anything else to 0xff.
-var hexValue = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 0xff
-	}
-	for c := byte('0'); c <= '9'; c++ {
-		t[c] = c - '0'
-	}
-	for c := byte('a'); c <= 'f'; c++ {
-		t[c] = c - 'a' + 10
-		t[c-'a'+'A'] = c - 'a' + 10
-	}
-	return t
-}()

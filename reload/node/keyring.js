@@ -364,12 +364,6 @@ class Signer {
     return st < 0 ? 'expired' : USAGE_STATES[st];
   }
 
-  /** verifyKeys: every key not expired at now, pending included. */
-  verifyKeys(now) {
-    const v = this.decide(now);
-    return this.keyring.keys.filter((k, i) => v.state[i] >= 0);
-  }
-
   /** sign returns 'ks1.<id>.<hex>' or throws an Error whose code is 'no_signing_key'. */
   sign(now, payload) {
     return this.signIn(this.decide(now), payload);

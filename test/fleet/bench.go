@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -22,8 +21,6 @@ import (
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate"
 	"github.com/sigil-dna/keysync/store"
-	"github.com/sigil-dna/keysync/store/file"
-	"github.com/sigil-dna/keysync/store/vault"
 	"github.com/sigil-dna/keysync/test/awsfake"
 	"github.com/sigil-dna/keysync/test/counting"
 	"github.com/sigil-dna/keysync/test/servers"
@@ -247,39 +244,6 @@ type bench struct {
 	closers      []func()
 }
 
-func (b *bench) startStore(ctx context.Context) error {
-	plain := store.PlainOptions{}
-	if b.cfg.Store == "file" {
-		path := filepath.Join(b.cfg.Work, "store", "keys.json")
-		st, err := file.New(path, plain)
-		if err != nil {
-			return err
-		}
-		b.st, b.sidecarStore = st, "file://"+path
-		return nil
-	}
-	if b.cfg.Store == "ssm" || b.cfg.Store == "secretsmanager" {
-		return b.startAWS(ctx)
-	}
-	v, err := servers.StartVault(b.cfg.VaultBin)
-	if err != nil {
-		return err
-	}
-	b.vault = v
-	if b.proxy, err = counting.Start(v.Addr); err != nil {
-		return err
-	}
-	b.env = []string{"VAULT_ADDR=" + b.proxy.URL(), "VAULT_TOKEN=" + v.Token}
-	b.sidecarStore = "vault://secret/" + storePath
-	b.st, err = b.openVault(ctx)
-	return err
-}
-
-// openVault is the harness's own client, straight to Vault: its requests are not counted.
-func (b *bench) openVault(ctx context.Context) (store.Store, error) {
-	return vault.New(ctx, vault.Config{Mount: "secret", Path: storePath, Address: b.vault.Addr, Auth: vault.Auth{Token: keyring.Secret(b.vault.Token)}})
-}
-
 func (b *bench) close() {
 	if b.fleet != nil {
 		b.fleet.Stop()
@@ -299,192 +263,6 @@ func (b *bench) close() {
 	if b.awsFake != nil {
 		b.awsFake.Close()
 	}
-}
-
-// actionNaive is the baseline scheme, which keysync does not offer: see naive.
-// actionGated is a fleet-confirmed rotation: a stage through the gate.
-const (
-	actionNaive rotate.Action = "naive"
-	actionGated rotate.Action = "gated"
-)
-
-func (b *bench) rotate(ctx context.Context, action rotate.Action) (*rotate.Result, error) {
-	o := keyring.Options{ActivationDelay: b.cfg.ActivationDelay, VerifyWindow: b.cfg.VerifyWindow, RotatedBy: "fleet benchmark", Reason: string(action)}
-	newSecret := func(n int) (keyring.Secret, error) {
-		s, err := keyring.NewSecret(n)
-		if err == nil {
-			b.forg.remember(s)
-		}
-		return s, err
-	}
-	var res *rotate.Result
-	var err error
-	switch action {
-	case actionNaive:
-		res, err = b.rotateNaive(ctx, newSecret, o)
-	case actionGated:
-		res, err = rotate.Run(ctx, b.st, nil, rotate.Options{Action: rotate.ActionStage, Gate: b.gate(), MaxClockSkew: b.cfg.Skew,
-			Log: b.cfg.Log, Keyring: o, NewSecret: newSecret, Force: true})
-	default:
-		res, err = rotate.Run(ctx, b.st, nil, rotate.Options{Action: action, Log: b.cfg.Log, Keyring: o, NewSecret: newSecret, Force: true, Init: true})
-	}
-	if err != nil {
-		return nil, err
-	}
-	b.forg.observe(b.last, res.Keyring, res.RotatedAt, b.cfg.Skew, b.worstPropagation())
-	b.last = res.Keyring
-	return res, nil
-}
-
-// rotateNaive writes one rotation of the baseline scheme with compare-and-swap.
-func (b *bench) rotateNaive(ctx context.Context, newSecret func(int) (keyring.Secret, error), o keyring.Options) (*rotate.Result, error) {
-	snap, err := b.st.Read(ctx)
-	if err != nil {
-		return nil, err
-	}
-	secret, err := newSecret(keyring.MinSecretBytes)
-	if err != nil {
-		return nil, err
-	}
-	next, err := naive(snap.Keyring, time.Now(), secret, o)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := b.st.Write(ctx, next, snap.Version); err != nil {
-		return nil, err
-	}
-	return &rotate.Result{Action: actionNaive, Generation: next.Generation, RotatedAt: next.RotatedAt, Keyring: next}, nil
-}
-
-// worstPropagation bounds the time for every pod to load a new document.
-// A partitioned pod reads nothing until the partition ends: it keeps accepting a key the
-// others have retired until then (the forgeries are tried after that).
-func (b *bench) worstPropagation() time.Duration {
-	return time.Duration(float64(b.cfg.Poll)*1.2) + b.cfg.BackoffCap + 2*time.Second + b.cfg.Partition
-}
-
-func (b *bench) sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
-}
-
-// phase runs R rotations of one scheme under continuous traffic; chaos only in the
-// staged phase, which is the one that must show zero failures.
-func (b *bench) phase(ctx context.Context, name string, action rotate.Action, chaos bool) (*Phase, error) {
-	ph := &Phase{Scheme: name}
-	tr := &podfleet.Traffic{Fleet: b.fleet}
-	trafficCtx, stopTraffic := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); tr.Run(trafficCtx, b.cfg.Rate) }()
-	prop := &podfleet.Latencies{}
-	start := time.Now()
-	var measures sync.WaitGroup
-	var perRotation []*podfleet.Latencies
-	R := b.cfg.Rotations
-	var runErr error
-	for i := 1; i <= R && ctx.Err() == nil; i++ {
-		if chaos {
-			if err := b.chaosBefore(ctx, i, R); err != nil {
-				runErr = err
-				break
-			}
-		}
-		if action == actionGated && b.cfg.RotateAtRecovery && b.cfg.StoreOutage > 0 && b.vault != nil && i == R/4+1 {
-			if err := b.outage(ctx); err != nil {
-				runErr = err
-				break
-			}
-		}
-		if i == 2 && b.cfg.Partition > 0 && action != actionNaive {
-			measures.Add(1)
-			go func() { defer measures.Done(); b.partition(ctx, name) }()
-		}
-		res, err := b.rotate(ctx, action)
-		if err != nil {
-			runErr = fmt.Errorf("fleet: %s rotation %d: %w", name, i, err)
-			break
-		}
-		ph.Rotations++
-		if res.Fleet != nil {
-			ph.GateWaitSeconds = append(ph.GateWaitSeconds, res.Fleet.WaitedSeconds)
-		}
-		one := &podfleet.Latencies{}
-		perRotation = append(perRotation, one)
-		measures.Add(1)
-		go func() {
-			defer measures.Done()
-			mctx, cancel := context.WithTimeout(ctx, 2*b.worstPropagation()+b.cfg.StoreOutage)
-			defer cancel()
-			b.fleet.Measure(mctx, res.Generation, res.RotatedAt, 50*time.Millisecond, one)
-		}()
-		if chaos && b.cfg.RestartApp && i == R/2 {
-			b.killApp()
-		}
-		// Sidecar kills, but not while the sidecars recover from the outage: that window
-		// measures the request burst of the recovery alone.
-		if chaos && b.cfg.KillSidecars && i%max(R/10, 2) == 0 && time.Since(b.outageEnd) > b.recoveryWindow() {
-			b.killSidecar()
-		}
-		fmt.Fprintf(b.cfg.Progress, "fleet %-8s %5.0fs  rotation %3d/%d  events %6d  failed %d  delivery errors %d\n",
-			firstWord(name), time.Since(b.startedAt).Seconds(), i, R, tr.Signed.Load(), tr.Failed.Load(), tr.DeliveryErrors.Load())
-		b.sleep(ctx, b.cfg.RotateEvery)
-	}
-	measures.Wait()
-	// Traffic goes on until the last switch has happened everywhere.
-	b.sleep(ctx, b.cfg.ActivationDelay+b.cfg.Skew+time.Second)
-	stopTraffic()
-	wg.Wait()
-	for _, l := range perRotation {
-		for _, d := range l.Durations() {
-			prop.Add(d)
-		}
-		ph.PerRotationMaxMs = append(ph.PerRotationMaxMs, l.Percentiles()[3])
-	}
-	ph.EventsSigned, ph.EventsVerified, ph.FailedVerifications = tr.Signed.Load(), tr.Verified.Load(), tr.Failed.Load()
-	ph.DeliveryErrors, ph.FirstFailure = tr.DeliveryErrors.Load(), tr.FirstFailure()
-	ph.Reloads, ph.PropagationMs = prop.Count(), prop.Percentiles()
-	for _, t := range tr.FailureTimes() {
-		ph.FailureSeconds = append(ph.FailureSeconds, t.Sub(start).Seconds())
-	}
-	ph.DurationSeconds = time.Since(start).Seconds()
-	if chaos && b.proxy != nil {
-		b.storeLoad(start)
-	}
-	return ph, runErr
-}
-
-func firstWord(s string) string {
-	for i, c := range s {
-		if c == ' ' {
-			return s[:i]
-		}
-	}
-	return s
-}
-
-// storeLoad computes the steady request rate — the median requests per second of the
-// staged phase, robust to the chaos spikes — and the peak while the sidecars recovered
-// from the outage.
-func (b *bench) storeLoad(start time.Time) {
-	all := b.proxy.Window(start.Add(5*time.Second), time.Now())
-	b.rep.StoreReqPerSecSteady = median(all)
-	if !b.outageEnd.IsZero() {
-		for _, c := range b.proxy.Window(b.outageEnd, b.outageEnd.Add(b.recoveryWindow())) {
-			b.rep.StoreReqPerSecMaxPost = max(b.rep.StoreReqPerSecMaxPost, float64(c))
-		}
-	}
-}
-
-func median(xs []int) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return float64(s[len(s)/2])
 }
 
 func (b *bench) scan() (int, int64, error) {

@@ -134,3 +134,9 @@ func (r *Report) Charts(prefix string) error {
 	}
 	return fail.Save(8*vg.Inch, 4*vg.Inch, prefix+"-failures.png")
 }
+
+// firstWord is a scheme's name in the progress and report lines ("staged", "naive").
+func firstWord(s string) string {
+	w, _, _ := strings.Cut(s, " ")
+	return w
+}
