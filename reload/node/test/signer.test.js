@@ -7,15 +7,19 @@ const { parse, keyId, Signer, Errors } = require('../keyring');
 
 const HEX = /^[0-9a-fA-F]$/;
 
-test('every character of a MAC is checked on its own, in both cases and nothing else', () => {
-  const secret = crypto.createHash('sha256').update('node mac test').digest();
-  const now = Date.parse('2026-12-03T12:00:00Z');
+// oneKey returns a signer holding one current key, derived from label, an instant at which
+// it signs, and a payload.
+function oneKey(label) {
+  const secret = crypto.createHash('sha256').update(label).digest();
   const r = parse(JSON.stringify({
     version: 1, generation: 1, rotated_at: '2026-12-03T12:00:00Z',
     keys: [{ id: keyId(secret), secret: secret.toString('base64'), not_before: '2026-12-03T11:00:00Z' }],
   }));
-  const s = new Signer(r);
-  const payload = Buffer.from('payload');
+  return { s: new Signer(r), now: Date.parse('2026-12-03T12:00:00Z'), payload: Buffer.from('payload') };
+}
+
+test('every character of a MAC is checked on its own, in both cases and nothing else', () => {
+  const { s, now, payload } = oneKey('node mac test');
   const sigs = { keyed: s.sign(now, payload), legacy: s.signLegacy(now, payload) };
   // Codes beyond one byte whose low byte is a hex digit, which a byte-wise write would alias.
   const codes = [...Array(256).keys(), 0x130, 0x161, 0x3030, 0xff10];
@@ -36,6 +40,28 @@ test('every character of a MAC is checked on its own, in both cases and nothing 
     }
     assert.strictEqual(checked, 64 * codes.length);
   }
+});
+
+test('every character before the MAC is checked on its own: prefix, key id, dot', () => {
+  const { s, now, payload } = oneKey('node prefix test');
+  const sig = s.sign(now, payload);
+  const idEnd = 'ks1.'.length + 16;
+  // Codes beyond one byte whose low byte is the right character, which a byte-wise write
+  // would alias, and the same character in the other case.
+  const codes = [...Array(256).keys(), 0x130, 0x161, 0x12e, 0x3030, 0xff10];
+  let checked = 0;
+  for (let i = 0; i <= idEnd; i++) {
+    for (const c of codes) {
+      const ch = String.fromCharCode(c);
+      const variant = sig.slice(0, i) + ch + sig.slice(i + 1);
+      let want = Errors.MALFORMED; // prefix 'ks1.' and the dot after the id: exactly these
+      if (ch === sig[i]) want = null;
+      else if (i >= 4 && i < idEnd) want = Errors.UNKNOWN_KEY; // the id names no key: exact, lower case
+      assert.strictEqual(s.check(now, payload, variant), want, `character ${i} set to 0x${c.toString(16)}`);
+      checked++;
+    }
+  }
+  assert.strictEqual(checked, (idEnd + 1) * codes.length);
 });
 
 test('a signature naming an unknown or expired key is malformed first if its digits are', () => {
