@@ -343,3 +343,34 @@ func TestTheBinaryLinksOnlyProductionCode(t *testing.T) {
 		}
 	}
 }
+
+// TestTheRepositoryHoldsNoBuildOutput fails on a tracked executable or a tracked file over
+// 2 MB: binaries and caches are built or fetched, never committed (a clean clone is what CI
+// runs).
+func TestTheRepositoryHoldsNoBuildOutput(t *testing.T) {
+	cmd := exec.Command("git", "ls-files", "-z")
+	cmd.Dir = "../.."
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git ls-files (the tests run in a git checkout): %v", err)
+	}
+	files := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	if len(files) < 100 || !slices.Contains(files, "cmd/keysync/main.go") {
+		t.Fatalf("git ls-files listed %d files", len(files))
+	}
+	const maxBytes = 2 << 20
+	for _, f := range files {
+		path := filepath.Join("../..", f)
+		fi, err := os.Lstat(path)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue // deleted in the working tree, or a symlink
+		}
+		if fi.Size() > maxBytes {
+			t.Errorf("%s is tracked and %d bytes (over %d)", f, fi.Size(), maxBytes)
+		}
+		if e, err := elf.Open(path); err == nil {
+			e.Close()
+			t.Errorf("%s is tracked and an ELF file (a build output)", f)
+		}
+	}
+}

@@ -419,7 +419,7 @@ class Signer {
     const dot = SIG_PREFIX.length + KEY_ID_LEN;
     if (!asciiBytes(sig)) {
       // Not a key id nor hex digits: unknown key, or malformed, as the characters say.
-      return hasPrefix(sig) && sig.charCodeAt(dot) === 46 ? this.unusable(-1, sig) : this.malformed();
+      return sig.startsWith(SIG_PREFIX) && sig.charCodeAt(dot) === 46 ? this.unusable(-1, sig) : this.malformed();
     }
     if (b[0] !== 107 || b[1] !== 115 || b[2] !== 49 || b[3] !== 46 || b[dot] !== 46 /* 'ks1.', '.' */) return this.malformed();
     const i = this.keyIndex(b);
@@ -489,11 +489,6 @@ class Signer {
     if (this.usage) this.usage.malformed++;
     return Errors.MALFORMED;
   }
-}
-
-// hasPrefix reports whether sig begins with SIG_PREFIX, 'ks1.'.
-function hasPrefix(sig) {
-  return sig.charCodeAt(0) === 107 && sig.charCodeAt(1) === 115 && sig.charCodeAt(2) === 49 && sig.charCodeAt(3) === 46;
 }
 
 function hexMac(secret, payload) {
