@@ -1,14 +1,11 @@
 package keyring
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -41,85 +38,15 @@ const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 var secretEncoding = base64.StdEncoding.Strict()
 
-type wireDoc struct {
-	Version    *int       `json:"version"`
-	Generation *int64     `json:"generation"`
-	RotatedAt  *string    `json:"rotated_at"`
-	RotatedBy  string     `json:"rotated_by,omitempty"`
-	Reason     string     `json:"reason,omitempty"`
-	Keys       []*wireKey `json:"keys"`
-}
-
-type wireKey struct {
-	ID        *string `json:"id"`
-	Secret    *string `json:"secret"`
-	NotBefore *string `json:"not_before,omitempty"`
-	NotAfter  *string `json:"not_after,omitempty"`
-	Held      bool    `json:"held,omitempty"`
-}
-
 // Parse decodes and validates a keyring document. Errors wrap ErrInvalid, name the
-// offending field and never contain secret bytes.
+// offending field (or a byte offset) and never contain a name, a value or secret bytes of
+// the document.
 func Parse(data []byte) (*Keyring, error) {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, invalid("", "empty document")
+	w, err := decodeWire(data)
+	if err != nil {
+		return nil, err
 	}
-	if len(data) > MaxDocumentBytes {
-		// Readers stop at the limit plus one byte: the size is unknown, not len(data).
-		return nil, invalid("", "document is larger than the limit of %d bytes", MaxDocumentBytes)
-	}
-	var w wireDoc
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return nil, jsonError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, invalid("", "unexpected data after the JSON object at byte offset %d", dec.InputOffset())
-	}
-	return fromWire(&w)
-}
-
-// jsonError turns encoding/json errors into ValidationErrors that quote no document
-// content: a syntax error inside a secret string must not echo its bytes.
-func jsonError(err error) error {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return invalid("", "not valid JSON at byte offset %d", syn.Offset)
-	case errors.As(err, &typ):
-		if typ.Field == "" {
-			return invalid("", "the document is a JSON %s, want an object", typ.Value)
-		}
-		return invalid(typ.Field, "JSON %s where %s is expected", typ.Value, jsonKind(typ.Type.Kind().String()))
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return invalid("", "truncated JSON")
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		if len(name) > 64 {
-			name = name[:64] + `..."`
-		}
-		return invalid("", "unknown field %s", name)
-	default:
-		return invalid("", "cannot decode JSON")
-	}
-}
-
-func jsonKind(k string) string {
-	switch k {
-	case "ptr", "string":
-		return "a string"
-	case "int", "int64":
-		return "an integer"
-	case "slice":
-		return "an array"
-	case "struct":
-		return "an object"
-	case "bool":
-		return "a boolean"
-	}
-	return k
+	return fromWire(w)
 }
 
 func fromWire(w *wireDoc) (*Keyring, error) {
@@ -139,7 +66,8 @@ func fromWire(w *wireDoc) (*Keyring, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Keyring{Generation: *w.Generation, RotatedAt: rotatedAt, RotatedBy: w.RotatedBy, Reason: w.Reason}
+	r := &Keyring{Generation: *w.Generation, RotatedAt: rotatedAt, RotatedBy: w.RotatedBy, Reason: w.Reason,
+		NoLegacy: w.Legacy != nil && !*w.Legacy}
 	for i, wk := range w.Keys {
 		k, err := keyFromWire(i, wk)
 		if err != nil {
@@ -199,7 +127,8 @@ func keyFromWire(i int, wk *wireKey) (Key, error) {
 // JavaScript library has no finer clock), so finer digits are dropped.
 func parseTime(field, s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
+	if _, off := t.Zone(); err != nil || off <= -24*3600 || off >= 24*3600 {
+		// time.Parse takes a +24:00 offset, which RFC 3339's time-hour (00-23) does not.
 		return time.Time{}, invalid(field, "not an RFC 3339 time")
 	}
 	return t.UTC().Truncate(time.Millisecond), nil
@@ -283,10 +212,14 @@ func Encode(r *Keyring) ([]byte, error) {
 	if err := Validate(r); err != nil {
 		return nil, err
 	}
-	v := FormatVersion
+	v := int64(FormatVersion)
 	gen := r.Generation
 	rotatedAt := r.RotatedAt.UTC().Format(timeLayout)
 	w := wireDoc{Version: &v, Generation: &gen, RotatedAt: &rotatedAt, RotatedBy: r.RotatedBy, Reason: r.Reason}
+	if r.NoLegacy {
+		off := false
+		w.Legacy = &off
+	}
 	for _, k := range r.Keys {
 		id, secret := k.ID, secretEncoding.EncodeToString(k.Secret)
 		wk := &wireKey{ID: &id, Secret: &secret, Held: k.Held()}

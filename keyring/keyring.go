@@ -56,7 +56,12 @@ type Keyring struct {
 	RotatedAt  time.Time
 	RotatedBy  string
 	Reason     string
-	Keys       []Key
+	// NoLegacy: bare legacy signatures (no key id) are refused, by every reader of this
+	// keyring, at once. The document says "legacy_signatures": false; a document without
+	// the field accepts them (the existing service sends them). `keysync rotate
+	// --legacy=off` sets it once a fleet signs keyed only.
+	NoLegacy bool
+	Keys     []Key
 }
 
 // State is where a key stands at an instant.
@@ -164,7 +169,7 @@ func (r *Keyring) Equal(o *Keyring) bool {
 		return r == o
 	}
 	return r.Generation == o.Generation && r.RotatedAt.Equal(o.RotatedAt) &&
-		r.RotatedBy == o.RotatedBy && r.Reason == o.Reason &&
+		r.RotatedBy == o.RotatedBy && r.Reason == o.Reason && r.NoLegacy == o.NoLegacy &&
 		slices.EqualFunc(r.Keys, o.Keys, func(a, b Key) bool {
 			return a.ID == b.ID && a.NotBefore.Equal(b.NotBefore) && a.NotAfter.Equal(b.NotAfter)
 		})

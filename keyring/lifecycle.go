@@ -26,6 +26,31 @@ type Options struct {
 	// RotatedBy and Reason are recorded in the new document.
 	RotatedBy string
 	Reason    string
+	// Legacy switches the acceptance of bare legacy signatures on or off in the new
+	// document; LegacyKeep (the zero value) keeps what the keyring says.
+	Legacy Legacy
+}
+
+// Legacy is what a lifecycle step does to a keyring's acceptance of bare legacy
+// signatures (Keyring.NoLegacy).
+type Legacy string
+
+// Legacy settings: keep the keyring's, accept bare signatures, refuse them.
+const (
+	LegacyKeep Legacy = ""
+	LegacyOn   Legacy = "on"
+	LegacyOff  Legacy = "off"
+)
+
+// ParseLegacy reads a --legacy value: keep, on or off.
+func ParseLegacy(s string) (Legacy, error) {
+	switch Legacy(s) {
+	case "keep", LegacyKeep:
+		return LegacyKeep, nil
+	case LegacyOn, LegacyOff:
+		return Legacy(s), nil
+	}
+	return "", fmt.Errorf("%q is not keep, on or off", s)
 }
 
 // Delay is the activation delay in effect: ActivationDelay or its default.
@@ -242,6 +267,13 @@ func finish(prev, next *Keyring, now time.Time, o Options) (*Keyring, error) {
 	next.RotatedAt = now
 	next.RotatedBy = o.RotatedBy
 	next.Reason = o.Reason
+	next.NoLegacy = prev.NoLegacy
+	switch o.Legacy {
+	case LegacyOn:
+		next.NoLegacy = false
+	case LegacyOff:
+		next.NoLegacy = true
+	}
 	sortKeys(next.Keys)
 	if len(next.Keys) > MaxKeys {
 		return nil, fmt.Errorf("keyring: %d live keys, the limit is %d: wait for the verify window to close or rotate with --emergency", len(next.Keys), MaxKeys)

@@ -31,11 +31,15 @@ var (
 	ErrExpiredKey         = errors.New("keyring: signature was made with an expired key")
 	ErrBadSignature       = errors.New("keyring: signature does not match")
 	ErrNoSigningKey       = errors.New("keyring: no key is valid for signing")
+	// ErrLegacyOff: a bare legacy signature, which this keyring refuses
+	// ("legacy_signatures": false).
+	ErrLegacyOff = errors.New("keyring: bare legacy signatures are switched off in this keyring")
 )
 
 // ErrorCode names a verification or signing outcome as both libraries do (the Node
 // library's codes, the test vectors' "error" field): "" for nil, "malformed_signature",
-// "unknown_key", "expired_key", "bad_signature", "no_signing_key", or the error's text.
+// "unknown_key", "expired_key", "bad_signature", "no_signing_key", "legacy_off", or the
+// error's text.
 func ErrorCode(err error) string {
 	switch {
 	case err == nil:
@@ -50,6 +54,8 @@ func ErrorCode(err error) string {
 		return "bad_signature"
 	case errors.Is(err, ErrNoSigningKey):
 		return "no_signing_key"
+	case errors.Is(err, ErrLegacyOff):
+		return ResultLegacyOff
 	}
 	return err.Error()
 }
@@ -112,9 +118,19 @@ func (k *signerKey) mac(out *[sha256.Size]byte, payload []byte) {
 	k.pool.Put(st)
 }
 
-// mismatch computes HMAC-SHA256(k, payload) and compares it with sigMAC, 64 hex digits
-// of either case, in constant time: 0 when they spell it.
+// mismatch computes HMAC-SHA256(k, payload) and compares it with sigMAC, 64 lower-case
+// hex digits (the only spelling of a keyed signature), in constant time: 0 when they
+// spell it.
 func (k *signerKey) mismatch(payload []byte, sigMAC string) uint64 {
+	st := k.state(payload)
+	d := lowerHexMismatch(&st.sum, sigMAC)
+	k.pool.Put(st)
+	return d
+}
+
+// legacyMismatch is mismatch for a bare legacy signature, whose digits may be of either
+// case: the existing service's signatures are accepted as it sends them.
+func (k *signerKey) legacyMismatch(payload []byte, sigMAC string) uint64 {
 	st := k.state(payload)
 	d := hexMismatch(&st.sum, sigMAC)
 	k.pool.Put(st)
@@ -241,6 +257,9 @@ func (v *View) Sign(payload []byte) (string, error) {
 
 // SignLegacy returns the bare hex signature of payload, as Signer.SignLegacy at v's instant.
 func (v *View) SignLegacy(payload []byte) (string, error) {
+	if v.s.ring.NoLegacy {
+		return "", ErrLegacyOff
+	}
 	var sum [sha256.Size]byte
 	if _, ok := v.signed(&sum, payload); !ok {
 		return "", ErrNoSigningKey
@@ -255,10 +274,16 @@ func (v *View) Verify(payload []byte, sig string) error {
 	s := v.s
 	switch len(sig) {
 	case legacySigLen:
+		if s.ring.NoLegacy {
+			if s.usage != nil {
+				s.usage.legacyOff.Add(1)
+			}
+			return ErrLegacyOff
+		}
 		matched := -1
 		for i, k := range s.keys {
 			// Every valid key is tried, without an early exit.
-			if v.state[i] >= 0 && k.mismatch(payload, sig) == 0 {
+			if v.state[i] >= 0 && k.legacyMismatch(payload, sig) == 0 {
 				matched = i
 			}
 		}
@@ -288,7 +313,7 @@ func (v *View) Verify(payload []byte, sig string) error {
 			}
 			st := v.state[i]
 			if st < 0 {
-				if !validHex(sig[macAt:]) {
+				if !isLowerHex(sig[macAt:]) {
 					return s.malformed()
 				}
 				if k.use != nil {
@@ -297,7 +322,7 @@ func (v *View) Verify(payload []byte, sig string) error {
 				return ErrExpiredKey
 			}
 			if k.mismatch(payload, sig[macAt:]) != 0 {
-				if !validHex(sig[macAt:]) {
+				if !isLowerHex(sig[macAt:]) {
 					return s.malformed()
 				}
 				if k.use != nil {
@@ -311,7 +336,7 @@ func (v *View) Verify(payload []byte, sig string) error {
 			}
 			return nil
 		}
-		if !validHex(sig[macAt:]) {
+		if !isLowerHex(sig[macAt:]) {
 			return s.malformed()
 		}
 		if s.usage != nil {
@@ -370,6 +395,18 @@ func hexWord(b uint32) uint64 {
 	n := x>>4&nibble | (x&nibble)<<8       // its high nibble first, then its low one
 	letters := (n + 0x76*ones) >> 7 & ones // 1 in each byte whose nibble is over 9
 	return n + '0'*ones + letters*('a'-'0'-10)
+}
+
+// lowerHexMismatch compares sum with the 64 lower-case hex digits in s, eight digits at
+// a time and in constant time: 0 when s spells sum, non-zero otherwise (an upper-case
+// digit included).
+func lowerHexMismatch(sum *[sha256.Size]byte, s string) uint64 {
+	s = s[:macHexLen]
+	var d uint64
+	for i := 0; i < sha256.Size/4; i++ {
+		d |= leWord(s, 8*i) ^ hexWord(binary.LittleEndian.Uint32(sum[4*i:]))
+	}
+	return d
 }
 
 // encodeMAC writes sum's 64 lower-case hex digits to dst, eight at a time.

@@ -16,6 +16,8 @@ const (
 	ResultExpired   = "expired_key"
 	ResultUnknown   = "unknown_key"
 	ResultMalformed = "malformed_signature"
+	// ResultLegacyOff: a bare signature refused because the keyring switched them off.
+	ResultLegacyOff = "legacy_off"
 	// StateLegacy labels bare signatures (no key id): checked against every valid key.
 	StateLegacy State = "legacy"
 )
@@ -34,7 +36,7 @@ type Usage struct {
 	mu   sync.Mutex
 	keys map[string]*keyUsage
 
-	unknown, malformed, legacyBad atomic.Uint64
+	unknown, malformed, legacyBad, legacyOff atomic.Uint64
 }
 
 type keyUsage struct {
@@ -126,6 +128,7 @@ func (u *Usage) Snapshot() UsageSnapshot {
 		s.Keys = append(s.Keys, ku)
 	}
 	add("", StateLegacy, ResultBad, u.legacyBad.Load())
+	add("", StateLegacy, ResultLegacyOff, u.legacyOff.Load())
 	add("", "", ResultUnknown, u.unknown.Load())
 	add("", "", ResultMalformed, u.malformed.Load())
 	slices.SortFunc(s.Verifications, func(a, b Count) int {

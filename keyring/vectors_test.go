@@ -60,6 +60,8 @@ type SignVector struct {
 	Signature string `json:"signature,omitempty"`
 	Legacy    string `json:"legacy,omitempty"`
 	Error     string `json:"error,omitempty"`
+	// LegacyError is SignLegacy's error: legacy_off where the keyring refuses bare signatures.
+	LegacyError string `json:"legacy_error,omitempty"`
 }
 
 // VerifyVector: at At, Signature over Payload verifies (Error "") or fails with Error.
@@ -113,8 +115,8 @@ func generateVectors(t *testing.T) Vectors {
 			kv.States = append(kv.States, sv)
 			for _, p := range payloads {
 				sig, err := s.Sign(at, []byte(p))
-				leg, _ := s.SignLegacy(at, []byte(p))
-				kv.Sign = append(kv.Sign, SignVector{At: ts(at), Payload: p, Signature: sig, Legacy: leg, Error: ErrorCode(err)})
+				leg, legErr := s.SignLegacy(at, []byte(p))
+				kv.Sign = append(kv.Sign, SignVector{At: ts(at), Payload: p, Signature: sig, Legacy: leg, Error: ErrorCode(err), LegacyError: ErrorCode(legErr)})
 			}
 		}
 		kv.Verify = verify(s)
@@ -134,6 +136,8 @@ func generateVectors(t *testing.T) Vectors {
 			{"keyed signature", at, p, good, ""},
 			{"legacy signature", at, p, leg, ""},
 			{"legacy signature in upper case", at, p, strings.ToUpper(leg), ""},
+			{"keyed signature in upper case", at, p, good[:len(good)-macHexLen] + strings.ToUpper(good[len(good)-macHexLen:]), "malformed_signature"},
+			{"keyed signature with one upper-case digit", at, p, upperFirstLetter(good), "malformed_signature"},
 			{"keyed signature over another payload", at, p + " ", good, "bad_signature"},
 			{"legacy signature over another payload", at, p + " ", leg, "bad_signature"},
 			{"signature by a key not in the keyring", at, p, foreign, "unknown_key"},
@@ -179,6 +183,24 @@ func generateVectors(t *testing.T) Vectors {
 			)
 		}
 		return out
+	})
+	noLegacy, err := Stage(single, rotateAt, b, Options{RotatedBy: "vectors", Reason: "legacy signatures switched off", Legacy: LegacyOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add("legacy signatures switched off", noLegacy, []time.Time{rotateAt, switchAt}, func(s *Signer) []VerifyVector {
+		p := payloads[1]
+		sa, _ := NewSigner(single).Sign(t0, []byte(p))
+		la, _ := NewSigner(single).SignLegacy(t0, []byte(p))
+		sb, _ := s.Sign(switchAt, []byte(p))
+		return []VerifyVector{
+			{"a keyed", ts(switchAt), p, sa, ""},
+			{"b keyed", ts(switchAt), p, sb, ""},
+			{"a legacy", ts(switchAt), p, la, "legacy_off"},
+			{"a legacy in upper case", ts(switchAt), p, strings.ToUpper(la), "legacy_off"},
+			{"a keyed stripped of its prefix", ts(switchAt), p, sa[len(sa)-macHexLen:], "legacy_off"},
+			{"legacy-length garbage", ts(switchAt), p, strings.Repeat("z", macHexLen), "legacy_off"},
+		}
 	})
 	emergency, _ := Emergency(staged, switchAt, a, Options{RotatedBy: "vectors", Reason: "emergency"})
 	add("emergency key seen by a clock that runs behind", emergency, []time.Time{switchAt.Add(-5 * time.Second), switchAt}, func(s *Signer) []VerifyVector {
@@ -299,16 +321,16 @@ func TestVectors(t *testing.T) {
 			for _, sv := range kv.Sign {
 				at, _ := time.Parse(time.RFC3339Nano, sv.At)
 				sig, err := s.Sign(at, []byte(sv.Payload))
-				leg, _ := s.SignLegacy(at, []byte(sv.Payload))
-				if sig != sv.Signature || leg != sv.Legacy || ErrorCode(err) != sv.Error {
-					t.Errorf("sign at %s %q: got %q %q %v", sv.At, sv.Payload, sig, leg, err)
+				leg, legErr := s.SignLegacy(at, []byte(sv.Payload))
+				if sig != sv.Signature || leg != sv.Legacy || ErrorCode(err) != sv.Error || ErrorCode(legErr) != sv.LegacyError {
+					t.Errorf("sign at %s %q: got %q %q %v %v", sv.At, sv.Payload, sig, leg, err, legErr)
 				}
 				if sv.Error != "" {
 					continue
 				}
 				// Independent check with crypto/hmac alone.
 				k, ok := r.Key(sig[4:20])
-				if !ok || sig != "ks1."+k.ID+"."+rawHMAC(k.Secret, []byte(sv.Payload)) || leg != rawHMAC(k.Secret, []byte(sv.Payload)) {
+				if !ok || sig != "ks1."+k.ID+"."+rawHMAC(k.Secret, []byte(sv.Payload)) || (sv.LegacyError == "" && leg != rawHMAC(k.Secret, []byte(sv.Payload))) {
 					t.Errorf("sign at %s: signature is not ks1.<id>.<hex HMAC-SHA256>", sv.At)
 				}
 			}
@@ -334,4 +356,16 @@ func TestVectors(t *testing.T) {
 	if !bytes.Equal(bytes.TrimSpace(raw), want) {
 		t.Error("testdata/vectors.json is out of date: run go test ./keyring -run TestVectors -update and review the diff")
 	}
+}
+
+// upperFirstLetter turns the first letter among a signature's MAC digits upper case.
+func upperFirstLetter(sig string) string {
+	b := []byte(sig)
+	for i := len(b) - macHexLen; i < len(b); i++ {
+		if b[i] >= 'a' && b[i] <= 'f' {
+			b[i] -= 'a' - 'A'
+			break
+		}
+	}
+	return string(b)
 }

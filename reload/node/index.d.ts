@@ -10,6 +10,8 @@ export declare const Errors: Readonly<{
   EXPIRED_KEY: 'expired_key';
   BAD_SIGNATURE: 'bad_signature';
   NO_SIGNING_KEY: 'no_signing_key';
+  /** A bare legacy signature, which the keyring refuses ("legacy_signatures": false). */
+  LEGACY_OFF: 'legacy_off';
 }>;
 export type ErrorCode = (typeof Errors)[keyof typeof Errors];
 
@@ -104,7 +106,7 @@ export declare function createEventSigner(path: string, options?: Options): {
 /** notBefore is null for a held key: it verifies everywhere and signs nowhere until promoted. */
 export interface ParsedKey { id: string; secret: Buffer; notBefore: number | null; notAfter: number | null }
 export type KeyState = 'held' | 'pending' | 'current' | 'previous' | 'expired';
-export interface ParsedKeyring { generation: number; rotatedAt: number; rotatedBy: string; reason: string; keys: ParsedKey[] }
+export interface ParsedKeyring { generation: number; rotatedAt: number; rotatedBy: string; reason: string; /** bare legacy signatures are refused */ noLegacy: boolean; keys: ParsedKey[] }
 
 export declare class KeyringError extends Error { readonly field: string }
 /** Parses and validates a keyring document exactly as the Go library does. */

@@ -64,46 +64,71 @@ function jsonType(v) {
   return typeof v === 'object' ? 'object' : typeof v;
 }
 
-const TOP_FIELDS = {
-  version: 'int', generation: 'int', rotated_at: 'string', rotated_by: 'string', reason: 'string', keys: 'keys',
-};
-const KEY_FIELDS = { id: 'string', secret: 'string', not_before: 'string', not_after: 'string', held: 'bool' };
+// The document's names, in the order their types are checked (Go's docFields, keyFields).
+const DOC_FIELDS = ['version', 'generation', 'rotated_at', 'rotated_by', 'reason', 'legacy_signatures', 'keys'];
+const KEY_FIELDS = ['id', 'secret', 'not_before', 'not_after', 'held'];
+const own = (o, name) => Object.prototype.hasOwnProperty.call(o, name);
+// kindName names a value's JSON type as Go's decoder does: never the value itself.
+const kindName = (v) => ({ boolean: 'bool' })[jsonType(v)] || jsonType(v);
 
-// checkTypes mirrors encoding/json with DisallowUnknownFields: the first unknown field or
-// type mismatch in document order is reported; null leaves a field unset.
-function checkTypes(doc) {
-  const want = (kind, v) => {
-    if (v === null) return true;
-    switch (kind) {
-      case 'int': return typeof v === 'number' && Number.isInteger(v) && Math.abs(v) <= 2 ** 63;
-      case 'string': return typeof v === 'string';
-      case 'bool': return typeof v === 'boolean';
-      case 'keys': return Array.isArray(v);
-      default: return false;
-    }
-  };
-  const names = { int: 'an integer', string: 'a string', bool: 'a boolean', keys: 'an array' };
-  for (const [name, v] of Object.entries(doc)) {
-    const kind = TOP_FIELDS[name];
-    if (!kind) throw new KeyringError('', `unknown field ${JSON.stringify(name).slice(0, 66)}`);
-    if (!want(kind, v)) throw new KeyringError(name, `JSON ${goValueName(v)} where ${names[kind]} is expected`);
-    if (kind === 'keys' && v !== null) {
-      for (const k of v) {
-        if (k === null) continue;
-        if (jsonType(k) !== 'object') throw new KeyringError('keys', `JSON ${goValueName(k)} where an object is expected`);
-        for (const [kn, kv] of Object.entries(k)) {
-          if (!KEY_FIELDS[kn]) throw new KeyringError('', `unknown field ${JSON.stringify(kn).slice(0, 66)}`);
-          if (!want(KEY_FIELDS[kn], kv)) throw new KeyringError(`keys.${kn}`, `JSON ${goValueName(kv)} where ${names[KEY_FIELDS[kn]]} is expected`);
-        }
-      }
-    }
+// knownNames refuses a name the format does not have, in the document or in any key, as
+// Go's knownNames does: before any type is checked.
+function knownNames(doc) {
+  for (const name of Object.keys(doc)) {
+    if (!DOC_FIELDS.includes(name)) throw new KeyringError('', `unknown field (a document has ${DOC_FIELDS.join(', ')})`);
   }
+  if (!Array.isArray(doc.keys)) return;
+  doc.keys.forEach((k, i) => {
+    if (jsonType(k) !== 'object') return;
+    for (const name of Object.keys(k)) {
+      if (!KEY_FIELDS.includes(name)) throw new KeyringError(`keys[${i}]`, `unknown field (a key has ${KEY_FIELDS.join(', ')})`);
+    }
+  });
 }
 
-function goValueName(v) {
-  const t = jsonType(v);
-  if (t === 'number') return `number ${v}`;
-  return t === 'boolean' ? 'bool' : t;
+// checkTypes types every field in Go's fixed order; null leaves a field unset.
+function checkTypes(doc) {
+  const is = {
+    int: (v) => typeof v === 'number' && Number.isInteger(v) && Math.abs(v) < 2 ** 63,
+    string: (v) => typeof v === 'string',
+    bool: (v) => typeof v === 'boolean',
+  };
+  const names = { int: 'an integer', string: 'a string', bool: 'a boolean' };
+  const check = (o, name, kind, field) => {
+    const v = o[name];
+    if (v === undefined || v === null || is[kind](v)) return;
+    throw new KeyringError(field, `JSON ${kindName(v)} where ${names[kind]} is expected`);
+  };
+  check(doc, 'version', 'int', 'version');
+  check(doc, 'generation', 'int', 'generation');
+  check(doc, 'rotated_at', 'string', 'rotated_at');
+  check(doc, 'rotated_by', 'string', 'rotated_by');
+  check(doc, 'reason', 'string', 'reason');
+  check(doc, 'legacy_signatures', 'bool', 'legacy_signatures');
+  const keys = doc.keys;
+  if (keys === undefined || keys === null) return;
+  if (!Array.isArray(keys)) throw new KeyringError('keys', `JSON ${kindName(keys)} where an array is expected`);
+  keys.forEach((k, i) => {
+    if (k === null) return;
+    if (jsonType(k) !== 'object') throw new KeyringError(`keys[${i}]`, `JSON ${kindName(k)} where an object is expected`);
+    for (const [name, kind] of [['id', 'string'], ['secret', 'string'], ['not_before', 'string'], ['not_after', 'string'], ['held', 'bool']]) {
+      check(k, name, kind, `keys[${i}].${name}`);
+    }
+  });
+}
+
+// syntaxError says where the text stops being JSON, as Go's decoder does: truncated when
+// the parser ran out of input, else the byte offset where V8 stopped (when it says one).
+// Nothing of the text is quoted: V8's message may hold document bytes.
+function syntaxError(e, text) {
+  const m = /at position (\d+)/.exec(e.message);
+  if (/Unexpected end of JSON input/.test(e.message) || (m && Number(m[1]) >= text.length)) {
+    return new KeyringError('', 'truncated JSON');
+  }
+  if (/Unexpected non-whitespace character after JSON/.test(e.message)) {
+    return new KeyringError('', `unexpected data after the JSON object at byte offset ${Buffer.byteLength(text.slice(0, Number(m[1])))}`);
+  }
+  return new KeyringError('', m ? `not valid JSON at byte offset ${Buffer.byteLength(text.slice(0, Number(m[1])))}` : 'not valid JSON');
 }
 
 const BASE64_STD = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -135,17 +160,18 @@ const isHeld = (k) => k.notBefore === null;
 function parse(data) {
   const buf = Buffer.isBuffer(data) ? data : Buffer.from(String(data), 'utf8');
   const text = buf.toString('utf8');
-  if (text.trim() === '') throw new KeyringError('', 'empty document');
+  if (/^[ \t\r\n]*$/.test(text)) throw new KeyringError('', 'empty document');
   // Readers stop at the limit plus one byte: the size is unknown, not buf.length.
   if (buf.length > MAX_DOCUMENT_BYTES) throw new KeyringError('', `document is larger than the limit of ${MAX_DOCUMENT_BYTES} bytes`);
   let doc;
   try {
     doc = JSON.parse(text);
   } catch (e) {
-    throw new KeyringError('', 'not valid JSON'); // the parser's message may quote document bytes
+    throw syntaxError(e, text);
   }
-  if (doc !== null && jsonType(doc) !== 'object') throw new KeyringError('', `the document is a JSON ${goValueName(doc)}, want an object`);
+  if (doc !== null && jsonType(doc) !== 'object') throw new KeyringError('', `the document is a JSON ${kindName(doc)}, want an object`);
   doc = doc || {};
+  knownNames(doc);
   checkTypes(doc);
   const has = (o, f) => o[f] !== undefined && o[f] !== null;
   if (!has(doc, 'version')) throw new KeyringError('version', 'missing');
@@ -177,7 +203,8 @@ function parse(data) {
   // By not_before, the held key last (a stable sort, as Go's).
   keys.sort((a, b) => (isHeld(a) || isHeld(b) ? isHeld(a) - isHeld(b) : a.notBefore - b.notBefore));
   const r = {
-    generation: doc.generation, rotatedAt, rotatedBy: doc.rotated_by || '', reason: doc.reason || '', keys,
+    generation: doc.generation, rotatedAt, rotatedBy: doc.rotated_by || '', reason: doc.reason || '',
+    noLegacy: doc.legacy_signatures === false, keys,
   };
   validate(r);
   return r;
@@ -211,7 +238,7 @@ const validAt = (k, now) => k.notAfter === null || now < k.notAfter;
 /** Error codes shared with the Go library (keyring.Err… sentinels). */
 const Errors = Object.freeze({
   MALFORMED: 'malformed_signature', UNKNOWN_KEY: 'unknown_key', EXPIRED_KEY: 'expired_key',
-  BAD_SIGNATURE: 'bad_signature', NO_SIGNING_KEY: 'no_signing_key',
+  BAD_SIGNATURE: 'bad_signature', NO_SIGNING_KEY: 'no_signing_key', LEGACY_OFF: 'legacy_off',
 });
 
 /** Signer signs and verifies with one parsed keyring. Times are milliseconds since the epoch. */
@@ -230,6 +257,7 @@ class Usage {
     this.unknown = 0;
     this.malformed = 0;
     this.legacyBad = 0;
+    this.legacyOff = 0;
   }
 
   key(id) {
@@ -261,6 +289,7 @@ class Usage {
       keys.push(ku);
     }
     add('', 'legacy', Errors.BAD_SIGNATURE, this.legacyBad);
+    add('', 'legacy', Errors.LEGACY_OFF, this.legacyOff);
     add('', '', Errors.UNKNOWN_KEY, this.unknown);
     add('', '', Errors.MALFORMED, this.malformed);
     const key = (c) => `${c.key_id}|${c.state}|${c.result}`;
@@ -385,8 +414,13 @@ class Signer {
     return SIG_PREFIX + k.id + '.' + hexMac(k.secret, payload);
   }
 
-  /** signLegacyIn is signLegacy with the decisions v. */
+  /** signLegacyIn is signLegacy with the decisions v; it throws legacy_off where the keyring refuses bare signatures. */
   signLegacyIn(v, payload) {
+    if (this.keyring.noLegacy) {
+      const e = new Error('keyring: bare legacy signatures are switched off in this keyring');
+      e.code = Errors.LEGACY_OFF;
+      throw e;
+    }
     return hexMac(this.keyring.keys[this.signed(v)].secret, payload);
   }
 
@@ -440,7 +474,7 @@ class Signer {
 
   // unusable answers a keyed signature whose key is not in the keyring (i < 0) or expired.
   unusable(i, sig) {
-    if (!HEX_MAC.test(sig.slice(SIG_PREFIX.length + KEY_ID_LEN + 1))) return this.malformed();
+    if (!LOWER_HEX_MAC.test(sig.slice(SIG_PREFIX.length + KEY_ID_LEN + 1))) return this.malformed();
     if (i < 0) {
       if (this.usage) this.usage.unknown++;
       return Errors.UNKNOWN_KEY;
@@ -463,15 +497,20 @@ class Signer {
     return -1;
   }
 
-  // checkLegacy checks a bare hex signature against every key valid in v, all of them.
+  // checkLegacy checks a bare hex signature against every key valid in v, all of them,
+  // unless the keyring refuses bare signatures ("legacy_signatures": false).
   checkLegacy(v, sec, payload, sig) {
+    if (this.keyring.noLegacy) {
+      if (this.usage) this.usage.legacyOff++;
+      return Errors.LEGACY_OFF;
+    }
     if (!HEX_MAC.test(sig)) return this.malformed();
     asciiBytes(sig); // hex digits: all ASCII
     const ks = this.keyring.keys;
     let matched = -1;
     for (let i = 0; i < ks.length; i++) {
       // Every valid key is tried, without an early exit.
-      if (v.state[i] >= 0 && macMatches(rawMac(ks[i].secret, payload), SIG_BYTES, 0) === 1) matched = i;
+      if (v.state[i] >= 0 && macMatchesIn(HEX_PAIR, rawMac(ks[i].secret, payload), SIG_BYTES, 0) === 1) matched = i;
     }
     if (matched < 0) {
       if (this.usage) this.usage.legacyBad++;
@@ -501,8 +540,10 @@ function rawMac(secret, payload) {
   return crypto.createHmac('sha256', secret).update(payload).digest('utf16le');
 }
 
-// A signature's MAC: 64 hex digits of either case.
+// A legacy signature: 64 hex digits of either case. A keyed signature's MAC has one
+// spelling: 64 lower-case hex digits.
 const HEX_MAC = /^[0-9a-fA-F]{64}$/;
+const LOWER_HEX_MAC = /^[0-9a-f]{64}$/;
 
 // SIG_BYTES holds the signature being checked, as asciiBytes wrote it (UTF-8 takes at most
 // 3 bytes per UTF-16 code unit, so no signature of a checked length is cut short).
@@ -515,33 +556,40 @@ function asciiBytes(sig) {
   return ENCODER.encodeInto(sig, SIG_BYTES).written === sig.length;
 }
 
-// HEX_PAIR maps two ASCII bytes a, b (at index a << 7 | b) to the byte they spell as two
-// hex digits of either case, and any other pair to -4096: shifted and or-ed into a MAC
-// character it leaves the result negative.
-const HEX_PAIR = (() => {
+// hexPairs maps two ASCII bytes a, b (at index a << 7 | b) to the byte they spell as two
+// hex digits in the given alphabet, and any other pair to -4096: shifted and or-ed into a
+// MAC character it leaves the result negative. LOWER_HEX_PAIR reads keyed signatures
+// (lower case only), HEX_PAIR legacy ones (either case).
+function hexPairs(alphabet) {
   const digit = new Int16Array(128).fill(-1);
-  for (let c = 0; c < 16; c++) digit['0123456789abcdef'.charCodeAt(c)] = c;
-  for (let c = 10; c < 16; c++) digit['ABCDEF'.charCodeAt(c - 10)] = c;
+  for (let c = 0; c < alphabet.length; c++) digit[alphabet.charCodeAt(c)] = c % 16;
   const t = new Int16Array(128 * 128).fill(-4096);
   for (let a = 0; a < 128; a++) {
     for (let c = 0; c < 128; c++) if (digit[a] >= 0 && digit[c] >= 0) t[(a << 7) | c] = (digit[a] << 4) | digit[c];
   }
   return t;
-})();
+}
+const LOWER_HEX_PAIR = hexPairs('0123456789abcdef');
+const HEX_PAIR = hexPairs('0123456789abcdef0123456789ABCDEF');
 
 /**
- * macMatches compares mac (a MAC as rawMac spells it) with the 64 hex digits of either
- * case in the ASCII bytes b from off, in one pass and in constant time: 1 when they match,
- * 0 when they do not, -1 when the bytes there are not all hex digits. Four digits meet one
- * character of mac.
+ * macMatchesIn compares mac (a MAC as rawMac spells it) with the 64 hex digits the pair
+ * table reads in the ASCII bytes b from off, in one pass and in constant time: 1 when they
+ * match, 0 when they do not, -1 when the bytes there are not all digits of its alphabet.
+ * Four digits meet one character of mac.
  */
-function macMatches(mac, b, off) {
+function macMatchesIn(table, mac, b, off) {
   let d = 0;
   for (let i = 0, j = off; i < MAC_HEX_LEN / 4; i++, j += 4) {
-    d |= ((HEX_PAIR[(b[j + 2] << 7) | b[j + 3]] << 8) | HEX_PAIR[(b[j] << 7) | b[j + 1]]) ^ mac.charCodeAt(i);
+    d |= ((table[(b[j + 2] << 7) | b[j + 3]] << 8) | table[(b[j] << 7) | b[j + 1]]) ^ mac.charCodeAt(i);
   }
   if (d < 0) return -1;
   return d === 0 ? 1 : 0;
+}
+
+/** macMatches is macMatchesIn for a keyed signature's lower-case digits. */
+function macMatches(mac, b, off) {
+  return macMatchesIn(LOWER_HEX_PAIR, mac, b, off);
 }
 
 module.exports = {
