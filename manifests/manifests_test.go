@@ -16,6 +16,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
 	"github.com/sigil-dna/keysync/test/servers"
@@ -220,4 +222,118 @@ func TestTheKustomizeBaseMatchesTheIssue(t *testing.T) {
 	if !strings.Contains(strings.Join(sc.Args, " "), "--listen=$(POD_IP):9102") || d.Spec.Template.Annotations["prometheus.io/port"] != "9102" {
 		t.Fatal("the health and metrics listener is not on the pod IP with scrape annotations")
 	}
+}
+
+// objectOf decodes the first object of kind (and name, when given) in a multi-document render.
+func objectOf(t *testing.T, doc []byte, kind, name string, into any) bool {
+	t.Helper()
+	for _, part := range bytes.Split(doc, []byte("\n---")) {
+		var meta struct {
+			Kind     string                `json:"kind"`
+			Metadata struct{ Name string } `json:"metadata"`
+		}
+		if yaml.Unmarshal(part, &meta) != nil || meta.Kind != kind || (name != "" && meta.Metadata.Name != name) {
+			continue
+		}
+		if err := yaml.Unmarshal(part, into); err != nil {
+			t.Fatal(err)
+		}
+		return true
+	}
+	return false
+}
+
+// TestTheSidecarPortIsAdmittedOnlyFromTheRotatorAndMonitoring (issue 28): every pod of the
+// cluster could reach the sidecar's port. The base and the chart ship a NetworkPolicy
+// admitting it from the rotation job's pods (whose labels the CronJob sets) and the
+// monitoring namespace only, every other port as before, and a headless Service that
+// publishes pods that are not ready, for a dns:// gate. The chart's toggles remove them.
+// (The API server validates them in TestEveryManifestIsAcceptedByTheAPIServer; no CNI here
+// enforces a policy, so what it admits is checked as written.)
+func TestTheSidecarPortIsAdmittedOnlyFromTheRotatorAndMonitoring(t *testing.T) {
+	renders := map[string]struct{ app, rotation []byte }{
+		"kustomize": {run(t, nil, "kubectl", "kustomize", "base"), run(t, nil, "kubectl", "kustomize", "rotation")},
+		"helm":      {helmTemplate(t, "keysync.enabled=true", "keysync.rotation.enabled=true"), nil},
+	}
+	for name, r := range renders {
+		t.Run(name, func(t *testing.T) {
+			if r.rotation == nil {
+				r.rotation = r.app
+			}
+			var np networkingv1.NetworkPolicy
+			if !objectOf(t, r.app, "NetworkPolicy", "", &np) {
+				t.Fatal("no NetworkPolicy")
+			}
+			d := deployment(t, r.app)
+			if !labels.SelectorFromSet(np.Spec.PodSelector.MatchLabels).Matches(labels.Set(d.Spec.Template.Labels)) {
+				t.Fatalf("the policy selects %v, the pods are %v", np.Spec.PodSelector.MatchLabels, d.Spec.Template.Labels)
+			}
+			var cj batchv1.CronJob
+			if !objectOf(t, r.rotation, "CronJob", "", &cj) {
+				t.Fatal("no CronJob")
+			}
+			rotator := labels.Set(cj.Spec.JobTemplate.Spec.Template.Labels)
+			admits := func(port int32, pod labels.Set, namespace string) bool {
+				for _, rule := range np.Spec.Ingress {
+					portOK := false
+					for _, p := range rule.Ports {
+						end := p.Port.IntVal
+						if p.EndPort != nil {
+							end = *p.EndPort
+						}
+						portOK = portOK || ((p.Protocol == nil || *p.Protocol == corev1.ProtocolTCP) && port >= p.Port.IntVal && port <= end)
+					}
+					if !portOK {
+						continue
+					}
+					if len(rule.From) == 0 {
+						return true
+					}
+					for _, peer := range rule.From {
+						if peer.PodSelector != nil && peer.NamespaceSelector == nil && namespace == "sigil" &&
+							labels.SelectorFromSet(peer.PodSelector.MatchLabels).Matches(pod) {
+							return true
+						}
+						if peer.NamespaceSelector != nil && peer.PodSelector == nil &&
+							labels.SelectorFromSet(peer.NamespaceSelector.MatchLabels).Matches(labels.Set{"kubernetes.io/metadata.name": namespace}) {
+							return true
+						}
+					}
+				}
+				return false
+			}
+			stranger := labels.Set{"app.kubernetes.io/name": "hostile"}
+			for _, c := range []struct {
+				port      int32
+				pod       labels.Set
+				namespace string
+				want      bool
+			}{
+				{9102, rotator, "sigil", true},
+				{9102, stranger, "monitoring", true},
+				{9102, stranger, "sigil", false},
+				{9102, labels.Set(d.Spec.Template.Labels), "sigil", false},
+				{9102, rotator, "other", false},
+				{8080, stranger, "other", true},
+			} {
+				if got := admits(c.port, c.pod, c.namespace); got != c.want {
+					t.Errorf("port %d from %v in %s: admitted %v, want %v", c.port, c.pod, c.namespace, got, c.want)
+				}
+			}
+			var svc corev1.Service
+			if !objectOf(t, r.app, "Service", "", &svc) {
+				t.Fatal("no Service")
+			}
+			if svc.Spec.ClusterIP != "None" || !svc.Spec.PublishNotReadyAddresses || svc.Spec.Ports[0].Port != 9102 ||
+				!labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
+				t.Fatalf("the gate's Service: %+v", svc.Spec)
+			}
+		})
+	}
+	t.Run("the chart's toggles remove them", func(t *testing.T) {
+		doc := helmTemplate(t, "keysync.enabled=true", "keysync.networkPolicy.enabled=false", "keysync.service.enabled=false")
+		if objectOf(t, doc, "NetworkPolicy", "", &networkingv1.NetworkPolicy{}) || objectOf(t, doc, "Service", "", &corev1.Service{}) {
+			t.Fatal("still rendered")
+		}
+	})
 }

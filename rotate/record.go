@@ -80,6 +80,9 @@ func eventOf(res *Result) store.Event {
 		if n := len(f.Lagging); n > 0 {
 			fmt.Fprintf(&b, ", %d lagging (first: %s: %s)", n, f.Lagging[0].Name, f.Lagging[0].Why)
 		}
+		if n := len(f.Deleted); n > 0 {
+			fmt.Fprintf(&b, ", %d deleted during the gate", n)
+		}
 	}
 	if res.RotatedBy != "" {
 		fmt.Fprintf(&b, "; by %s", res.RotatedBy)
@@ -105,6 +108,11 @@ func audit(o Options, res *Result) {
 	if f := res.Fleet; f != nil {
 		attrs = append(attrs, "fleet_members", f.Members, "fleet_confirmed", f.Confirmed, "fleet_waited_seconds", f.WaitedSeconds,
 			"confirmation_p50_seconds", f.P50Seconds, "confirmation_p99_seconds", f.P99Seconds, "confirmation_max_seconds", f.MaxSeconds)
+		seen := make([]string, 0, len(f.Seen))
+		for _, m := range f.Seen {
+			seen = append(seen, m.Name+"="+m.Ended)
+		}
+		attrs = append(attrs, "fleet_seen", seen)
 	}
 	if res.Outcome == outcomeNotPromoted {
 		o.Log.Warn("key held, not promoted", attrs...)

@@ -78,6 +78,8 @@ func (f *fleetFlags) checkTimer(ctx context.Context, delay time.Duration, kubeco
 		return err
 	}
 	g := &fleet.Gate{Sources: srcs, Client: fleet.NewClient(f.concurrency, 0)}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
 	r, err := g.Round(ctx)
 	if err != nil {
 		return err
@@ -87,6 +89,8 @@ func (f *fleetFlags) checkTimer(ctx context.Context, delay time.Duration, kubeco
 	for _, o := range r.Observations {
 		switch {
 		case o.Member.Skip != "":
+		case o.Member.Lag != "":
+			problems = append(problems, fmt.Sprintf("%s: %s", o.Member.Name, o.Member.Lag))
 		case o.Err != nil:
 			problems = append(problems, fmt.Sprintf("%s: %v", o.Member.Name, o.Err))
 		default:

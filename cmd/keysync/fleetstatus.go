@@ -48,6 +48,8 @@ type fleetSummary struct {
 
 func showFleet(ctx context.Context, srcs []fleet.Source, concurrency int, store *storeStatus, output string, w io.Writer) (*fleetStatus, error) {
 	g := &fleet.Gate{Sources: srcs, Client: fleet.NewClient(concurrency, 0)}
+	ctx, cancel := context.WithTimeout(ctx, fleet.DefaultTimeout)
+	defer cancel()
 	r, err := g.Round(ctx)
 	if err != nil {
 		return nil, err
@@ -59,6 +61,8 @@ func showFleet(ctx context.Context, srcs []fleet.Source, concurrency int, store 
 		switch {
 		case o.Member.Skip != "":
 			fs.Summary.Skipped++
+		case o.Member.Lag != "":
+			row.Error = o.Member.Lag
 		case o.Err != nil:
 			row.Error = o.Err.Error()
 		default:

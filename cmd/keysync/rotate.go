@@ -21,6 +21,7 @@ type rotateFlags struct {
 	delay, window, minPropagation              time.Duration
 	emergency, dryRun, force, init             bool
 	replaceInvalid                             bool
+	legacy                                     legacyFlag
 	fleet                                      fleetFlags
 	stores                                     storeFlags
 	log                                        cli.LogFlags
@@ -72,6 +73,7 @@ asking any fleet (you vouch for it; the audit record says so).`
 		c.BoolVar(&f.emergency, "emergency", false, "leaked key: the new key signs now and every other key is dropped at once")
 		c.BoolVar(&f.force, "force", false, "rotate although a key is held or still pending (it is replaced)")
 		c.BoolVar(&f.replaceInvalid, "replace-invalid", false, "with --emergency: replace a store document that does not parse (an incident); what was wrong with it is printed and audited, never its bytes")
+		c.Var(&f.legacy, "legacy", "`mode` of bare legacy signatures in the new keyring: keep (what the keyring says), on, or off (once every service signs keyed: every pod then refuses bare signatures as legacy_off)")
 		c.BoolVar(&f.init, "init", false, "the store may be empty: create the first keyring (without it, an empty store is an error: a typo must not create a store nobody reads)")
 	}
 	if name == "promote" {
@@ -158,6 +160,13 @@ func rotateOrRollback(ctx context.Context, name string, args []string, getenv fu
 		return err
 	}
 	defer closeAll(primary, mirrors)
+	if gate != nil {
+		// A member counts only if its sidecar reads one of these.
+		gate.Stores = []string{primary.String()}
+		for _, m := range mirrors {
+			gate.Stores = append(gate.Stores, m.String())
+		}
+	}
 	action := rotate.ActionStage
 	switch {
 	case name == "rollback":
@@ -181,7 +190,7 @@ func rotateOrRollback(ctx context.Context, name string, args []string, getenv fu
 		ReplaceInvalid: f.replaceInvalid,
 		MaxClockSkew:   f.fleet.maxClockSkew,
 		Keyring: keyring.Options{ActivationDelay: f.delay, VerifyWindow: f.window, MinPropagation: f.minPropagation,
-			RotatedBy: f.initiator, Reason: f.reason},
+			RotatedBy: f.initiator, Reason: f.reason, Legacy: f.legacy.v},
 	}
 	if gate != nil {
 		o.Gate = gate
@@ -233,6 +242,9 @@ func printResult(w io.Writer, output string, res *rotate.Result) {
 		for _, s := range fl.Skipped {
 			fmt.Fprintf(w, "  skipped:      %s: %s\n", s.Name, s.Why)
 		}
+		for _, d := range fl.Deleted {
+			fmt.Fprintf(w, "  deleted:      %s: %s\n", d.Name, d.Why)
+		}
 	}
 	for _, m := range res.Mirrors {
 		state := "ok"
@@ -241,4 +253,20 @@ func printResult(w io.Writer, output string, res *rotate.Result) {
 		}
 		fmt.Fprintf(w, "  mirror %s: %s\n", m.Store, state)
 	}
+}
+
+// legacyFlag is --legacy: keep, on or off.
+type legacyFlag struct{ v keyring.Legacy }
+
+func (l *legacyFlag) String() string {
+	if l.v == keyring.LegacyKeep {
+		return "keep"
+	}
+	return string(l.v)
+}
+
+func (l *legacyFlag) Set(s string) error {
+	v, err := keyring.ParseLegacy(s)
+	l.v = v
+	return err
 }

@@ -3,8 +3,10 @@ package fleet_test
 import (
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +23,12 @@ import (
 // Service: one A record per ready pod.
 func dnsServer(t *testing.T, records map[string][]string) string {
 	t.Helper()
+	return dnsServerOf(t, func(name string) ([]string, bool) { ips, ok := records[name]; return ips, ok })
+}
+
+// dnsServerOf is dnsServer answering from lookup, which a test may change.
+func dnsServerOf(t *testing.T, lookup func(name string) ([]string, bool)) string {
+	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +38,7 @@ func dnsServer(t *testing.T, records map[string][]string) string {
 		m := new(dns.Msg)
 		m.SetReply(q)
 		name := q.Question[0].Name
-		ips, ok := records[strings.TrimSuffix(name, ".")]
+		ips, ok := lookup(strings.TrimSuffix(name, "."))
 		if !ok {
 			m.Rcode = dns.RcodeNameError
 		}
@@ -114,4 +122,65 @@ func TestTheDNSSourceAsksEveryAddressOfAHeadlessService(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+// TestAPodGoneFromTheDNSAnswerIsStillWaitedFor: a headless Service's answer lists ready
+// pods only, and a pod that stops being ready may still serve with its old keys file.
+// Its address stays a member, asked where it was, until it holds the key (prove first:
+// it was dropped and the key promoted past it, "1/1").
+func TestAPodGoneFromTheDNSAnswerIsStillWaitedFor(t *testing.T) {
+	primary := filepath.Join(t.TempDir(), "keys.json")
+	st, _ := file.New(primary, keyring.Options{})
+	storetest.Rotate(t, st, keyring.Options{})
+	la, lb, port := listenPair(t, "127.0.0.4", "127.0.0.5")
+	a, b := startMember(t, primary, la), startMember(t, primary, lb)
+	for _, m := range []*member{a, b} {
+		storetest.WaitFor(t, "the app to confirm", func() bool { return m.sc.Status().App.Confirmed })
+	}
+	const name = "sigil-app-keysync.sigil.svc.cluster.local"
+	var mu sync.Mutex
+	answer := []string{"127.0.0.4", "127.0.0.5"}
+	server := dnsServerOf(t, func(n string) ([]string, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(answer), n == name
+	})
+	src, err := fleet.ParseSource("dns://"+name+":"+strconv.Itoa(port)+"?server="+server, fleet.SourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.cut(t)
+	w := &world{store: st, members: []*member{a, b}}
+	id, since := w.hold(t)
+	progress := &lines{}
+	g := &fleet.Gate{Sources: []fleet.Source{src}, Stores: []string{st.String()}, Poll: 50 * time.Millisecond, Timeout: time.Minute, Progress: progress.add}
+	done := make(chan error, 1)
+	var res *fleet.Result
+	go func() {
+		var err error
+		res, err = g.Wait(t.Context(), id, since)
+		done <- err
+	}()
+	storetest.WaitFor(t, "b lagging", func() bool { return progress.has("1/2 hold") })
+	mu.Lock()
+	answer = []string{"127.0.0.4"} // b is not ready: the cluster DNS stops publishing it
+	mu.Unlock()
+	storetest.WaitFor(t, "b still waited for, named", func() bool {
+		return progress.has("1/2 hold " + id[:8] + "…; waiting for " + b.name + " (gone from the fleet's answer, still waited for")
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("the gate passed a pod that left the DNS answer without holding the key: %v %+v", err, res)
+	case <-time.After(300 * time.Millisecond):
+	}
+	b.restore(t)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if res.Members != 2 || res.Confirmed != 2 || len(res.Seen) != 2 {
+		t.Fatalf("result %+v", res)
+	}
+	if !contains(b.app.Status().KeyIDs, id) {
+		t.Fatal("b's app does not hold the key the gate let through")
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -41,6 +42,15 @@ type Member struct {
 	// Foreign: a pod the selector matches that has no sidecar at all. A rotation refuses
 	// to start on such a fleet: that pod's app would never hold a new key.
 	Foreign bool
+	// Lag, when not empty, says why the source already knows this member cannot confirm
+	// (its sidecar has run but is not running now: crash loop, OOM kill): it is not asked,
+	// and the gate waits for it, since its app may still verify with its old keys file.
+	Lag string
+	// Authoritative: the source lists every member that can still receive traffic (the
+	// Kubernetes API), so a member it no longer lists is gone and the gate drops it. A
+	// member of any other source (a DNS answer, which publishes ready pods only) that
+	// disappears stays a member until the rotation ends.
+	Authoritative bool
 }
 
 // Source lists the members of a fleet.
@@ -101,7 +111,12 @@ func NewClient(concurrency int, timeout time.Duration) *Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost, tr.MaxIdleConns = 2, 2*concurrency
 	tr.Proxy = nil // sidecars are reached directly, never through an HTTP proxy of the environment
-	return &Client{http: &http.Client{Timeout: timeout, Transport: tr}, concurrency: concurrency, now: time.Now}
+	tr.MaxResponseHeaderBytes = 16 << 10
+	hc := &http.Client{Timeout: timeout, Transport: tr,
+		// A sidecar never redirects: a member that does would be credited with another
+		// pod's status, or make the rotator fetch any URL it names.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &Client{http: hc, concurrency: concurrency, now: time.Now}
 }
 
 // Collect asks every member that is not skipped, at most the client's concurrency at
@@ -112,7 +127,7 @@ func (c *Client) Collect(ctx context.Context, members []Member) []Observation {
 	var wg sync.WaitGroup
 	for i, m := range members {
 		out[i].Member = m
-		if m.Skip != "" {
+		if m.Skip != "" || m.Lag != "" {
 			continue
 		}
 		wg.Add(1)
@@ -157,8 +172,11 @@ func (c *Client) status(ctx context.Context, base string) (*Status, error) {
 		return nil, fmt.Errorf("sidecar unreachable: %w", unwrapURL(err))
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("sidecar status answered %s", resp.Status)
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return nil, fmt.Errorf("not a keysync sidecar status: the answer is a redirect (%d), which a sidecar never sends; not followed", resp.StatusCode)
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("sidecar status answered %d %s", resp.StatusCode, Clean(http.StatusText(resp.StatusCode)))
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxStatusBytes+1))
 	if err != nil {
@@ -175,6 +193,9 @@ func (c *Client) status(ctx context.Context, base string) (*Status, error) {
 	if raw.Store == nil || raw.Settings == nil || raw.App == nil || raw.At == nil || st.Settings.Interval <= 0 {
 		return nil, errors.New("not a keysync sidecar status: store, settings, app or at missing (a keysync sidecar older than fleet support, or another service on that port)")
 	}
+	// Everything a member says may be printed: to the operator's terminal, a log, an
+	// audit record. None of it reaches them with control characters or at any length.
+	cleanStrings(reflect.ValueOf(&st).Elem())
 	return &st, nil
 }
 

@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -245,13 +246,17 @@ func (c *changing) set(ms ...fleet.Member) {
 	c.mu.Unlock()
 }
 
-func TestMembersThatAppearAreWaitedForAndMembersThatVanishAreDropped(t *testing.T) {
+// TestMembersThatAppearAreWaitedForAndDeletedMembersAreDropped: with an authoritative
+// source (the Kubernetes API), a member no longer listed is gone: dropped, and reported
+// as deleted. A member that appears is waited for.
+func TestMembersThatAppearAreWaitedForAndDeletedMembersAreDropped(t *testing.T) {
 	w := newWorld(t, 3)
 	a, b, c := w.members[0], w.members[1], w.members[2]
 	b.cut(t)
 	c.cut(t)
 	src := &changing{}
-	src.set(fleet.Member{Name: a.name, URL: a.url}, fleet.Member{Name: b.name, URL: b.url})
+	api := func(m *member) fleet.Member { return fleet.Member{Name: m.name, URL: m.url, Authoritative: true} }
+	src.set(api(a), api(b))
 	id, since := w.hold(t)
 	progress := &lines{}
 	g := &fleet.Gate{Sources: []fleet.Source{src}, Poll: 50 * time.Millisecond, Timeout: time.Minute, Progress: progress.add}
@@ -264,7 +269,7 @@ func TestMembersThatAppearAreWaitedForAndMembersThatVanishAreDropped(t *testing.
 	}()
 	storetest.WaitFor(t, "b lagging", func() bool { return progress.has("1/2 hold") })
 	// b is deleted (its pod went away); c appears, and cannot read the store yet.
-	src.set(fleet.Member{Name: a.name, URL: a.url}, fleet.Member{Name: c.name, URL: c.url})
+	src.set(api(a), api(c))
 	storetest.WaitFor(t, "c waited for", func() bool { return progress.has("1/2 hold " + id[:8] + "…; waiting for " + c.name) })
 	select {
 	case err := <-done:
@@ -275,8 +280,15 @@ func TestMembersThatAppearAreWaitedForAndMembersThatVanishAreDropped(t *testing.
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if res.Members != 2 || res.Confirmed != 2 {
+	if res.Members != 2 || res.Confirmed != 2 || len(res.Deleted) != 1 || res.Deleted[0].Name != b.name {
 		t.Fatalf("result %+v", res)
+	}
+	ended := map[string]string{}
+	for _, m := range res.Seen {
+		ended[m.Name] = m.Ended
+	}
+	if ended[a.name] != fleet.EndedConfirmed || ended[b.name] != fleet.EndedDeleted || ended[c.name] != fleet.EndedConfirmed {
+		t.Fatalf("seen: %+v", res.Seen)
 	}
 }
 
@@ -295,9 +307,12 @@ func TestTheCheckRefusesWhatCannotConfirm(t *testing.T) {
 	noConfirm := sidecartest.Run(t, sidecar.Config{Store: st, OutDir: t.TempDir(), Interval: time.Second})
 	nc := httptest.NewServer(noConfirm.Handler())
 	defer nc.Close()
+	redirect := httptest.NewServer(http.RedirectHandler(good.url+"/status", http.StatusFound))
+	defer redirect.Close()
 	for name, tc := range map[string]struct {
 		url, want string
 	}{
+		"a member that redirects":             {redirect.URL, "the answer is a redirect (302), which a sidecar never sends; not followed"},
 		"a member answering garbage":          {garbage.URL, "not a keysync sidecar status: the answer is not its JSON"},
 		"a member answering other JSON":       {otherJSON.URL, "store, settings, app or at missing"},
 		"a member nobody listens for":         {deadURL, "sidecar unreachable"},
@@ -319,6 +334,17 @@ func TestTheCheckRefusesWhatCannotConfirm(t *testing.T) {
 		r, err := (&fleet.Gate{Sources: []fleet.Source{w.static()}}).Check(t.Context())
 		if err != nil || len(r.Observations) != 1 || r.Observations[0].Status.Settings.WorstPropagation <= 0 {
 			t.Fatalf("%v %+v", err, r)
+		}
+	})
+	t.Run("a sidecar of another store is refused, a sidecar of a mirror passes", func(t *testing.T) {
+		other := "file://" + filepath.Join(t.TempDir(), "other.json")
+		_, err := (&fleet.Gate{Sources: []fleet.Source{w.static()}, Stores: []string{other}}).Check(t.Context())
+		if err == nil || !strings.Contains(err.Error(), good.name+": its sidecar follows file://"+good.link+", not this rotation's store ("+other+")") {
+			t.Fatalf("err = %v", err)
+		}
+		// The member reads the store through a symlink of its own: the same file.
+		if _, err := (&fleet.Gate{Sources: []fleet.Source{w.static()}, Stores: []string{other, w.store.String()}}).Check(t.Context()); err != nil {
+			t.Fatal(err)
 		}
 	})
 	t.Run("an empty fleet is refused", func(t *testing.T) {
@@ -344,5 +370,62 @@ func TestParseSourceRefuses(t *testing.T) {
 		if _, err := fleet.ParseSource(raw, fleet.SourceOptions{}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err = %v, want %q", raw, err, want)
 		}
+	}
+}
+
+// TestWhatAMemberSaysIsCleanedBeforeItIsPrinted: a member whose status carries terminal
+// escapes, a forged progress line and a megabyte of text reaches the operator's terminal
+// as one bounded line without a control character; it is never counted, since it follows
+// another store.
+func TestWhatAMemberSaysIsCleanedBeforeItIsPrinted(t *testing.T) {
+	w := newWorld(t, 1)
+	good := w.members[0]
+	forged := good.sc.Status()
+	forged.Store = "file:///elsewhere\x1b]0;owned\x07"
+	forged.StoreError = "\x1b[2J\x1b[H\ngate: 20/20 hold 3f9c1a2b…\npromoted\u202e" + strings.Repeat("A", 1<<19)
+	forged.App.Error = "\r\x1b[1A\x1b[Kgate: promoted"
+	body, err := json.Marshal(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	liar := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) { rw.Write(body) }))
+	defer liar.Close()
+	id, since := w.hold(t)
+	src, _ := fleet.ParseSource(liar.URL, fleet.SourceOptions{})
+	progress := &lines{}
+	g := &fleet.Gate{Sources: []fleet.Source{src}, Stores: []string{w.store.String()}, Poll: 20 * time.Millisecond, Timeout: 300 * time.Millisecond, Progress: progress.add}
+	res, err := g.Wait(t.Context(), id, since)
+	if !errors.Is(err, fleet.ErrNotConverged) || res.Confirmed != 0 {
+		t.Fatalf("a member following another store was counted: %v %+v", err, res)
+	}
+	out, _ := json.Marshal(res)
+	all := append(append([]string(nil), progress.l...), err.Error(), string(out))
+	for _, s := range all {
+		if strings.ContainsAny(s, "\x1b\x07\r\n\u202e") {
+			t.Fatalf("a control character reached the output: %q", s[:min(len(s), 300)])
+		}
+		if len(s) > 4*fleet.MaxCleanBytes {
+			t.Fatalf("%d bytes of a member's text reached the output", len(s))
+		}
+	}
+	if !strings.Contains(err.Error(), "its sidecar follows file:///elsewhere") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestCleanKeepsWhatIsSafe(t *testing.T) {
+	for in, want := range map[string]string{
+		"store read failing: 403 permission denied": "store read failing: 403 permission denied",
+		"a\x1b[31mb":        "a\ufffd[31mb",
+		"line\nforged":      "line forged",
+		"bad \xff utf-8":    "bad \ufffd utf-8",
+		"ünïcode is fine ✓": "ünïcode is fine ✓",
+	} {
+		if got := fleet.Clean(in); got != want {
+			t.Errorf("Clean(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := fleet.Clean(strings.Repeat("é", 1000)); len(got) > fleet.MaxCleanBytes || !strings.HasSuffix(got, "…") {
+		t.Errorf("long: %d bytes", len(got))
 	}
 }

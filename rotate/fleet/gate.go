@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -22,10 +23,18 @@ const (
 var ErrNotConverged = errors.New("the fleet did not confirm the key in time")
 
 // Gate asks the fleet, round after round, until every member's app holds a key. Members
-// that appear during the wait are waited for; members that vanish are dropped.
+// that appear during the wait are waited for. A member is left out only when its source
+// says it can no longer receive traffic: a pod terminating, finished or gone from the
+// Kubernetes API. Every other member seen during the wait is waited for: a pod whose
+// sidecar crash-loops, a sidecar that does not answer, an address gone from a DNS answer
+// (Kubernetes publishes ready endpoints only; the pod may still serve with its old file).
 type Gate struct {
 	Sources []Source
 	Client  *Client
+	// Stores are the rotation's stores (String() of the primary and every mirror). A member
+	// whose sidecar follows none of them is never counted: it is another fleet's. Empty:
+	// not checked.
+	Stores  []string
 	Poll    time.Duration // between rounds; 0: DefaultPoll
 	Timeout time.Duration // 0: DefaultTimeout
 	// Progress receives a line after each round; nil: none.
@@ -46,7 +55,18 @@ type MemberReport struct {
 	Why string `json:"why,omitempty"`
 	// AfterSeconds is the time from the held write to its app's confirmation.
 	AfterSeconds float64 `json:"after_seconds,omitempty"`
+	// Ended is how the member ended the wait, in Result.Seen: confirmed, lagging,
+	// skipped or deleted.
+	Ended string `json:"ended,omitempty"`
 }
+
+// How a member ended a wait (MemberReport.Ended).
+const (
+	EndedConfirmed = "confirmed"
+	EndedLagging   = "lagging"
+	EndedSkipped   = "skipped"
+	EndedDeleted   = "deleted"
+)
 
 // Result is what a wait showed: the evidence a promotion's audit record carries.
 type Result struct {
@@ -60,6 +80,11 @@ type Result struct {
 	Confirmations []MemberReport `json:"confirmations,omitempty"`
 	Lagging       []MemberReport `json:"lagging,omitempty"`
 	Skipped       []MemberReport `json:"skipped,omitempty"`
+	// Deleted are members listed earlier in the wait that their source no longer lists
+	// (gone from the Kubernetes API): they receive no traffic.
+	Deleted []MemberReport `json:"deleted,omitempty"`
+	// Seen is every member seen during the wait, by name, and how each ended.
+	Seen []MemberReport `json:"seen,omitempty"`
 }
 
 func (g *Gate) now() time.Time {
@@ -67,6 +92,13 @@ func (g *Gate) now() time.Time {
 		return time.Now()
 	}
 	return g.Now()
+}
+
+func (g *Gate) timeout() time.Duration {
+	if g.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return g.Timeout
 }
 
 func (g *Gate) client() *Client {
@@ -88,9 +120,12 @@ func (g *Gate) Round(ctx context.Context) (*Round, error) {
 // Check is the gate's question before anything is written: it lists the fleet and asks
 // every member once, and fails — naming the member and what to do — when the fleet is
 // empty, a pod the selector matches has no sidecar, a member cannot be reached or does
-// not answer as a keysync sidecar, or a sidecar has no --confirm-url (its app could
-// never confirm). Skipped members (terminating, not started) do not fail it.
+// not answer as a keysync sidecar, follows another store, has no --confirm-url (its app
+// could never confirm), or a pod's sidecar is not running. Skipped members (terminating,
+// finished, never started) do not fail it.
 func (g *Gate) Check(ctx context.Context) (*Round, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.timeout())
+	defer cancel()
 	r, err := g.Round(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("fleet check failed, nothing was written: %w", err)
@@ -102,8 +137,12 @@ func (g *Gate) Check(ctx context.Context) (*Round, error) {
 		case o.Member.Foreign:
 			problems = append(problems, fmt.Sprintf("%s: %s: the selector matches pods without the sidecar (narrow it, or name the sidecar's container with container=)", o.Member.Name, o.Member.Skip))
 		case o.Member.Skip != "":
+		case o.Member.Lag != "":
+			problems = append(problems, fmt.Sprintf("%s: %s: the gate would wait for it (repair it, or delete the pod)", o.Member.Name, o.Member.Lag))
 		case o.Err != nil:
 			problems = append(problems, fmt.Sprintf("%s (%s): %v", o.Member.Name, o.Member.URL, o.Err))
+		case !g.follows(o.Status):
+			problems = append(problems, fmt.Sprintf("%s: %s", o.Member.Name, g.foreignStore(o.Status)))
 		case !o.Status.Settings.Confirms:
 			problems = append(problems, fmt.Sprintf("%s: its sidecar has no --confirm-url, so its app can never confirm a key", o.Member.Name))
 		default:
@@ -139,19 +178,20 @@ func skipped(obs []Observation) string {
 
 // Wait asks the fleet every Poll until every member that is not skipped reports its app
 // holding keyID, or Timeout passes (ErrNotConverged). since is when the key was written:
-// confirmation times are measured from it.
+// confirmation times are measured from it. The deadline bounds everything, a listing or
+// a member that stalls included.
 func (g *Gate) Wait(ctx context.Context, keyID string, since time.Time) (*Result, error) {
-	poll, timeout := g.Poll, g.Timeout
+	poll, timeout := g.Poll, g.timeout()
 	if poll <= 0 {
 		poll = DefaultPoll
 	}
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
 	deadline := g.now().Add(timeout)
-	confirmedAt := map[string]time.Time{}
+	rctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	w := &wait{keyID: keyID, since: since, confirmedAt: map[string]time.Time{}, seen: map[string]*seenMember{}}
+	last := &Result{KeyID: keyID}
 	for {
-		r, err := g.Round(ctx)
+		listed, err := List(rctx, g.Sources)
 		if err != nil {
 			// A listing that fails (the API server is away for a moment) is retried until
 			// the deadline; it never counts as a confirmation.
@@ -160,11 +200,24 @@ func (g *Gate) Wait(ctx context.Context, keyID string, since time.Time) (*Result
 			}
 			g.say(fmt.Sprintf("listing the fleet failed, retrying: %v", err))
 			if !g.sleep(ctx, poll, deadline) {
-				return &Result{KeyID: keyID, WaitedSeconds: g.now().Sub(since).Seconds()}, fmt.Errorf("%w: %v", ErrNotConverged, err)
+				last.WaitedSeconds = g.now().Sub(since).Seconds()
+				return last, fmt.Errorf("%w: %v", ErrNotConverged, err)
 			}
 			continue
 		}
-		res := g.tally(r, keyID, since, confirmedAt)
+		ask := w.merge(listed)
+		r := &Round{Observations: g.client().Collect(rctx, ask)}
+		r.At = g.now()
+		if ctx.Err() != nil {
+			return last, ctx.Err()
+		}
+		if rctx.Err() != nil && last.Members > 0 {
+			// The deadline cut this round short: its answers say only that. The round
+			// before says why each member lagged.
+			return last, fmt.Errorf("%w (%s): %d of %d members hold %s; lagging: %s", ErrNotConverged, timeout, last.Confirmed, last.Members, keyID, lagging(last.Lagging, 0))
+		}
+		res := g.tally(r, w)
+		last = res
 		g.say(progress(res, keyID))
 		if res.Members > 0 && res.Confirmed == res.Members {
 			return res, nil
@@ -179,6 +232,53 @@ func (g *Gate) Wait(ctx context.Context, keyID string, since time.Time) (*Result
 			return res, fmt.Errorf("%w (%s): %d of %d members hold %s; lagging: %s", ErrNotConverged, timeout, res.Confirmed, res.Members, keyID, lagging(res.Lagging, 0))
 		}
 	}
+}
+
+// wait is what a Wait remembers between rounds.
+type wait struct {
+	keyID       string
+	since       time.Time
+	confirmedAt map[string]time.Time
+	seen        map[string]*seenMember
+	order       []string
+}
+
+type seenMember struct {
+	m       Member // as last listed
+	deleted bool   // its authoritative source no longer lists it
+	absent  bool   // its other source no longer lists it: still asked, at its last URL
+}
+
+// merge records a round's listing and returns the members to ask: those listed, and
+// those a source that is not authoritative listed before and no longer does.
+func (w *wait) merge(listed []Member) []Member {
+	now := map[string]bool{}
+	for _, m := range listed {
+		now[m.Name] = true
+		s, ok := w.seen[m.Name]
+		if !ok {
+			s = &seenMember{}
+			w.seen[m.Name] = s
+			w.order = append(w.order, m.Name)
+		}
+		*s = seenMember{m: m}
+	}
+	ask := slices.Clone(listed)
+	for _, name := range w.order {
+		s := w.seen[name]
+		if now[name] {
+			continue
+		}
+		if s.m.Authoritative {
+			s.deleted = true
+			continue
+		}
+		s.absent = true
+		if s.m.Skip == "" {
+			ask = append(ask, s.m)
+		}
+	}
+	return ask
 }
 
 // sleep waits d, or less up to the deadline; false when the deadline passed or ctx ended.
@@ -203,33 +303,110 @@ func (g *Gate) say(line string) {
 	}
 }
 
-// tally reads a round: who holds keyID, who lags and why, who is skipped.
-func (g *Gate) tally(r *Round, keyID string, since time.Time, confirmedAt map[string]time.Time) *Result {
-	res := &Result{KeyID: keyID, WaitedSeconds: r.At.Sub(since).Seconds()}
+// tally reads a round: who holds the key, who lags and why, who is skipped or deleted.
+func (g *Gate) tally(r *Round, w *wait) *Result {
+	res := &Result{KeyID: w.keyID, WaitedSeconds: r.At.Sub(w.since).Seconds()}
+	ended := map[string]MemberReport{}
 	var after []float64
 	for _, o := range r.Observations {
 		name := o.Member.Name
 		if o.Member.Skip != "" {
 			res.Skipped = append(res.Skipped, MemberReport{Name: name, Why: o.Member.Skip})
+			ended[name] = MemberReport{Name: name, Why: o.Member.Skip, Ended: EndedSkipped}
 			continue
 		}
 		res.Members++
-		if o.Status == nil || !holds(o.Status, keyID) {
-			res.Lagging = append(res.Lagging, MemberReport{Name: name, Why: Why(o, keyID)})
+		if o.Status == nil || !holds(o.Status, w.keyID) || !g.follows(o.Status) {
+			why := g.why(o, w.keyID)
+			if s := w.seen[name]; s != nil && s.absent {
+				why = "gone from the fleet's answer, still waited for (its pod may serve with its old keys file): " + why
+			}
+			res.Lagging = append(res.Lagging, MemberReport{Name: name, Why: why})
+			ended[name] = MemberReport{Name: name, Why: why, Ended: EndedLagging}
 			continue
 		}
 		res.Confirmed++
-		at, ok := confirmedAt[name]
+		at, ok := w.confirmedAt[name]
 		if !ok {
-			at = confirmationTime(o, since)
-			confirmedAt[name] = at
+			at = confirmationTime(o, w.since)
+			w.confirmedAt[name] = at
 		}
-		a := max(at.Sub(since), 0).Seconds()
+		a := max(at.Sub(w.since), 0).Seconds()
 		after = append(after, a)
 		res.Confirmations = append(res.Confirmations, MemberReport{Name: name, AfterSeconds: a})
+		ended[name] = MemberReport{Name: name, AfterSeconds: a, Ended: EndedConfirmed}
 	}
+	for _, name := range w.order {
+		if s := w.seen[name]; s.deleted {
+			d := MemberReport{Name: name, Why: "no longer listed by " + sourceOf(s.m), Ended: EndedDeleted}
+			res.Deleted = append(res.Deleted, d)
+			ended[name] = d
+		}
+	}
+	for _, name := range w.order {
+		if e, ok := ended[name]; ok {
+			res.Seen = append(res.Seen, e)
+		}
+	}
+	slices.SortFunc(res.Seen, func(a, b MemberReport) int { return strings.Compare(a.Name, b.Name) })
 	res.P50Seconds, res.P99Seconds, res.MaxSeconds = percentile(after, 0.5), percentile(after, 0.99), percentile(after, 1)
 	return res
+}
+
+func sourceOf(m Member) string {
+	if m.Authoritative {
+		return "the Kubernetes API (deleted)"
+	}
+	return "its source"
+}
+
+// why is Why, with the gate's own reason first: a member following another store.
+func (g *Gate) why(o Observation, keyID string) string {
+	if o.Status != nil && !g.follows(o.Status) {
+		return g.foreignStore(o.Status)
+	}
+	return Why(o, keyID)
+}
+
+// follows reports whether the member's sidecar reads one of the rotation's stores.
+func (g *Gate) follows(st *Status) bool {
+	if len(g.Stores) == 0 {
+		return true
+	}
+	for _, s := range g.Stores {
+		if SameStore(st.Store, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Gate) foreignStore(st *Status) string {
+	return fmt.Sprintf("its sidecar follows %s, not this rotation's store (%s): another fleet's sidecar? narrow the fleet, or give both the same store URL",
+		st.Store, strings.Join(g.Stores, ", "))
+}
+
+// SameStore reports whether two stores' names (store.Store.String(), as a sidecar's
+// /status says it) name the same store: equal up to the address of the server (" at
+// ADDR": a rotator and a pod may reach one Vault at two addresses), or two files that
+// are the same file here.
+func SameStore(a, b string) bool {
+	a, _, _ = strings.Cut(a, " at ")
+	b, _, _ = strings.Cut(b, " at ")
+	if a == b {
+		return true
+	}
+	pa, oka := strings.CutPrefix(a, "file://")
+	pb, okb := strings.CutPrefix(b, "file://")
+	if !oka || !okb {
+		return false
+	}
+	fa, err := os.Stat(pa)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(pb)
+	return err == nil && os.SameFile(fa, fb)
 }
 
 // confirmationTime is when the member's app was first seen holding the key: the
@@ -259,8 +436,12 @@ func percentile(xs []float64, q float64) float64 {
 func Why(o Observation, keyID string) string {
 	st := o.Status
 	switch {
+	case o.Member.Lag != "":
+		return o.Member.Lag
 	case o.Err != nil:
 		return o.Err.Error()
+	case st == nil:
+		return "not asked"
 	case st.StoreError != "":
 		return fmt.Sprintf("store read failing for %.0f s: %s", st.At.Sub(st.FailingSince).Seconds(), st.StoreError)
 	case !slices.Contains(st.KeyIDs, keyID):
@@ -282,6 +463,9 @@ func progress(res *Result, keyID string) string {
 	}
 	if len(res.Skipped) > 0 {
 		line += fmt.Sprintf("; %d skipped", len(res.Skipped))
+	}
+	if len(res.Deleted) > 0 {
+		line += fmt.Sprintf("; %d deleted", len(res.Deleted))
 	}
 	return line
 }

@@ -1,15 +1,20 @@
 package e2e
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sigil-dna/keysync/demo"
 	"github.com/sigil-dna/keysync/demo/podfleet"
+	"github.com/sigil-dna/keysync/keyring"
 )
 
 // TestDemo is the README's first command with the issue's numbers: 4 pods for 30 s.
@@ -156,5 +161,57 @@ func TestATypoInAFileURLCreatesNothing(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(cwd); len(entries) != 0 {
 		t.Fatalf("the typo created %v", entries)
+	}
+}
+
+// TestLegacySignaturesSwitchedOffThroughTheCLI: `rotate --legacy off` writes a keyring whose
+// pods refuse bare legacy signatures (legacy_off) while keyed ones verify; a later rotation
+// keeps the setting, `--legacy on` restores them, and a bad value is a usage error.
+func TestLegacySignaturesSwitchedOffThroughTheCLI(t *testing.T) {
+	e := newEnv(t)
+	legacy := func() (string, error) {
+		t.Helper()
+		data, err := os.ReadFile(e.store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := keyring.Parse(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		s := keyring.NewSigner(r)
+		keyed, err := s.Sign(now, []byte("event"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Verify(now, []byte("event"), keyed); err != nil {
+			t.Fatalf("keyed signature refused: %v", err)
+		}
+		// A bare signature as the old eventSign makes it, with the current key.
+		mac := hmac.New(sha256.New, r.Keys[0].Secret)
+		mac.Write([]byte("event"))
+		bare := hex.EncodeToString(mac.Sum(nil))
+		return bare, s.Verify(now, []byte("event"), bare)
+	}
+	e.rotate()
+	if _, err := legacy(); err != nil {
+		t.Fatalf("a new keyring refuses legacy signatures: %v", err)
+	}
+	e.rotate("--legacy", "off")
+	if _, err := legacy(); !errors.Is(err, keyring.ErrLegacyOff) {
+		t.Fatalf("after --legacy off: %v, want legacy_off", err)
+	}
+	e.rotate()
+	if _, err := legacy(); !errors.Is(err, keyring.ErrLegacyOff) {
+		t.Fatalf("a rotation without --legacy switched legacy back on: %v", err)
+	}
+	e.rotate("--legacy", "on")
+	if _, err := legacy(); err != nil {
+		t.Fatalf("after --legacy on: %v", err)
+	}
+	_, stderr, err := e.keysync("rotate", "--store", e.storeURL(), "--legacy", "no")
+	if exitCode(err) != 2 || !strings.Contains(stderr, `"no" is not keep, on or off`) {
+		t.Fatalf("exit %d:\n%s", exitCode(err), stderr)
 	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os/exec"
@@ -356,8 +357,85 @@ func TestFleetConfirmedRotationOnKubernetes(t *testing.T) {
 			t.Fatalf("%v\n%s%s", err, out, stderr)
 		}
 		if !strings.Contains(stderr, f.ns+"/pod-d (") || !strings.Contains(out, "skipped:      "+f.ns+"/pod-pending") ||
-			strings.Contains(out, "pod-c") || !strings.Contains(out, "3/3 members hold") {
+			!strings.Contains(out, "deleted:      "+f.ns+"/pod-c") || !strings.Contains(out, "3/3 members hold") {
 			t.Fatalf("members, laggards, skipped:\n%s%s", out, stderr)
+		}
+	})
+
+	// Issue 28: a pod whose keysync container crash-loops was "skipped" and the key
+	// promoted past it, while its app still verified with its old keys file.
+	t.Run("a pod whose sidecar crash-loops is waited for and named; once deleted it is dropped", func(t *testing.T) {
+		pods := f.admin.CoreV1().Pods(f.ns)
+		crashLoop := func(name string) {
+			t.Helper()
+			p, err := pods.Get(t.Context(), name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "keysync", RestartCount: 4, Started: ptr(false),
+				State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 1m20s restarting failed container"}},
+				LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "OOMKilled", ExitCode: 137}}}}
+			if _, err := pods.UpdateStatus(t.Context(), p, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Before anything is written: the check refuses, naming the pod and why.
+		crashLoop("pod-b")
+		before := f.storeKeyring()
+		_, stderr, err := rotate("--confirm-timeout", "1m", "--force")
+		if exitCode(err) != 1 || !strings.Contains(stderr, "nothing was written") ||
+			!strings.Contains(stderr, f.ns+"/pod-b: sidecar container keysync is not running (CrashLoopBackOff, last exit OOMKilled (137), 4 restarts)") ||
+			f.storeKeyring().Generation != before.Generation {
+			t.Fatalf("exit %d, generation %d -> %d\n%s", exitCode(err), before.Generation, f.storeKeyring().Generation, stderr)
+		}
+		if err := pods.Delete(t.Context(), "pod-b", metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}); err != nil {
+			t.Fatal(err)
+		}
+		// During the gate: pod-d cannot read the store, then its sidecar crash-loops.
+		restoreD := f.pods["pod-d"].proxy.Cut()
+		defer restoreD()
+		audit := filepath.Join(e.dir, "kube-audit.jsonl")
+		done := make(chan error, 1)
+		var out string
+		go func() {
+			var err error
+			out, stderr, err = rotate("--confirm-timeout", "1m", "--force", "--audit-log", audit)
+			done <- err
+		}()
+		waitFor(t, "the held key in the store", 20*time.Second, func() bool { _, ok := f.storeKeyring().HeldKey(); return ok })
+		crashLoop("pod-d")
+		restoreD() // its real process could read the store now: the API says its sidecar is not running
+		time.Sleep(3 * time.Second)
+		select {
+		case err := <-done:
+			t.Fatalf("promoted past a crash-looping pod: %v\n%s%s", err, out, stderr)
+		default:
+		}
+		if err := pods.Delete(t.Context(), "pod-d", metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("%v\n%s%s", err, out, stderr)
+		}
+		if !strings.Contains(stderr, f.ns+"/pod-d (sidecar container keysync is not running (CrashLoopBackOff") ||
+			!strings.Contains(out, "deleted:      "+f.ns+"/pod-d") || !strings.Contains(out, "1/1 members hold") {
+			t.Fatalf("laggard not named or not dropped:\n%s%s", out, stderr)
+		}
+		var rec struct {
+			Fleet struct {
+				Seen []struct{ Name, Ended string } `json:"seen"`
+			} `json:"fleet"`
+		}
+		lines := strings.Split(strings.TrimSpace(string(mustRead(t, audit))), "\n")
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rec); err != nil {
+			t.Fatal(err)
+		}
+		ended := map[string]string{}
+		for _, m := range rec.Fleet.Seen {
+			ended[m.Name] = m.Ended
+		}
+		if ended[f.ns+"/pod-a"] != "confirmed" || ended[f.ns+"/pod-d"] != "deleted" || ended[f.ns+"/pod-pending"] != "skipped" {
+			t.Fatalf("the audit record's members: %v", ended)
 		}
 	})
 }

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -85,6 +87,7 @@ func Parse(raw string, o Options) (*Source, error) {
 	}
 	rc = rest.CopyConfig(rc)
 	rc.UserAgent = "keysync"
+	rc.Timeout = ListTimeout
 	if k.client, err = kube.NewCore(rc); err != nil {
 		return nil, fmt.Errorf("fleet %q: %w", raw, err)
 	}
@@ -93,22 +96,31 @@ func Parse(raw string, o Options) (*Source, error) {
 
 func (k *Source) String() string { return k.raw }
 
-// Members implements Source: every pod the selector matches, skipped (listed, not waited
-// for) when it terminates, has finished, has no IP yet, or its sidecar container has not
-// started: such a pod reads the store when its sidecar starts. A pod without the sidecar
-// container is Foreign.
+// ListTimeout bounds one listing of the pods: an API server that stops answering never
+// holds a rotation past it (the gate's own deadline bounds it too).
+const ListTimeout = 10 * time.Second
+
+// Members implements Source: every pod the selector matches. The API is authoritative: a
+// pod it no longer lists is gone. A pod is skipped (listed, not waited for) only when it
+// can no longer receive traffic or has never held keys: terminating, finished, or its
+// sidecar has never run (its keys file was never written; it reads the store when it
+// starts). A pod whose sidecar has run but is not running now (a crash loop, an OOM kill)
+// is lagging: its app may still verify with its old keys file, so the gate waits for it.
+// A pod without the sidecar container is Foreign.
 func (k *Source) Members(ctx context.Context) ([]fleet.Member, error) {
-	pods, err := k.client.ListPods(ctx, k.Namespace, k.Selector)
+	lctx, cancel := context.WithTimeout(ctx, ListTimeout)
+	defer cancel()
+	pods, err := k.client.ListPods(lctx, k.Namespace, k.Selector)
 	if err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
 	out := make([]fleet.Member, 0, len(pods.Items))
 	for _, p := range pods.Items {
-		m := fleet.Member{Name: p.Namespace + "/" + p.Name}
+		m := fleet.Member{Name: p.Namespace + "/" + p.Name, Authoritative: true}
 		if k.Context != "" {
 			m.Name = k.Context + "/" + m.Name
 		}
-		started, declared := k.sidecarStarted(&p)
+		cs, declared := k.sidecar(&p)
 		switch {
 		case p.DeletionTimestamp != nil:
 			m.Skip = "terminating"
@@ -116,10 +128,12 @@ func (k *Source) Members(ctx context.Context) ([]fleet.Member, error) {
 			m.Skip = "finished (" + string(p.Status.Phase) + ")"
 		case !declared:
 			m.Skip, m.Foreign = "no container "+k.Container+" in the pod", true
+		case neverRan(cs):
+			m.Skip = "sidecar container " + k.Container + " has never run (no keys file yet; it reads the store when it starts)"
+		case cs.State.Running == nil:
+			m.Lag = "sidecar container " + k.Container + " is not running (" + notRunning(cs) + "); its app may still verify with its old keys file"
 		case p.Status.PodIP == "":
-			m.Skip = "no pod IP yet"
-		case !started:
-			m.Skip = "sidecar container " + k.Container + " not started yet"
+			m.Lag = "no pod IP"
 		default:
 			m.URL = "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(k.Port))
 		}
@@ -128,16 +142,47 @@ func (k *Source) Members(ctx context.Context) ([]fleet.Member, error) {
 	return out, nil
 }
 
-// sidecarStarted looks for the sidecar among the init containers (a native sidecar) and
-// the containers, in the spec and in the status.
-func (k *Source) sidecarStarted(p *corev1.Pod) (started, declared bool) {
+// sidecar finds the sidecar among the init containers (a native sidecar) and the
+// containers, in the spec (declared) and in the status (nil: no status yet).
+func (k *Source) sidecar(p *corev1.Pod) (cs *corev1.ContainerStatus, declared bool) {
 	for _, c := range append(append([]corev1.Container(nil), p.Spec.InitContainers...), p.Spec.Containers...) {
 		declared = declared || c.Name == k.Container
 	}
-	for _, cs := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
-		if cs.Name == k.Container && cs.State.Running != nil && (cs.Started == nil || *cs.Started) {
-			return true, declared
+	for _, st := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		if st.Name == k.Container {
+			return &st, declared
 		}
 	}
-	return false, declared
+	return nil, declared
+}
+
+// neverRan: the container has no status, or waits for its first start.
+func neverRan(cs *corev1.ContainerStatus) bool {
+	return cs == nil || (cs.RestartCount == 0 && cs.State.Running == nil && cs.State.Terminated == nil && cs.LastTerminationState.Terminated == nil)
+}
+
+// notRunning says why a container that has run is not running, as the kubelet reports
+// it: "CrashLoopBackOff, last exit OOMKilled (137), 4 restarts".
+func notRunning(cs *corev1.ContainerStatus) string {
+	var parts []string
+	switch {
+	case cs.State.Waiting != nil:
+		parts = append(parts, orUnknown(cs.State.Waiting.Reason, "waiting"))
+	case cs.State.Terminated != nil:
+		parts = append(parts, fmt.Sprintf("terminated: %s (%d)", orUnknown(cs.State.Terminated.Reason, "exited"), cs.State.Terminated.ExitCode))
+	}
+	if t := cs.LastTerminationState.Terminated; t != nil && cs.State.Terminated == nil {
+		parts = append(parts, fmt.Sprintf("last exit %s (%d)", orUnknown(t.Reason, "exited"), t.ExitCode))
+	}
+	if cs.RestartCount > 0 {
+		parts = append(parts, fmt.Sprintf("%d restarts", cs.RestartCount))
+	}
+	return fleet.Clean(strings.Join(parts, ", "))
+}
+
+func orUnknown(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

@@ -7,7 +7,7 @@ keysync library chart. An app chart depends on it and, behind keysync.enabled, i
   in the app container's env:                  keysync.env              (KEYSYNC_KEYS_FILE)
   in the app container's volumeMounts:         keysync.volumeMounts     (the keys, read-only)
   in volumes:                                  keysync.volumes          (in-memory keys, projected API token)
-  as objects of the release:                   keysync.objects          (ServiceAccount, Role, RoleBinding, rotation CronJob)
+  as objects of the release:                   keysync.objects          (ServiceAccount, Role, RoleBinding, Service, NetworkPolicy, rotation CronJob)
 
 Each takes one argument, a dict:
   ctx        the chart's root context ($)
@@ -71,6 +71,19 @@ flavorMemory:
   aws: { request: 28Mi, limit: 56Mi }
   gcp: { request: 24Mi, limit: 48Mi }
   full: { request: 40Mi, limit: 80Mi }
+# A headless Service of the sidecars' status port (NAME-keysync), for a gate that finds
+# the fleet by DNS (--confirm-fleet dns://NAME-keysync.NAMESPACE.svc.cluster.local:PORT).
+# It publishes pods that are not ready too, so the gate waits for them instead of losing them.
+service:
+  enabled: true
+# A NetworkPolicy that admits the sidecar's port only from the rotation job's pods and the
+# monitoring namespace (the kubelet's probes and the app's loopback are never filtered).
+# Every other port of the pod is admitted from anywhere, as without a policy; if your own
+# policies restrict the app, set otherPorts: false and admit the app's ports in yours.
+networkPolicy:
+  enabled: true
+  monitoringNamespace: monitoring
+  otherPorts: true
 rotation:
   # A CronJob running `keysync rotate` (off by default).
   enabled: false
@@ -327,6 +340,56 @@ subjects:
   - kind: ServiceAccount
     name: {{ include "keysync.serviceAccount" . }}
     namespace: {{ .ctx.Release.Namespace }}
+{{- $match := dict }}
+{{- range splitList "," .selector }}{{ $kv := splitList "=" . }}{{ $_ := set $match (first $kv) (last $kv) }}{{ end }}
+{{- if $k.service.enabled }}
+---
+# Headless, with pods that are not ready published: the gate's dns:// fleet.
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ .name }}-keysync
+  {{- with .labels }}
+  labels: {{- . | nindent 4 }}
+  {{- end }}
+spec:
+  clusterIP: None
+  publishNotReadyAddresses: true
+  selector: {{- toYaml $match | nindent 4 }}
+  ports:
+    - { name: keysync-http, port: {{ $k.port }}, targetPort: keysync-http }
+{{- end }}
+{{- if $k.networkPolicy.enabled }}
+---
+# The sidecar's port: the rotation job and the monitoring namespace only.
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ .name }}-keysync
+  {{- with .labels }}
+  labels: {{- . | nindent 4 }}
+  {{- end }}
+spec:
+  podSelector:
+    matchLabels: {{- toYaml $match | nindent 6 }}
+  policyTypes: [Ingress]
+  ingress:
+    - from:
+        - podSelector: { matchLabels: { app.kubernetes.io/name: keysync-rotate, app.kubernetes.io/instance: {{ .name | quote }} } }
+        - namespaceSelector: { matchLabels: { kubernetes.io/metadata.name: {{ $k.networkPolicy.monitoringNamespace | quote }} } }
+      ports:
+        - { protocol: TCP, port: {{ $k.port }} }
+    {{- if $k.networkPolicy.otherPorts }}
+    - ports:
+        {{- if gt (int $k.port) 1 }}
+        - { protocol: TCP, port: 1, endPort: {{ sub (int $k.port) 1 }} }
+        {{- end }}
+        {{- if lt (int $k.port) 65535 }}
+        - { protocol: TCP, port: {{ add (int $k.port) 1 }}, endPort: 65535 }
+        {{- end }}
+        - { protocol: UDP, port: 1, endPort: 65535 }
+    {{- end }}
+{{- end }}
 {{- if $k.rotation.enabled }}
 {{- $r := $k.rotation }}
 ---
@@ -398,6 +461,9 @@ spec:
       activeDeadlineSeconds: {{ $r.activeDeadlineSeconds }}
       {{- end }}
       template:
+        metadata:
+          # The sidecars' NetworkPolicy admits the gate's requests from these pods.
+          labels: { app.kubernetes.io/name: keysync-rotate, app.kubernetes.io/instance: {{ .name | quote }} }
         spec:
           serviceAccountName: {{ .name }}-keysync-rotate
           automountServiceAccountToken: true
