@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 IMAGE     ?= ghcr.io/sigil-dna/keysync
 FLAVORS   := file vault kube aws gcp
 
-.PHONY: build build-demo flavors images test lint demo bench bench-fleet bench-fleet-aws bench-footprint bench-scale fuzz clean
+.PHONY: build build-demo flavors images test lint demo bench bench-fleet bench-fleet-aws bench-footprint bench-scale bench-attack fuzz clean
 
 # The full build: every store (build/flavor-tags.sh full).
 build:
@@ -83,6 +83,11 @@ bench-fleet-aws:
 bench-footprint: flavors
 	vault=$$(bash test/servers/vault.sh) && kube=$$(bash test/servers/kube.sh) && \
 	KEYSYNC_VAULT_BIN=$$vault KUBEBUILDER_ASSETS=$$kube $(GO) run ./test/footprint --bin bin --report docs/benchmarks.md
+
+# The five attacks of issue 28 on the file build's status port (about 2 minutes): memory,
+# open files, a rotation reaching the app during each; rewrites the attacks section.
+bench-attack: bin/keysync-file
+	$(GO) run ./test/attack --bin bin/keysync-file --flavor file --report docs/benchmarks.md
 
 # How cost grows with the fleet: 20, 200, 1000 and 2000 sidecars (in process) against each
 # real test server; rewrites the scale section of docs/benchmarks.md (about 30 minutes).

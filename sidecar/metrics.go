@@ -27,6 +27,9 @@ type metrics struct {
 	maxStale      prometheus.Gauge
 	rotatedAt     prometheus.Gauge
 	notAfter      *prometheus.GaugeVec
+	connsOpen     prometheus.Gauge
+	connsRefused  *prometheus.CounterVec
+	repairs       prometheus.Counter
 }
 
 func newMetrics(stale func() float64) *metrics {
@@ -79,15 +82,28 @@ func newMetrics(stale func() float64) *metrics {
 		worst: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "keysync_worst_propagation_seconds", Help: "The longest this sidecar takes to read a new document once the store is readable (interval with jitter or backoff cap, plus the read timeout).",
 		}),
+		connsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "keysync_http_connections", Help: "Connections open on the status port.",
+		}),
+		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keysync_http_connections_refused_total", Help: "Connections closed at accept: per_source (one address holds the most it may), total (the server holds the most it may).",
+		}, []string{"reason"}),
+		repairs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keysync_keys_file_repaired_total", Help: "Times the keys file was found different from what the sidecar wrote (replaced or edited by someone else) and rewritten.",
+		}),
 	}
 	stalenessGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "keysync_stale_seconds", Help: "Seconds since the last successful sync (0 before the first).",
 	}, stale)
 	m.reg.MustRegister(m.syncs, m.lastSuccess, m.generation, m.keys, m.keysWritten, m.signals, m.confirmations, m.unconfirmed,
 		m.appGeneration, m.appConfirmed, m.appKeys, m.worst, m.maxStale, m.rotatedAt, m.notAfter, stalenessGauge,
+		m.connsOpen, m.connsRefused, m.repairs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"ok", "error", "rejected", "write_error"} {
 		m.syncs.WithLabelValues(r)
+	}
+	for _, r := range []string{"per_source", "total"} {
+		m.connsRefused.WithLabelValues(r)
 	}
 	for _, r := range []string{"sent", "not_found", "error"} {
 		m.signals.WithLabelValues(r)

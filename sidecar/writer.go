@@ -3,8 +3,11 @@ package sidecar
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/sigil-dna/keysync/internal/atomicfile"
 	"github.com/sigil-dna/keysync/keyring"
@@ -52,4 +55,63 @@ func (f *keysFile) write(r *keyring.Keyring) (bool, error) {
 	}
 	f.last = data
 	return true, nil
+}
+
+// intact reports whether the file still holds what this process wrote last; when it does
+// not, found says what is there instead — its owner, mode and size, never its bytes.
+func (f *keysFile) intact() (ok bool, found string) {
+	if f.last == nil {
+		return true, ""
+	}
+	fi, err := os.Lstat(f.path)
+	switch {
+	case err != nil:
+		return false, "no file: " + errText(err)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return false, "a symbolic link " + describeFile(fi)
+	case !fi.Mode().IsRegular():
+		return false, "not a regular file: " + describeFile(fi)
+	}
+	data, err := readAtMost(f.path, len(f.last)+1)
+	switch {
+	case err != nil:
+		return false, "unreadable: " + errText(err)
+	case !bytes.Equal(data, f.last):
+		return false, "other content: " + describeFile(fi)
+	case fi.Mode().Perm() != f.mode.Perm():
+		return false, "mode " + fi.Mode().Perm().String() + " instead of " + f.mode.Perm().String() + ": " + describeFile(fi)
+	}
+	return true, ""
+}
+
+// repair writes back what this process wrote last, over whatever is there (a symbolic
+// link too: it is replaced, not followed).
+func (f *keysFile) repair() error {
+	return atomicfile.OverwriteFile(f.path, f.last, f.mode)
+}
+
+func readAtMost(path string, n int) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	return io.ReadAll(io.LimitReader(fh, int64(n)))
+}
+
+// describeFile is a file's owner, mode and size.
+func describeFile(fi fs.FileInfo) string {
+	out := fmt.Sprintf("mode %s, %d bytes", fi.Mode(), fi.Size())
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		out = fmt.Sprintf("owner %d:%d, ", st.Uid, st.Gid) + out
+	}
+	return out
+}
+
+// errText is an error without the path os adds (the caller names it).
+func errText(err error) string {
+	if pe, ok := err.(*fs.PathError); ok {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -32,7 +31,8 @@ GOMEMLIMIT to the memory limit (the shipped manifests do).`)
 	c.StringVar(&f.store, "store", "", "store `URL`, e.g. file:///etc/keysync/keys.json")
 	c.StringVar(&f.out, "out", "", "`directory` the keys file is written into (an emptyDir with medium: Memory)")
 	c.StringVar(&f.file, "file", sidecar.DefaultFileName, "keys file `name` inside --out")
-	c.StringVar(&f.mode, "mode", "0440", "keys file permission bits, octal")
+	c.StringVar(&f.mode, "mode", "0440", "keys file permission bits, octal; at most 0640 (the app's group may read it, nobody else) unless --allow-mode")
+	c.BoolVar(&f.allowMode, "allow-mode", false, "accept a --mode wider than 0640 (others could read the keys)")
 	c.DurationVar(&f.interval, "interval", sidecar.DefaultInterval, "poll interval (a store watch, where available, reacts sooner)")
 	c.Float64Var(&f.jitter, "jitter", sidecar.DefaultJitter, "poll jitter as a `fraction` of --interval, ±")
 	c.StringVar(&f.process, "signal-process", "", "`name` of the app's executable to signal (needs shareProcessNamespace)")
@@ -54,7 +54,7 @@ type sidecarFlags struct {
 	store, out, file, mode, process, pidFile, signal, confirmURL, listen string
 	interval, confirmTimeout, maxStale, backoffCap, signalMinAge         time.Duration
 	jitter                                                               float64
-	once                                                                 bool
+	once, allowMode                                                      bool
 	stores                                                               storeFlags
 	log                                                                  cli.LogFlags
 }
@@ -72,6 +72,9 @@ func runSidecar(ctx context.Context, args []string, getenv func(string) string, 
 	mode, err := strconv.ParseUint(f.mode, 8, 32)
 	if err != nil || mode > 0o777 {
 		return cli.Usagef("--mode %q: want octal permission bits such as 0440", f.mode)
+	}
+	if mode&^0o640 != 0 && !f.allowMode {
+		return cli.Usagef("--mode %s lets users other than the sidecar's and the app's group read or write the keys: use 0440 or 0640, or --allow-mode", f.mode)
 	}
 	sig, err := sidecar.ParseSignal(f.signal)
 	if err != nil {
@@ -101,22 +104,10 @@ func runSidecar(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", f.listen, err)
 	}
-	srv := &http.Server{Handler: sc.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	log.Info("sidecar started", "store", st.String(), "out", f.out, "listen", ln.Addr().String(),
 		"interval", f.interval.String(), "signal_target", firstNonEmpty(f.process, f.pidFile))
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(shutdown)
-	})
+	g.Go(func() error { return sc.Serve(gctx, ln) })
 	g.Go(func() error {
 		err := sc.Run(gctx)
 		if err == nil {

@@ -24,10 +24,21 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	return writeFile(path, data, perm, nil)
 }
 
-func writeFile(path string, data []byte, perm os.FileMode, prepare func(*os.File) error) (err error) {
+// OverwriteFile is WriteFile for a path that is this process's alone (the sidecar's keys
+// file): a symbolic link found there was put by someone else and is replaced by the
+// file, not followed.
+func OverwriteFile(path string, data []byte, perm os.FileMode) error {
+	return write(path, data, perm, nil)
+}
+
+func writeFile(path string, data []byte, perm os.FileMode, prepare func(*os.File) error) error {
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 		return fmt.Errorf("refusing to replace %s: it is a symbolic link keysync did not make", path)
 	}
+	return write(path, data, perm, prepare)
+}
+
+func write(path string, data []byte, perm os.FileMode, prepare func(*os.File) error) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, tempPrefix(path))
 	if err != nil {

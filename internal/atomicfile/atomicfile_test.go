@@ -67,3 +67,26 @@ func TestRemoveStale(t *testing.T) {
 		t.Fatalf("%v", entries)
 	}
 }
+
+func TestOverwriteFileReplacesASymlinkWithoutFollowingIt(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	os.WriteFile(target, []byte("theirs"), 0o600)
+	path := filepath.Join(dir, "keys.json")
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
+	}
+	if err := OverwriteFile(path, []byte("ours"), 0o440); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o440 {
+		t.Fatalf("path is %v (%v), want a regular 0440 file", fi.Mode(), err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "ours" {
+		t.Fatalf("path holds %q", got)
+	}
+	if got, _ := os.ReadFile(target); string(got) != "theirs" {
+		t.Fatalf("the link's target was written: %q", got)
+	}
+}
