@@ -337,7 +337,11 @@ func TestTheCheckRefusesWhatCannotConfirm(t *testing.T) {
 		}
 	})
 	t.Run("a sidecar of another store is refused, a sidecar of a mirror passes", func(t *testing.T) {
-		other := "file://" + filepath.Join(t.TempDir(), "other.json")
+		otherPath := filepath.Join(t.TempDir(), "other.json")
+		if err := os.WriteFile(otherPath, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		other := "file://" + otherPath
 		_, err := (&fleet.Gate{Sources: []fleet.Source{w.static()}, Stores: []string{other}}).Check(t.Context())
 		if err == nil || !strings.Contains(err.Error(), good.name+": its sidecar follows file://"+good.link+", not this rotation's store ("+other+")") {
 			t.Fatalf("err = %v", err)
@@ -381,7 +385,9 @@ func TestWhatAMemberSaysIsCleanedBeforeItIsPrinted(t *testing.T) {
 	w := newWorld(t, 1)
 	good := w.members[0]
 	forged := good.sc.Status()
-	forged.Store = "file:///elsewhere\x1b]0;owned\x07"
+	// Not a file:// store: a file that does not exist here is a member that cannot read
+	// its store (a laggard, not a foreign member).
+	forged.Store = "vault://elsewhere/secret/x\x1b]0;owned\x07"
 	forged.StoreError = "\x1b[2J\x1b[H\ngate: 20/20 hold 3f9c1a2b…\npromoted\u202e" + strings.Repeat("A", 1<<19)
 	forged.App.Error = "\r\x1b[1A\x1b[Kgate: promoted"
 	body, err := json.Marshal(forged)
@@ -408,7 +414,7 @@ func TestWhatAMemberSaysIsCleanedBeforeItIsPrinted(t *testing.T) {
 			t.Fatalf("%d bytes of a member's text reached the output", len(s))
 		}
 	}
-	if !strings.Contains(err.Error(), "its sidecar follows file:///elsewhere") {
+	if !strings.Contains(err.Error(), "its sidecar follows vault://elsewhere/secret/x") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"slices"
@@ -370,7 +371,7 @@ func (g *Gate) why(o Observation, keyID string) string {
 
 // follows reports whether the member's sidecar reads one of the rotation's stores.
 func (g *Gate) follows(st *Status) bool {
-	if len(g.Stores) == 0 {
+	if len(g.Stores) == 0 || unreadableFile(st) {
 		return true
 	}
 	for _, s := range g.Stores {
@@ -407,6 +408,19 @@ func SameStore(a, b string) bool {
 	}
 	fb, err := os.Stat(pb)
 	return err == nil && os.SameFile(fa, fb)
+}
+
+// unreadableFile reports a member that cannot read a file store whose file does not
+// exist here (a dangling link, a file gone): which file it is cannot be told, and it
+// cannot hold any key, so it is a laggard named by its store error, not a foreign
+// member that stops the rotation before the write.
+func unreadableFile(st *Status) bool {
+	p, ok := strings.CutPrefix(st.Store, "file://")
+	if !ok || st.StoreError == "" {
+		return false
+	}
+	_, err := os.Stat(p)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // confirmationTime is when the member's app was first seen holding the key: the
