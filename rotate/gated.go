@@ -57,7 +57,7 @@ func Promote(ctx context.Context, primary store.Store, mirrors []store.Store, o 
 func gateAndPromote(ctx context.Context, primary store.Store, mirrors []store.Store, o Options, r *keyring.Keyring,
 	version, keyID string, since time.Time, held *Result) (*Result, error) {
 	var evidence = held.Fleet
-	if o.Gate != nil {
+	if o.Gate != nil && !o.DryRun { // a dry run checks the fleet (Promote did) and waits for nothing
 		ev, err := o.Gate.Wait(ctx, keyID, since)
 		evidence = ev
 		if err != nil {
@@ -75,6 +75,14 @@ func gateAndPromote(ctx context.Context, primary store.Store, mirrors []store.St
 	}
 	res := describe(primary.String(), Options{Action: ActionPromote}, r, next, keyID, now)
 	res.Action, res.Outcome, res.Fleet, res.Attempts = ActionPromote, outcomePromoted, evidence, 1
+	res.Force, res.BasedOn = o.Force, version
+	if o.DryRun {
+		res.DryRun, res.Outcome, res.Attempts = true, "", 0
+		return res, nil
+	}
+	if err := intend(o, res); err != nil {
+		return held, err
+	}
 	if _, err := primary.Write(ctx, next, version); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			err = fmt.Errorf("%w: the store changed during the gate (another rotation or a rollback?); the held key %s stays and was not promoted", err, keyID)

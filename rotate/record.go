@@ -33,7 +33,24 @@ func record(ctx context.Context, o Options, res *Result, primary store.Store, mi
 		cancel()
 	}
 	if o.AuditLog != "" {
-		return appendAudit(o.AuditLog, res)
+		return appendAudit(o.AuditLog, "rotation", res)
+	}
+	return nil
+}
+
+// intend records what a write is about to do (who, why, the keyring it writes, --force,
+// the store version it replaces) before the write: an audit log that cannot be written
+// stops the rotation with nothing written, so no store write goes unrecorded. The
+// outcome follows in record.
+func intend(o Options, res *Result) error {
+	o.Log.Info("rotation intent", "event", "rotation_intent", "action", string(res.Action), "store", res.Store,
+		"generation", res.Generation, "previous_generation", res.PreviousGeneration, "new_key_id", res.NewKeyID,
+		"key_ids", res.KeyIDs, "rotated_by", res.RotatedBy, "reason", res.Reason, "force", res.Force, "based_on_version", res.BasedOn)
+	if o.AuditLog == "" {
+		return nil
+	}
+	if err := appendAudit(o.AuditLog, "intent", res); err != nil {
+		return fmt.Errorf("%w; nothing was written to %s", err, res.Store)
 	}
 	return nil
 }
@@ -122,12 +139,12 @@ func audit(o Options, res *Result) {
 }
 
 // appendAudit appends one JSON line to path and fsyncs it.
-func appendAudit(path string, res *Result) error {
+func appendAudit(path, event string, res *Result) error {
 	line, err := json.Marshal(struct {
 		Time  time.Time `json:"time"`
 		Event string    `json:"event"`
 		*Result
-	}{time.Now().UTC(), "rotation", res})
+	}{time.Now().UTC(), event, res})
 	if err != nil {
 		return err
 	}

@@ -97,10 +97,14 @@ type Result struct {
 	Outcome string `json:"outcome,omitempty"`
 	// ReplacedInvalid is what was wrong with the document an emergency replaced (never
 	// its bytes).
-	ReplacedInvalid string           `json:"replaced_invalid,omitempty"`
-	Fleet           *fleet.Result    `json:"fleet,omitempty"`
-	Keyring         *keyring.Keyring `json:"-"`
-	version         string           // the store version this result's write made
+	ReplacedInvalid string `json:"replaced_invalid,omitempty"`
+	// Force: the rotation was allowed to replace a held or pending key.
+	Force bool `json:"force,omitempty"`
+	// BasedOn is the store version the write replaces (its compare-and-swap condition).
+	BasedOn string           `json:"based_on_version,omitempty"`
+	Fleet   *fleet.Result    `json:"fleet,omitempty"`
+	Keyring *keyring.Keyring `json:"-"`
+	version string           // the store version this result's write made
 }
 
 // MirrorResult is the outcome of copying the keyring to one mirror.
@@ -241,9 +245,12 @@ func attemptOnce(ctx context.Context, primary store.Store, o Options) (*Result, 
 		return nil, fmt.Errorf("unknown action %q", o.Action)
 	}
 	res := describe(primary.String(), o, prev, next, newID, now)
-	res.ReplacedInvalid = replaced
+	res.ReplacedInvalid, res.BasedOn = replaced, version
 	if o.DryRun {
 		return res, nil
+	}
+	if err := intend(o, res); err != nil {
+		return nil, err
 	}
 	written, err := primary.Write(ctx, next, version)
 	if err != nil {
@@ -275,7 +282,7 @@ func refuse(prev *keyring.Keyring, now time.Time, o Options) error {
 
 func describe(name string, o Options, prev, next *keyring.Keyring, newID string, now time.Time) *Result {
 	res := &Result{
-		Action: o.Action, DryRun: o.DryRun, Store: name, Generation: next.Generation, NewKeyID: newID,
+		Action: o.Action, DryRun: o.DryRun, Force: o.Force, Store: name, Generation: next.Generation, NewKeyID: newID,
 		KeyIDs: next.IDs(), RotatedBy: next.RotatedBy, Reason: next.Reason, RotatedAt: next.RotatedAt, Keyring: next,
 	}
 	// The key that will sign once this generation takes effect: the newest one that is

@@ -100,12 +100,20 @@ func TestRotateStageEmergencyRollbackWithAuditAndMirror(t *testing.T) {
 			}
 		}
 	}
+	// Each write is an intent before it and an outcome after it.
 	lines := strings.Split(strings.TrimSpace(readFile(t, auditPath)), "\n")
-	if len(lines) != 4 {
-		t.Fatalf("%d audit lines", len(lines))
+	if len(lines) != 8 {
+		t.Fatalf("%d audit lines, want 8 (intent and outcome of 4 writes)", len(lines))
+	}
+	for i, l := range lines {
+		var r map[string]any
+		json.Unmarshal([]byte(l), &r)
+		if want := []string{"intent", "rotation"}[i%2]; r["event"] != want {
+			t.Fatalf("audit line %d is %v, want event %s", i, r["event"], want)
+		}
 	}
 	var rec map[string]any
-	if err := json.Unmarshal([]byte(lines[3]), &rec); err != nil {
+	if err := json.Unmarshal([]byte(lines[7]), &rec); err != nil {
 		t.Fatal(err)
 	}
 	if rec["event"] != "rotation" || rec["action"] != "emergency" || rec["rotated_by"] != "alice@host" || rec["reason"] != "cadence" || rec["generation"] != 4.0 {
@@ -136,6 +144,78 @@ func TestDryRunWritesNothing(t *testing.T) {
 	}
 	if snap, _ := s.Read(ctx); snap.Keyring.Generation != 1 {
 		t.Fatal("dry run wrote")
+	}
+}
+
+// TestPromoteDryRunWritesNothing: `keysync promote --dry-run` says what it would promote
+// and leaves the held key held (issue 29: it wrote the promotion).
+func TestPromoteDryRunWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	s := fileStore(t, "k.json")
+	audit := filepath.Join(t.TempDir(), "audit.jsonl")
+	if _, err := Run(ctx, s, nil, Options{Init: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(ctx, s, nil, Options{Action: ActionHold, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := s.Read(ctx)
+	r, err := Promote(ctx, s, nil, Options{DryRun: true, AuditLog: audit})
+	if err != nil || !r.DryRun || r.Generation != before.Keyring.Generation+1 {
+		t.Fatalf("%v %+v", err, r)
+	}
+	after, _ := s.Read(ctx)
+	if after.Version != before.Version || after.Keyring.Generation != before.Keyring.Generation {
+		t.Fatalf("promote --dry-run wrote: generation %d -> %d", before.Keyring.Generation, after.Keyring.Generation)
+	}
+	if _, held := after.Keyring.HeldKey(); !held {
+		t.Fatal("the held key is no longer held after a dry run")
+	}
+	if data, err := os.ReadFile(audit); err == nil && len(data) > 0 {
+		t.Fatalf("a dry run was audited as a promotion: %s", data)
+	}
+}
+
+// TestTheAuditRecordComesBeforeTheWrite: an audit log that cannot be written stops the
+// rotation with the store untouched (issue 29: the record came after the write, so a real
+// rotation could go unrecorded), and --force is in the record.
+func TestTheAuditRecordComesBeforeTheWrite(t *testing.T) {
+	ctx := context.Background()
+	s := fileStore(t, "k.json")
+	if _, err := Run(ctx, s, nil, Options{Init: true}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := s.Read(ctx)
+	unwritable := t.TempDir() // a directory: no process, root included, can append to it
+	// (A rollback writes through the same path; this keyring has nothing to roll back to.)
+	for _, o := range []Options{{}, {Action: ActionEmergency}, {Action: ActionHold, Force: true}} {
+		o.AuditLog = unwritable
+		if _, err := Run(ctx, s, nil, o); err == nil || !strings.Contains(err.Error(), "nothing was written") {
+			t.Fatalf("%s with an unwritable audit log: %v", o.Action, err)
+		}
+		if after, _ := s.Read(ctx); after.Version != before.Version {
+			t.Fatalf("%s wrote the store although its audit log cannot be written", o.Action)
+		}
+	}
+	audit := filepath.Join(t.TempDir(), "audit.jsonl")
+	if _, err := Run(ctx, s, nil, Options{Action: ActionHold, Force: true, AuditLog: audit}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Promote(ctx, s, nil, Options{AuditLog: unwritable}); err == nil {
+		t.Fatal("a promotion with an unwritable audit log succeeded")
+	}
+	if after, _ := s.Read(ctx); !held(after.Keyring) {
+		t.Fatal("the promotion was written although its audit log cannot be written")
+	}
+	var recs []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(readFile(t, audit)), "\n") {
+		var r map[string]any
+		json.Unmarshal([]byte(l), &r)
+		recs = append(recs, r)
+	}
+	if len(recs) != 2 || recs[0]["event"] != "intent" || recs[0]["force"] != true || recs[0]["based_on_version"] != before.Version ||
+		recs[1]["event"] != "rotation" || recs[1]["force"] != true {
+		t.Fatalf("audit records %v", recs)
 	}
 }
 
@@ -233,4 +313,9 @@ func TestAnEmptyStoreNeedsInit(t *testing.T) {
 	if r, err := Run(ctx, s, nil, Options{Init: true}); err != nil || r.Generation != 1 {
 		t.Fatalf("--init: %v", err)
 	}
+}
+
+func held(r *keyring.Keyring) bool {
+	_, ok := r.HeldKey()
+	return ok
 }

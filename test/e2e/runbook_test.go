@@ -69,8 +69,8 @@ func TestRunbookAsWritten(t *testing.T) {
 		t.Error("after the switch, keysync status shows no previous key")
 	}
 	lines, _ := os.ReadFile(audit)
-	if n := strings.Count(string(lines), "\n"); n != 4 {
-		t.Errorf("%d audit lines, want 4 (hold, promotion, rollback, emergency)", n)
+	if n, i := strings.Count(string(lines), `"event":"rotation"`), strings.Count(string(lines), `"event":"intent"`); n != 4 || i != 4 {
+		t.Errorf("%d audit outcomes and %d intents, want 4 of each (hold, promotion, rollback, emergency)", n, i)
 	}
 	waitGeneration(t, appURL, 5) // the app followed every step
 	if t.Failed() {
