@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sigil-dna/keysync/internal/atomicfile"
+	"github.com/sigil-dna/keysync/internal/dirwatch"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/store"
 )
@@ -198,34 +199,7 @@ func (s *Store) Watch(ctx context.Context) (<-chan struct{}, error) {
 	}
 	s.watchers = append(s.watchers, w)
 	s.mu.Unlock()
-	out := make(chan struct{}, 1)
-	base := filepath.Base(s.path)
-	go func() {
-		defer close(out)
-		defer w.Close()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev, ok := <-w.Events:
-				if !ok {
-					return
-				}
-				if filepath.Base(ev.Name) != base {
-					continue
-				}
-				select {
-				case out <- struct{}{}:
-				default:
-				}
-			case _, ok := <-w.Errors:
-				if !ok {
-					return
-				}
-			}
-		}
-	}()
-	return out, nil
+	return dirwatch.Changes(ctx, w, filepath.Base(s.path)), nil
 }
 
 // Close implements store.Store.

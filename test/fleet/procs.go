@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/sigil-dna/keysync/test/procfs"
 )
 
 const clockTicks = 100 // USER_HZ on Linux
@@ -23,16 +26,11 @@ func killPID(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
 // procStat returns a process's resident memory in MiB and its mean CPU use since it
 // started, in percent of one core.
 func procStat(pid int) (rssMiB, cpuPercent float64, err error) {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
+	rss, err := procfs.RSS(pid)
+	if err != nil && !errors.Is(err, procfs.ErrNoRSS) {
 		return 0, 0, err
 	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			rssMiB = kb / 1024
-		}
-	}
+	rssMiB = float64(rss) / (1 << 20)
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, 0, err

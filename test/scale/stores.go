@@ -26,6 +26,7 @@ import (
 	"github.com/sigil-dna/keysync/test/awsfake"
 	"github.com/sigil-dna/keysync/test/counting"
 	"github.com/sigil-dna/keysync/test/gcpfake"
+	"github.com/sigil-dna/keysync/test/procfs"
 	"github.com/sigil-dna/keysync/test/servers"
 )
 
@@ -290,16 +291,6 @@ func apiserverPID(host string) int {
 
 // rssOf is a process's resident memory, in bytes (0 if unknown).
 func rssOf(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(v)
-			n, _ := strconv.ParseInt(f[0], 10, 64)
-			return n << 10
-		}
-	}
-	return 0
+	n, _ := procfs.RSS(pid)
+	return n
 }
