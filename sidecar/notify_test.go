@@ -103,11 +103,8 @@ type logs struct {
 }
 
 func (l *logs) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *logs) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
+func (l *logs) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+func (l *logs) count(s string) int { return strings.Count(l.String(), s) }
 
 var testPace = pace{signalRetry: 5 * time.Millisecond, signalErrorRetry: 5 * time.Millisecond, confirmPoll: time.Millisecond, unconfirmedPoll: 5 * time.Millisecond}
 
@@ -148,6 +145,8 @@ func TestNotifier(t *testing.T) {
 		n, out := startNotifier(t, sig, app, time.Hour)
 		n.offer(target{ring: rings[0], written: time.Now()})
 		storetest.WaitFor(t, "the confirmation", func() bool { return n.App().Confirmed })
+		// The view says confirmed a moment before the log line is written.
+		storetest.WaitFor(t, "the confirmation's log line", func() bool { return out.count(`"event":"reload_confirmed"`) > 0 })
 		if calls, sent := sig.counts(); calls != 3 || sent != 1 {
 			t.Fatalf("signal calls %d, sent %d; want 3 calls (missing, too young, sent) and 1 signal", calls, sent)
 		}
@@ -159,7 +158,7 @@ func TestNotifier(t *testing.T) {
 			t.Errorf("not_found signals %v", got)
 		}
 		if out.count(`"event":"reload_confirmed"`) != 1 || out.count(`"signal_to_confirm_ms"`) != 1 {
-			t.Errorf("log:\n%s", out.b.String())
+			t.Errorf("log:\n%s", out.String())
 		}
 	})
 
@@ -181,7 +180,7 @@ func TestNotifier(t *testing.T) {
 			t.Fatalf("signals went on after the app confirmed: %d then %d calls, %d sent", calls, c, sent)
 		}
 		if out.count(`"event":"signal_failed"`) != 1 || out.count(`"event":"reload_confirmed"`) != 1 {
-			t.Fatalf("want one signal_failed and one reload_confirmed:\n%s", out.b.String())
+			t.Fatalf("want one signal_failed and one reload_confirmed:\n%s", out.String())
 		}
 	})
 
@@ -218,7 +217,7 @@ func TestNotifier(t *testing.T) {
 		storetest.WaitFor(t, "the second signal", func() bool { _, sent := sig.counts(); return sent == 2 })
 		storetest.WaitFor(t, "the second confirmation", func() bool { return n.App().Confirmed })
 		if out.count("does not hold the keys file") == 0 {
-			t.Fatalf("log:\n%s", out.b.String())
+			t.Fatalf("log:\n%s", out.String())
 		}
 	})
 

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,24 +21,6 @@ import (
 	"github.com/sigil-dna/keysync/store/storetest"
 )
 
-// lockedBuffer is a log destination the sidecar's goroutines may share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestAReplacedKeysFileIsWrittenBack: anyone who can write the output directory (an
 // emptyDir is 0777) can put their own keyring in place of the sidecar's. The sidecar
 // notices through its directory watch (the poll here is an hour away), writes its own
@@ -50,8 +31,8 @@ func TestAReplacedKeysFileIsWrittenBack(t *testing.T) {
 	storetest.Rotate(t, st, keyring.Options{})
 	out := filepath.Join(dir, "out")
 	os.Mkdir(out, 0o700)
-	var logs lockedBuffer
-	s, err := New(Config{Store: st, OutDir: out, Interval: time.Hour, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	var logged logs
+	s, err := New(Config{Store: st, OutDir: out, Interval: time.Hour, Log: slog.New(slog.NewJSONHandler(&logged, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +94,7 @@ func TestAReplacedKeysFileIsWrittenBack(t *testing.T) {
 			t.Errorf("after %s: keysync_keys_file_repaired_total %v, want %d", f.name, n, i+1)
 		}
 	}
-	log := logs.String()
+	log := logged.String()
 	if c := strings.Count(log, `"event":"keys_file_repaired"`); c != len(forge) {
 		t.Errorf("%d keys_file_repaired events for %d repairs:\n%s", c, len(forge), log)
 	}
@@ -137,8 +118,8 @@ func TestAReplacedKeysFileIsWrittenBack(t *testing.T) {
 func TestTheOutputDirectoryIsChecked(t *testing.T) {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o777)
-	var logs lockedBuffer
-	got := CheckOut(dir, slog.New(slog.NewJSONHandler(&logs, nil)))
+	var logged logs
+	got := CheckOut(dir, slog.New(slog.NewJSONHandler(&logged, nil)))
 	joined := strings.Join(got, "\n")
 	if !strings.Contains(joined, "writable by every user") {
 		t.Errorf("a 0777 directory without the sticky bit is not reported: %q", got)
@@ -146,8 +127,8 @@ func TestTheOutputDirectoryIsChecked(t *testing.T) {
 	if os.Chmod(dir, 0o700); len(CheckOut(dir, slog.New(slog.DiscardHandler))) >= len(got) {
 		t.Errorf("a 0700 directory is reported as much as a 0777 one")
 	}
-	if !strings.Contains(logs.String(), `"event":"output_directory"`) {
-		t.Errorf("no output_directory event logged: %s", logs.String())
+	if !strings.Contains(logged.String(), `"event":"output_directory"`) {
+		t.Errorf("no output_directory event logged: %s", logged.String())
 	}
 	if shm := "/dev/shm"; isTmpfs(shm) {
 		for _, w := range CheckOut(shm, slog.New(slog.DiscardHandler)) {

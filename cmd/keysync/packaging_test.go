@@ -313,7 +313,7 @@ var forbiddenInProduction = []string{
 }
 
 // productionPackages are the keysync packages the binary may link.
-var productionPackages = regexp.MustCompile(`^github\.com/sigil-dna/keysync/(cmd/keysync|keyring|store(/(file|vault|kube|awsssm|awssm|gcpsm))?|sidecar|rotate(/fleet(/kubefleet)?)?|internal/(atomicfile|awsapi|cli|secretscan|statusapi))$`)
+var productionPackages = regexp.MustCompile(`^github\.com/sigil-dna/keysync/(cmd/keysync|keyring|store(/(file|vault|kube|awsssm|awssm|gcpsm))?|sidecar|rotate(/fleet(/kubefleet)?)?|internal/(atomicfile|awsapi|cli|dirwatch|secretscan|statusapi))$`)
 
 // TestTheBinaryLinksOnlyProductionCode lists what cmd/keysync links, as the Dockerfile
 // builds it, and fails on demo code, test machinery, fakes, emulators, envtest, plotting
