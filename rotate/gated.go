@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/rotate/fleet"
 	"github.com/sigil-dna/keysync/store"
 )
 
@@ -23,6 +24,16 @@ func runGated(ctx context.Context, primary store.Store, mirrors []store.Store, o
 	if _, err := o.Gate.Check(ctx); err != nil {
 		return nil, err
 	}
+	if !o.Force {
+		// A held key left by an earlier rotation (timed out at its gate, or killed) is
+		// this rotation's work: resume it rather than refuse or replace it. Any read error
+		// is write's to report.
+		if snap, err := primary.Read(ctx); err == nil {
+			if k, ok := snap.Keyring.HeldKey(); ok {
+				return resume(ctx, primary, mirrors, o, snap, k)
+			}
+		}
+	}
 	hold := o
 	hold.Action = ActionHold
 	held, err := write(ctx, primary, mirrors, hold)
@@ -30,6 +41,29 @@ func runGated(ctx context.Context, primary store.Store, mirrors []store.Store, o
 		return held, err
 	}
 	return gateAndPromote(ctx, primary, mirrors, o, held.Keyring, held.version, held.NewKeyID, held.RotatedAt, held)
+}
+
+// resume takes over the held key k of snap: refused while it is younger than
+// o.ResumeAfter (its own rotation may still be at its gate), promoted through the gate
+// otherwise.
+func resume(ctx context.Context, primary store.Store, mirrors []store.Store, o Options, snap *store.Snapshot, k keyring.Key) (*Result, error) {
+	after := o.ResumeAfter
+	if after <= 0 {
+		after = fleet.DefaultTimeout
+	}
+	r := snap.Keyring
+	now := o.Now()
+	if age := now.Sub(r.RotatedAt); age < after {
+		return nil, fmt.Errorf("%s: %w: key %s was written held %s ago by %s, less than the gate's timeout (%s): another rotation may still be waiting at its gate; "+
+			"run again from %s to resume it, promote it (keysync promote), or rotate with --force to replace it",
+			primary.String(), ErrKeyHeld, k.ID, age.Round(time.Second), fleet.Clean(r.RotatedBy), after, r.RotatedAt.Add(after).UTC().Format(time.RFC3339))
+	}
+	o.Log.Info("resuming the held key of an earlier rotation", "event", "rotation_resumed", "store", primary.String(), "key_id", k.ID,
+		"held_since", r.RotatedAt, "held_by", r.RotatedBy, "generation", r.Generation)
+	held := &Result{Action: ActionHold, Store: primary.String(), Generation: r.Generation, PreviousGeneration: r.Generation, NewKeyID: k.ID,
+		KeyIDs: r.IDs(), RotatedBy: o.Keyring.RotatedBy, Reason: o.Keyring.Reason, RotatedAt: r.RotatedAt, Keyring: r,
+		Resumed: &Resumed{KeyID: k.ID, HeldSince: r.RotatedAt, HeldBy: r.RotatedBy, Reason: r.Reason}}
+	return gateAndPromote(ctx, primary, mirrors, o, r, snap.Version, k.ID, now, held)
 }
 
 // Promote promotes the held key of primary: through the gate when o.Gate is set, at
@@ -75,7 +109,7 @@ func gateAndPromote(ctx context.Context, primary store.Store, mirrors []store.St
 	}
 	res := describe(primary.String(), Options{Action: ActionPromote}, r, next, keyID, now)
 	res.Action, res.Outcome, res.Fleet, res.Attempts = ActionPromote, outcomePromoted, evidence, 1
-	res.Force, res.BasedOn = o.Force, version
+	res.Force, res.BasedOn, res.Resumed = o.Force, version, held.Resumed
 	if o.DryRun {
 		res.DryRun, res.Outcome, res.Attempts = true, "", 0
 		return res, nil

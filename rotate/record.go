@@ -65,6 +65,8 @@ func eventOf(res *Result) store.Event {
 	switch {
 	case res.Outcome == outcomeNotPromoted:
 		e = store.Event{Warning: true, Reason: "FleetGateTimedOut"}
+	case res.Outcome == outcomeNotDue:
+		e.Reason = "MirrorsRepaired"
 	case res.Action == ActionHold:
 		e.Reason = "KeyHeld"
 	case res.Action == ActionPromote:
@@ -81,6 +83,8 @@ func eventOf(res *Result) store.Event {
 	switch {
 	case res.Outcome == outcomeNotPromoted:
 		fmt.Fprintf(&b, ": key %s stays held (verifies everywhere, signs nowhere); not every pod confirmed it", res.NewKeyID)
+	case res.Outcome == outcomeNotDue:
+		fmt.Fprintf(&b, ": not due (signing key %s since %s); mirrors brought up to the primary", res.SigningKeyID, res.SigningFrom.UTC().Format(time.RFC3339))
 	case res.Action == ActionHold:
 		fmt.Fprintf(&b, ": key %s held until every pod confirms it", res.NewKeyID)
 	default:
@@ -100,6 +104,9 @@ func eventOf(res *Result) store.Event {
 		if n := len(f.Deleted); n > 0 {
 			fmt.Fprintf(&b, ", %d deleted during the gate", n)
 		}
+	}
+	if rs := res.Resumed; rs != nil {
+		fmt.Fprintf(&b, "; resumed the key held since %s by %s", rs.HeldSince.UTC().Format(time.RFC3339), rs.HeldBy)
 	}
 	if res.RotatedBy != "" {
 		fmt.Fprintf(&b, "; by %s", res.RotatedBy)
@@ -121,6 +128,9 @@ func audit(o Options, res *Result) {
 	}
 	if res.ReplacedInvalid != "" {
 		attrs = append(attrs, "replaced_invalid", res.ReplacedInvalid)
+	}
+	if rs := res.Resumed; rs != nil {
+		attrs = append(attrs, "resumed_key_id", rs.KeyID, "held_since", rs.HeldSince, "held_by", rs.HeldBy)
 	}
 	if f := res.Fleet; f != nil {
 		attrs = append(attrs, "fleet_members", f.Members, "fleet_confirmed", f.Confirmed, "fleet_waited_seconds", f.WaitedSeconds,

@@ -70,6 +70,15 @@ type Options struct {
 	// Init allows creating the first keyring in an empty store; without it, a rotation of
 	// an empty store (a mistyped path or name) fails.
 	Init bool
+	// ResumeAfter, with a Gate: a gated rotation that finds a held key at least this old
+	// (a rotation that timed out at its gate or was killed) resumes it: the gate, then
+	// its promotion, and no new key. A younger held key is refused: another rotation may
+	// still be gating it. 0: fleet.DefaultTimeout. Force replaces the held key instead.
+	ResumeAfter time.Duration
+	// IfOlderThan makes a stage idempotent (a CronJob's retry, a rerun after a kill):
+	// when nothing is held or pending and the signing key has signed for less than this,
+	// nothing is rotated and the mirrors are brought up to the primary. 0: always rotate.
+	IfOlderThan time.Duration
 	// ReplaceInvalid, with ActionEmergency, replaces a document that does not parse (the
 	// write is based on the version holding it); the result says what was wrong with it.
 	ReplaceInvalid bool
@@ -100,11 +109,22 @@ type Result struct {
 	ReplacedInvalid string `json:"replaced_invalid,omitempty"`
 	// Force: the rotation was allowed to replace a held or pending key.
 	Force bool `json:"force,omitempty"`
+	// Resumed is the held key a gated rotation found and promoted instead of writing a
+	// new one.
+	Resumed *Resumed `json:"resumed,omitempty"`
 	// BasedOn is the store version the write replaces (its compare-and-swap condition).
 	BasedOn string           `json:"based_on_version,omitempty"`
 	Fleet   *fleet.Result    `json:"fleet,omitempty"`
 	Keyring *keyring.Keyring `json:"-"`
 	version string           // the store version this result's write made
+}
+
+// Resumed is a held key taken over from an earlier rotation.
+type Resumed struct {
+	KeyID     string    `json:"key_id"`
+	HeldSince time.Time `json:"held_since"`
+	HeldBy    string    `json:"held_by"`
+	Reason    string    `json:"held_reason,omitempty"`
 }
 
 // MirrorResult is the outcome of copying the keyring to one mirror.
@@ -121,6 +141,11 @@ const DefaultRetries = 3
 // the primary is the source of truth and the next run repairs the mirror.
 func Run(ctx context.Context, primary store.Store, mirrors []store.Store, o Options) (*Result, error) {
 	o = defaults(o)
+	if o.IfOlderThan > 0 && (o.Action == ActionStage || o.Action == ActionHold) && !o.Force {
+		if res, err := notDue(ctx, primary, mirrors, o); res != nil || err != nil {
+			return res, err
+		}
+	}
 	if o.Gate != nil && o.Action == ActionStage {
 		return runGated(ctx, primary, mirrors, o)
 	}
@@ -329,4 +354,50 @@ func mirror(ctx context.Context, r *keyring.Keyring, mirrors []store.Store) ([]M
 		out = append(out, mr)
 	}
 	return out, errors.Join(errs...)
+}
+
+// outcomeNotDue: an IfOlderThan stage that found the signing key young enough.
+const outcomeNotDue = "not due"
+
+// notDue answers an IfOlderThan stage: nil, nil when a rotation is due (or the store
+// cannot be read, which the rotation reports); otherwise a result saying why not, after
+// bringing every mirror that differs from the primary up to it (the part a killed
+// rotation may have left undone). Nothing is written to the primary.
+func notDue(ctx context.Context, primary store.Store, mirrors []store.Store, o Options) (*Result, error) {
+	snap, err := primary.Read(ctx)
+	if err != nil {
+		return nil, nil
+	}
+	r, now := snap.Keyring, o.Now()
+	if _, held := r.HeldKey(); held {
+		return nil, nil // the gate resumes it, or the stage refuses it
+	}
+	k, ok := r.SigningKey(now)
+	if !ok {
+		return nil, nil
+	}
+	for _, p := range r.Keys {
+		if p.NotBefore.After(now) {
+			k = p // a pending key: the rotation already happened
+		}
+	}
+	if now.Sub(k.NotBefore) >= o.IfOlderThan {
+		return nil, nil
+	}
+	res := &Result{Action: o.Action, DryRun: o.DryRun, Store: primary.String(), Generation: r.Generation, PreviousGeneration: r.Generation,
+		SigningKeyID: k.ID, SigningFrom: k.NotBefore, KeyIDs: r.IDs(), RotatedBy: o.Keyring.RotatedBy, Reason: o.Keyring.Reason,
+		RotatedAt: r.RotatedAt, Keyring: r, Outcome: outcomeNotDue}
+	o.Log.Info("not due: the signing key is younger than --if-older-than", "event", "rotation_not_due", "store", primary.String(),
+		"signing_key_id", k.ID, "signing_from", k.NotBefore, "if_older_than", o.IfOlderThan.String(), "generation", r.Generation)
+	var stale []store.Store
+	for _, m := range mirrors {
+		if ms, err := m.Read(ctx); err != nil || ms.Keyring.Generation != r.Generation || !slices.Equal(ms.Keyring.IDs(), r.IDs()) {
+			stale = append(stale, m)
+		}
+	}
+	if len(stale) == 0 || o.DryRun {
+		return res, nil
+	}
+	res.Mirrors, err = mirror(ctx, r, stale)
+	return res, errors.Join(err, record(ctx, o, res, primary, mirrors))
 }

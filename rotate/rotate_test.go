@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/rotate/fleet"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/file"
 )
@@ -318,4 +319,125 @@ func TestAnEmptyStoreNeedsInit(t *testing.T) {
 func held(r *keyring.Keyring) bool {
 	_, ok := r.HeldKey()
 	return ok
+}
+
+// confirmingGate is a fake gate whose fleet confirms every key at once (the real gate
+// runs against real sidecars in rotate/fleet and test/e2e); waits counts its waits.
+type confirmingGate struct{ waits int }
+
+func (g *confirmingGate) Check(context.Context) (*fleet.Round, error) { return &fleet.Round{}, nil }
+func (g *confirmingGate) Wait(_ context.Context, keyID string, _ time.Time) (*fleet.Result, error) {
+	g.waits++
+	return &fleet.Result{KeyID: keyID, Members: 1, Confirmed: 1}, nil
+}
+
+// TestAGatedRotationResumesAHeldKey: issue 29, the wedge. A gated rotation that timed out
+// left its key held; every later scheduled run refused ("a key is held") until a human
+// acted. Now a held key older than the gate's timeout is resumed (gate, promotion, no new
+// key), a younger one is refused naming why, and --if-older-than makes a rerun harmless.
+func TestAGatedRotationResumesAHeldKey(t *testing.T) {
+	ctx := context.Background()
+	s := fileStore(t, "k.json")
+	t0 := time.Now()
+	at := func(d time.Duration) func() time.Time { return func() time.Time { return t0.Add(d) } }
+	audit := filepath.Join(t.TempDir(), "audit.jsonl")
+	if _, err := Run(ctx, s, nil, Options{Init: true, Now: at(-48 * time.Hour), Keyring: keyring.Options{ActivationDelay: time.Minute}}); err != nil {
+		t.Fatal(err)
+	}
+	timedOut, err := Run(ctx, s, nil, Options{Action: ActionHold, Now: at(0), Keyring: keyring.Options{RotatedBy: "cronjob/first", Reason: "scheduled rotation"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gated := func(now time.Duration, extra Options) (*Result, error) {
+		o := extra
+		o.Gate, o.Now, o.ResumeAfter, o.AuditLog = &confirmingGate{}, at(now), 10*time.Minute, audit
+		o.Keyring.RotatedBy, o.Keyring.Reason = "cronjob/second", "scheduled rotation"
+		return Run(ctx, s, nil, o)
+	}
+
+	before, _ := s.Read(ctx)
+	_, err = gated(time.Minute, Options{})
+	if !errors.Is(err, ErrKeyHeld) || !strings.Contains(err.Error(), "another rotation may still be waiting at its gate") ||
+		!strings.Contains(err.Error(), "cronjob/first") || !strings.Contains(err.Error(), t0.Add(10*time.Minute).UTC().Format(time.RFC3339)) {
+		t.Fatalf("a held key one minute old: %v", err)
+	}
+	if after, _ := s.Read(ctx); after.Version != before.Version {
+		t.Fatal("the refusal wrote")
+	}
+
+	res, err := gated(11*time.Minute, Options{})
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if res.Action != ActionPromote || res.Outcome != "promoted" || res.Resumed == nil || res.Resumed.KeyID != timedOut.NewKeyID ||
+		res.Resumed.HeldBy != "cronjob/first" || res.SigningKeyID != timedOut.NewKeyID {
+		t.Fatalf("resumed %+v (resumed %+v), want the held key %s promoted", res, res.Resumed, timedOut.NewKeyID)
+	}
+	after, _ := s.Read(ctx)
+	if _, held := after.Keyring.HeldKey(); held || after.Keyring.Generation != before.Keyring.Generation+1 || len(after.Keyring.Keys) != len(before.Keyring.Keys) {
+		t.Fatalf("after the resume: generation %d -> %d, keys %v -> %v", before.Keyring.Generation, after.Keyring.Generation, before.Keyring.IDs(), after.Keyring.IDs())
+	}
+	lines := strings.Split(strings.TrimSpace(string(mustReadFile(t, audit))), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"event":"intent"`) || !strings.Contains(lines[1], `"held_by":"cronjob/first"`) {
+		t.Fatalf("the audit trail of the resume:\n%s", strings.Join(lines, "\n"))
+	}
+
+	// The job's retry, or a rerun after the rotator was killed past the promotion: with
+	// --if-older-than nothing is rotated, and nothing is written.
+	again, err := gated(12*time.Minute, Options{IfOlderThan: 20 * 24 * time.Hour})
+	if err != nil || again.Outcome != "not due" || again.SigningKeyID != timedOut.NewKeyID {
+		t.Fatalf("a rerun: %v %+v", err, again)
+	}
+	if now, _ := s.Read(ctx); now.Version != after.Version {
+		t.Fatal("a rotation that was not due wrote")
+	}
+	// A month later it is due: a new key, held, and promoted.
+	month, err := gated(31*24*time.Hour, Options{IfOlderThan: 20 * 24 * time.Hour})
+	if err != nil || month.Outcome != "promoted" || month.Resumed != nil || month.SigningKeyID == timedOut.NewKeyID {
+		t.Fatalf("next month: %v %+v", err, month)
+	}
+	// --force replaces a held key instead of resuming it.
+	if _, err := Run(ctx, s, nil, Options{Action: ActionHold, Now: at(32 * 24 * time.Hour), Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	forced, err := gated(32*24*time.Hour+time.Minute, Options{Force: true})
+	if err != nil || forced.Resumed != nil || forced.Outcome != "promoted" {
+		t.Fatalf("forced: %v %+v", err, forced)
+	}
+}
+
+// TestANotDueRunRepairsTheMirrors: a rotator killed after the primary's write and before
+// the mirrors' leaves them behind; the next run, not due, brings them up to the primary.
+func TestANotDueRunRepairsTheMirrors(t *testing.T) {
+	ctx := context.Background()
+	primary, mirror := fileStore(t, "primary.json"), fileStore(t, "mirror.json")
+	if _, err := Run(ctx, primary, []store.Store{mirror}, Options{Init: true, Now: func() time.Time { return time.Now().Add(-48 * time.Hour) }}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(ctx, primary, nil, Options{Now: func() time.Time { return time.Now().Add(-time.Hour) }}); err != nil {
+		t.Fatal(err) // the primary only: as a rotator killed before its mirrors
+	}
+	res, err := Run(ctx, primary, []store.Store{mirror}, Options{IfOlderThan: 24 * time.Hour})
+	if err != nil || res.Outcome != "not due" || len(res.Mirrors) != 1 || res.Mirrors[0].Error != "" {
+		t.Fatalf("%v %+v", err, res)
+	}
+	p, _ := primary.Read(ctx)
+	m, err := mirror.Read(ctx)
+	if err != nil || m.Keyring.Generation != p.Keyring.Generation {
+		t.Fatalf("mirror generation %v, primary %d (%v)", m, p.Keyring.Generation, err)
+	}
+	// Once in step, a not-due run writes nothing at all.
+	res, err = Run(ctx, primary, []store.Store{mirror}, Options{IfOlderThan: 24 * time.Hour})
+	if m2, _ := mirror.Read(ctx); err != nil || len(res.Mirrors) != 0 || m2.Version != m.Version {
+		t.Fatalf("a second not-due run wrote the mirror: %v %+v", err, res)
+	}
+}
+
+func mustReadFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

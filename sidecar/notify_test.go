@@ -103,8 +103,8 @@ type logs struct {
 }
 
 func (l *logs) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *logs) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-func (l *logs) count(s string) int { return strings.Count(l.String(), s) }
+func (l *logs) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+func (l *logs) count(s string) int          { return strings.Count(l.String(), s) }
 
 var testPace = pace{signalRetry: 5 * time.Millisecond, signalErrorRetry: 5 * time.Millisecond, confirmPoll: time.Millisecond, unconfirmedPoll: 5 * time.Millisecond}
 

@@ -12,13 +12,14 @@ import (
 	"github.com/sigil-dna/keysync/internal/cli"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate"
+	"github.com/sigil-dna/keysync/rotate/fleet"
 )
 
 type rotateFlags struct {
 	store, initiator, reason, auditLog, output string
 	mirrors                                    cli.StringList
 	bytes, retries                             int
-	delay, window, minPropagation              time.Duration
+	delay, window, minPropagation, ifOlderThan time.Duration
 	emergency, dryRun, force, init             bool
 	replaceInvalid                             bool
 	legacy                                     legacyFlag
@@ -42,12 +43,18 @@ first (nothing is written if it is empty or cannot confirm), the new key is writ
 (it verifies everywhere and signs nowhere), every member's app must confirm holding it,
 then the promotion is written: the key signs from then plus --max-clock-skew, the others
 verify for --verify-window. If the fleet does not converge within --confirm-timeout, the
-key stays held (it harms nothing), the laggards are named, the exit code is 1, and
-'keysync promote' retries the gate later. --check-fleet keeps the timer but asks the fleet
+key stays held (it harms nothing), the laggards are named and the exit code is 1; the
+next 'rotate --confirm-fleet' (a job's retry, next month's run) or 'keysync promote'
+resumes that key: the gate again, then its promotion, and no new key. A held key younger
+than --confirm-timeout is refused instead: its own rotation may still be at its gate.
+--check-fleet keeps the timer but asks the fleet
 first and refuses a delay below its slowest member's propagation.
 
 A rotation while a key is held or still pending is refused (it would replace a key pods
-may not all hold yet) unless --force; an emergency rotation never is.`
+may not all hold yet) unless --force, which replaces it; an emergency rotation never is.
+--if-older-than makes a scheduled run idempotent: with a signing key younger than that
+and nothing held or pending it rotates nothing, brings the mirrors up to the primary and
+exits 0.`
 	switch name {
 	case "rollback":
 		summary = "Make the previous key sign again, under a new generation (a staged switch back)."
@@ -72,6 +79,7 @@ asking any fleet (you vouch for it; the audit record says so).`
 		c.IntVar(&f.bytes, "bytes", keyring.MinSecretBytes, "length of the new secret in bytes (at least 32)")
 		c.BoolVar(&f.emergency, "emergency", false, "leaked key: the new key signs now and every other key is dropped at once")
 		c.BoolVar(&f.force, "force", false, "rotate although a key is held or still pending (it is replaced)")
+		c.DurationVar(&f.ifOlderThan, "if-older-than", 0, "rotate only if the signing key has signed this long and nothing is held or pending; otherwise exit 0 with nothing rotated, after bringing the mirrors up to the primary (a scheduled job's retries and reruns are then harmless; 0: always rotate)")
 		c.BoolVar(&f.replaceInvalid, "replace-invalid", false, "with --emergency: replace a store document that does not parse (an incident); what was wrong with it is printed and audited, never its bytes")
 		c.Var(&f.legacy, "legacy", "`mode` of bare legacy signatures in the new keyring: keep (what the keyring says), on, or off (once every service signs keyed: every pod then refuses bare signatures as legacy_off)")
 		c.BoolVar(&f.init, "init", false, "the store may be empty: create the first keyring (without it, an empty store is an error: a typo must not create a store nobody reads)")
@@ -187,8 +195,8 @@ func rotateOrRollback(ctx context.Context, name string, args []string, getenv fu
 	}
 	o := rotate.Options{
 		Action: action, Bytes: f.bytes, DryRun: f.dryRun, Retries: retries, AuditLog: f.auditLog, Log: log, Force: f.force, Init: f.init,
-		ReplaceInvalid: f.replaceInvalid,
-		MaxClockSkew:   f.fleet.maxClockSkew,
+		ReplaceInvalid: f.replaceInvalid, IfOlderThan: f.ifOlderThan, ResumeAfter: f.fleet.timeout,
+		MaxClockSkew: f.fleet.maxClockSkew,
 		Keyring: keyring.Options{ActivationDelay: f.delay, VerifyWindow: f.window, MinPropagation: f.minPropagation,
 			RotatedBy: f.initiator, Reason: f.reason, Legacy: f.legacy.v},
 	}
@@ -222,7 +230,12 @@ func printResult(w io.Writer, output string, res *rotate.Result) {
 	if res.ReplacedInvalid != "" {
 		fmt.Fprintf(w, "  replaced an invalid document: %s\n", res.ReplacedInvalid)
 	}
-	if res.NewKeyID != "" {
+	if res.Outcome == "not due" {
+		fmt.Fprintf(w, "  not due:      nothing rotated, nothing is held or pending and the signing key is younger than --if-older-than\n")
+	}
+	if rs := res.Resumed; rs != nil {
+		fmt.Fprintf(w, "  resumed:      key %s, held since %s by %s\n", rs.KeyID, rs.HeldSince.UTC().Format(time.RFC3339), fleet.Clean(rs.HeldBy))
+	} else if res.NewKeyID != "" {
 		fmt.Fprintf(w, "  new key:      %s\n", res.NewKeyID)
 	}
 	if res.Outcome == "held" || res.Outcome == "held, not promoted" {

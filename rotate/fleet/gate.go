@@ -175,6 +175,11 @@ func skipped(obs []Observation) string {
 	return strings.Join(out, "; ")
 }
 
+// notConverged is the error of a gate that timed out after round res: who lags and why.
+func notConverged(timeout time.Duration, res *Result, keyID string) error {
+	return fmt.Errorf("%w (%s): %d of %d members hold %s; lagging: %s", ErrNotConverged, timeout, res.Confirmed, res.Members, keyID, lagging(res.Lagging, 0))
+}
+
 // Wait asks the fleet every Poll until every member that is not skipped reports its app
 // holding keyID, or Timeout passes (ErrNotConverged). since is when the key was written:
 // confirmation times are measured from it. The deadline bounds everything, a listing or
@@ -197,9 +202,16 @@ func (g *Gate) Wait(ctx context.Context, keyID string, since time.Time) (*Result
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			if rctx.Err() != nil && last.Members > 0 {
+				// The deadline cut the listing short: the round before says who lags.
+				return last, notConverged(timeout, last, keyID)
+			}
 			g.say(fmt.Sprintf("listing the fleet failed, retrying: %v", err))
 			if !g.sleep(ctx, poll, deadline) {
 				last.WaitedSeconds = g.now().Sub(since).Seconds()
+				if last.Members > 0 {
+					return last, fmt.Errorf("%w; the last listing failed: %v", notConverged(timeout, last, keyID), err)
+				}
 				return last, fmt.Errorf("%w: %v", ErrNotConverged, err)
 			}
 			continue
@@ -213,7 +225,7 @@ func (g *Gate) Wait(ctx context.Context, keyID string, since time.Time) (*Result
 		if rctx.Err() != nil && last.Members > 0 {
 			// The deadline cut this round short: its answers say only that. The round
 			// before says why each member lagged.
-			return last, fmt.Errorf("%w (%s): %d of %d members hold %s; lagging: %s", ErrNotConverged, timeout, last.Confirmed, last.Members, keyID, lagging(last.Lagging, 0))
+			return last, notConverged(timeout, last, keyID)
 		}
 		res := g.tally(r, w)
 		last = res
@@ -228,7 +240,7 @@ func (g *Gate) Wait(ctx context.Context, keyID string, since time.Time) (*Result
 			if res.Members == 0 {
 				return res, fmt.Errorf("%w: every member is skipped or gone", ErrNotConverged)
 			}
-			return res, fmt.Errorf("%w (%s): %d of %d members hold %s; lagging: %s", ErrNotConverged, timeout, res.Confirmed, res.Members, keyID, lagging(res.Lagging, 0))
+			return res, notConverged(timeout, res, keyID)
 		}
 	}
 }

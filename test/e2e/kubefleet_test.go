@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,11 +15,13 @@ import (
 	"time"
 
 	authv1 "k8s.io/api/authentication/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
 
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/store/kube"
@@ -362,6 +365,60 @@ func TestFleetConfirmedRotationOnKubernetes(t *testing.T) {
 		}
 	})
 
+	// Issue 29: one gate that timed out wedged every later scheduled run ("a key is held")
+	// until a human acted. The shipped CronJob's own arguments, run as its Jobs run them.
+	t.Run("the CronJob's retries and next month's run resume a key left held", func(t *testing.T) {
+		args := cronJobArgs(t, f.ns, f.port)
+		args = append(args, "--kubeconfig", kc)
+		restore := f.pods["pod-a"].proxy.Cut()
+		defer restore()
+		before := f.storeKeyring()
+		// A "month" after the last rotation.
+		signing, _ := before.SigningKey(time.Now().Add(time.Hour))
+		time.Sleep(time.Until(signing.NotBefore.Add(2 * time.Second)))
+		month1 := runJob(t, e, f, args)
+		if month1.succeeded {
+			t.Fatalf("the first month's job succeeded although pod-a cannot read the store:\n%s", month1.log)
+		}
+		heldKey, held := f.storeKeyring().HeldKey()
+		if !held {
+			t.Fatalf("no key held after a gate that timed out:\n%s", month1.log)
+		}
+		// Each retry resumed the same held key (none wrote a key of its own).
+		if n := strings.Count(month1.log, `"event":"rotation_resumed"`); n != 2 || len(f.storeKeyring().Keys) != len(before.Keys)+1 {
+			t.Fatalf("%d resumes in 3 attempts (want 2), keys %v -> %v:\n%s", n, before.IDs(), f.storeKeyring().IDs(), month1.log)
+		}
+		restore()
+		time.Sleep(2 * time.Second) // a month: the held key was not signing, it does not count
+		month2 := runJob(t, e, f, args)
+		if !month2.succeeded || month2.attempts != 1 {
+			t.Fatalf("next month's job: %d attempts, succeeded %v:\n%s", month2.attempts, month2.succeeded, month2.log)
+		}
+		after := f.storeKeyring()
+		if _, still := after.HeldKey(); still {
+			t.Fatal("still held")
+		}
+		if k, _ := after.SigningKey(time.Now().Add(time.Minute)); k.ID != heldKey.ID {
+			t.Fatalf("signing %s, want the resumed key %s", k.ID, heldKey.ID)
+		}
+		if !strings.Contains(month2.log, `"resumed_key_id":"`+heldKey.ID+`"`) || !strings.Contains(month2.log, `"held_by":"cronjob/keysync-rotate"`) {
+			t.Fatalf("the job log's audit record does not say what was resumed:\n%s", month2.log)
+		}
+		// A rerun of the finished job (a retry, a human re-running it) rotates nothing.
+		rerun := runJob(t, e, f, args)
+		if !rerun.succeeded || !strings.Contains(rerun.log, `"event":"rotation_not_due"`) || f.storeKeyring().Generation != after.Generation {
+			t.Fatalf("a rerun after the rotation: generation %d -> %d:\n%s", after.Generation, f.storeKeyring().Generation, rerun.log)
+		}
+		// The job logs hold one intent record per store write: the held write and the promotion.
+		all := month1.log + month2.log + rerun.log
+		if i, w := strings.Count(all, `"event":"rotation_intent"`), f.storeKeyring().Generation-before.Generation; int64(i) != w {
+			t.Fatalf("%d intent records for %d store writes:\n%s", i, w, all)
+		}
+		// The next subtests promote with a smaller clock-skew margin than the CronJob's.
+		promoted, _ := after.SigningKey(time.Now().Add(time.Hour))
+		time.Sleep(time.Until(promoted.NotBefore))
+	})
+
 	// Issue 28: a pod whose keysync container crash-loops was "skipped" and the key
 	// promoted past it, while its app still verified with its old keys file.
 	t.Run("a pod whose sidecar crash-loops is waited for and named; once deleted it is dropped", func(t *testing.T) {
@@ -438,4 +495,55 @@ func TestFleetConfirmedRotationOnKubernetes(t *testing.T) {
 			t.Fatalf("the audit record's members: %v", ended)
 		}
 	})
+}
+
+// cronJobArgs are the shipped CronJob's container arguments for this namespace and
+// status port, on a compressed calendar: the gate's timeout cut from 10m to 3s and a
+// "month" (--if-older-than) from 600h to 2s.
+func cronJobArgs(t *testing.T, ns string, port int) []string {
+	t.Helper()
+	var cj batchv1.CronJob
+	if err := yaml.UnmarshalStrict(mustRead(t, "../../manifests/rotation/cronjob.yaml"), &cj); err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	for _, a := range cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args {
+		a = strings.ReplaceAll(a, "$(POD_NAMESPACE)", ns)
+		a = strings.Replace(a, "port=9102", "port="+strconv.Itoa(port), 1)
+		switch a {
+		case "--confirm-timeout=10m":
+			a = "--confirm-timeout=3s"
+		case "--if-older-than=600h":
+			a = "--if-older-than=2s"
+		}
+		args = append(args, a)
+	}
+	if !slices.Contains(args, "--confirm-timeout=3s") || !slices.Contains(args, "--if-older-than=2s") {
+		t.Fatalf("the CronJob's arguments changed: %v", args)
+	}
+	return args
+}
+
+// job is one run of a Job: up to 1+backoffLimit attempts, until one exits 0.
+type job struct {
+	attempts  int
+	succeeded bool
+	log       string // every attempt's output, as the job's pod logs
+}
+
+// runJob runs args as the shipped CronJob's Job does (restartPolicy Never, backoffLimit 2).
+func runJob(t *testing.T, e *env, f *kubeFleet, args []string) job {
+	t.Helper()
+	var j job
+	for j.attempts < 3 && !j.succeeded {
+		j.attempts++
+		out, stderr, err := e.keysync(args...)
+		f.record()
+		j.log += out + stderr
+		j.succeeded = err == nil
+		if err != nil && exitCode(err) != 1 {
+			t.Fatalf("attempt %d: %v\n%s", j.attempts, err, j.log)
+		}
+	}
+	return j
 }

@@ -95,8 +95,13 @@ rotation:
   confirmFleet: true
   # The fleet to wait for; empty: this release's pods by its own selector.
   fleet: ""
+  # A retry or the next run resumes a key left held by a run that timed out or was
+  # killed, once it is older than confirmTimeout.
   confirmTimeout: 10m
   maxClockSkew: 5s
+  # Retries and reruns within this of the last rotation rotate nothing (they bring the
+  # mirrors up to the primary); empty: every run rotates.
+  ifOlderThan: 600h
   # The job ends after this long whatever happens (above confirmTimeout).
   activeDeadlineSeconds: 900
   # Annotations of its ServiceAccount, e.g. the rotator's IAM role for IRSA on EKS.
@@ -486,6 +491,9 @@ spec:
                 - --activation-delay={{ $k.activationDelay }}
                 {{- end }}
                 - --verify-window={{ $k.verifyWindow }}
+                {{- with $r.ifOlderThan }}
+                - --if-older-than={{ . }}
+                {{- end }}
                 - --initiator=cronjob/{{ .name }}-keysync-rotate
                 - --reason={{ $r.reason }}
                 - --log-format=json
