@@ -239,6 +239,26 @@ func generateVectors(t *testing.T) Vectors {
 		// What the existing service computes: createHmac('sha256', SPIRAL_EVENT_SECRET).update(p).digest('hex').
 		return []VerifyVector{{"the existing service's signature", ts(t0), payloads[1], rawHMAC(plain, []byte(payloads[1])), ""}}
 	})
+	// The ticket's command run three times, 35 s apart (a retried script): each value
+	// is staged from its store timestamp and the first keeps verifying after the third.
+	burst := []PlainValue{{Value: a, CreatedAt: t0, Version: 1}, {Value: b, CreatedAt: t0.Add(35 * time.Second), Version: 2},
+		{Value: plain, CreatedAt: t0.Add(70 * time.Second), Version: 3}}
+	fromBurst, err := FromPlainHistory(burst, t0.Add(71*time.Second), Options{}, "plain values")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bSigns, cSigns := t0.Add(35*time.Second+DefaultActivationDelay), t0.Add(70*time.Second+DefaultActivationDelay)
+	add("a burst of three plain values", fromBurst, []time.Time{t0.Add(71 * time.Second), bSigns, cSigns, bSigns.Add(DefaultVerifyWindow)}, func(s *Signer) []VerifyVector {
+		p := payloads[1]
+		first := rawHMAC(a, []byte(p)) // what a pod that read only the first value signs
+		second := rawHMAC(b, []byte(p))
+		return []VerifyVector{
+			{"the first value after the third is written", ts(t0.Add(71 * time.Second)), p, first, ""},
+			{"the first value until the second has signed for the window", ts(bSigns.Add(DefaultVerifyWindow - time.Millisecond)), p, first, ""},
+			{"the first value after that", ts(bSigns.Add(DefaultVerifyWindow)), p, first, "bad_signature"},
+			{"the second value once the third signs", ts(cSigns.Add(time.Minute)), p, second, ""},
+		}
+	})
 	expired := mustParse(t, docJSON(4, keyJSON(a, "2026-11-27T12:00:00Z", "2026-11-27T13:00:00Z")))
 	add("every key expired", expired, []time.Time{t0.Add(2 * time.Hour)}, func(s *Signer) []VerifyVector {
 		sig, _ := s.Sign(t0, []byte(payloads[1]))

@@ -27,7 +27,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -81,7 +83,8 @@ type Store struct {
 	cfg    Config
 	client *secretsmanager.Client
 
-	cache store.Cache // keyed by where the labels are and LastChangedDate
+	cache      store.Cache // keyed by where the labels are and LastChangedDate
+	listWarned atomic.Bool
 }
 
 // New creates the client. No request is made.
@@ -226,7 +229,21 @@ func (s *Store) decode(ctx context.Context, l labels) (*store.Snapshot, error) {
 			*x.dst = &v
 		}
 	}
-	r, err := s.plain(l, cur, prev, pend)
+	var earlier []value
+	// Values older than AWSPREVIOUS verify until the window after AWSPREVIOUS signed.
+	if prev != nil && !prev.created.After(cur.created) && s.cfg.Now().Before(prev.created.Add(s.cfg.Plain.Delay()+s.cfg.Plain.Window())) {
+		var err error
+		if earlier, err = s.deprecated(ctx, l, prev.created); err != nil {
+			// Without the listing (an IAM policy without it, an emulator without it) the
+			// labelled values are all there is: say so once, keep reading.
+			if s.listWarned.CompareAndSwap(false, true) {
+				s.cfg.Log.Warn("cannot list the secret's earlier versions; a value replaced twice within the activation delay stops verifying early (grant secretsmanager:ListSecretVersionIds)",
+					"store", s.String(), "error", err)
+			}
+			earlier = nil
+		}
+	}
+	r, err := s.plain(ctx, l, cur, prev, pend, earlier)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -236,7 +253,11 @@ func (s *Store) decode(ctx context.Context, l labels) (*store.Snapshot, error) {
 // plain maps the labelled plain values onto a keyring, the same on every reader: it
 // depends only on the values, their creation dates and the secret's LastChangedDate
 // (the generation, which grows with every put and label move).
-func (s *Store) plain(l labels, cur value, prev, pend *value) (*keyring.Keyring, error) {
+//
+// earlier are the versions without a label created before AWSPREVIOUS, oldest first, by
+// id and date only: a burst of put-secret-value calls moves AWSPREVIOUS on before the
+// value it took it from has stopped verifying.
+func (s *Store) plain(ctx context.Context, l labels, cur value, prev, pend *value, earlier []value) (*keyring.Keyring, error) {
 	gen := l.changed.UnixMilli()
 	if gen <= 0 {
 		gen = cur.created.UnixMilli()
@@ -259,11 +280,22 @@ func (s *Store) plain(l labels, cur value, prev, pend *value) (*keyring.Keyring,
 			r.Keys = []keyring.Key{withdrawn, r.Keys[0]}
 		}
 	} else {
-		var p *keyring.PlainValue
-		if prev != nil {
-			p = &keyring.PlainValue{Value: prev.secret, CreatedAt: prev.created}
+		var versions []keyring.PlainValue
+		for i, e := range earlier {
+			versions = append(versions, keyring.PlainValue{CreatedAt: e.created, Version: int64(i + 1)})
 		}
-		if r, err = keyring.FromPlain(now, p, s.cfg.Plain, rotatedBy); err != nil {
+		if prev != nil {
+			versions = append(versions, keyring.PlainValue{Value: prev.secret, CreatedAt: prev.created, Version: int64(len(earlier) + 1)})
+		}
+		versions = append(versions, now)
+		r, err = store.PlainHistory(versions, s.cfg.Now(), s.cfg.Plain, rotatedBy, func(pv keyring.PlainValue) (keyring.Secret, error) {
+			v, err := s.get(ctx, earlier[pv.Version-1].id)
+			if err != nil {
+				return nil, fmt.Errorf("%w (an earlier value pods must keep verifying)", err)
+			}
+			return v.secret, nil
+		})
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -274,6 +306,29 @@ func (s *Store) plain(l labels, cur value, prev, pend *value) (*keyring.Keyring,
 		}
 	}
 	return r, keyring.Validate(r)
+}
+
+// deprecated lists the versions without a staging label created before before, oldest
+// first, at most keyring.MaxKeys of them (the newest).
+func (s *Store) deprecated(ctx context.Context, l labels, before time.Time) ([]value, error) {
+	out, err := s.client.ListSecretVersionIds(ctx, &secretsmanager.ListSecretVersionIdsInput{SecretId: &s.cfg.Name,
+		IncludeDeprecated: aws.Bool(true), MaxResults: aws.Int32(100)}, s.once(ctx))
+	if err != nil {
+		return nil, s.fail("ListSecretVersionIds", err)
+	}
+	var vs []value
+	for _, v := range out.Versions {
+		id, created := aws.ToString(v.VersionId), aws.ToTime(v.CreatedDate).UTC()
+		if len(v.VersionStages) > 0 || id == l.pending || !created.Before(before) {
+			continue
+		}
+		vs = append(vs, value{id: id, created: created})
+	}
+	slices.SortFunc(vs, func(a, b value) int { return a.created.Compare(b.created) })
+	if len(vs) > keyring.MaxKeys {
+		vs = vs[len(vs)-keyring.MaxKeys:]
+	}
+	return vs, nil
 }
 
 // rolledBackUntil is when a plain value made AWSCURRENT at created stops verifying once
@@ -426,5 +481,5 @@ func (s *Store) RollbackPlain(ctx context.Context, ifVersion string, dryRun bool
 			return nil, err
 		}
 	}
-	return s.plain(after, prev, &cur, nil)
+	return s.plain(ctx, after, prev, &cur, nil, nil)
 }

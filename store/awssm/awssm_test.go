@@ -171,10 +171,12 @@ func TestPlainLabelsMapOntoPendingCurrentPrevious(t *testing.T) {
 		VersionStage: aws.String(Current), MoveToVersionId: &v3, RemoveFromVersionId: &cur}); err != nil {
 		t.Fatal(err)
 	}
-	if snap, err = st.Read(t.Context()); err != nil || snap.Version != v3 || len(snap.Keyring.Keys) != 2 || string(snap.Keyring.Keys[1].Secret) != storetest.Plain3 {
+	// The first value, no longer labelled, still verifies (issue 29: it was dropped).
+	if snap, err = st.Read(t.Context()); err != nil || snap.Version != v3 || len(snap.Keyring.Keys) != 3 || string(snap.Keyring.Keys[0].Secret) != storetest.Plain1 ||
+		string(snap.Keyring.Keys[2].Secret) != storetest.Plain3 {
 		t.Fatalf("after finishSecret: %v %+v", err, snap)
 	}
-	if snap.Keyring.Keys[1].Held() {
+	if snap.Keyring.Keys[2].Held() {
 		t.Fatal("the value made AWSCURRENT still waits")
 	}
 }

@@ -17,10 +17,12 @@
 package awsssm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -169,25 +171,28 @@ func (s *Store) decode(ctx context.Context, p *types.Parameter) (*store.Snapshot
 		}
 		return &store.Snapshot{Keyring: r, Version: version}, nil
 	}
-	now := keyring.PlainValue{Value: keyring.Secret(value), CreatedAt: aws.ToTime(p.LastModifiedDate), Version: p.Version}
-	var prev *keyring.PlainValue
+	versions := []keyring.PlainValue{{Value: keyring.Secret(value), CreatedAt: aws.ToTime(p.LastModifiedDate), Version: p.Version}}
 	if p.Version > 1 {
-		var err error
-		if prev, err = s.previous(ctx, p.Version); err != nil {
-			return nil, fmt.Errorf("%s: the previous value, which pods must keep verifying, is unreadable (the role needs ssm:GetParameterHistory): %w", where, err)
+		earlier, err := s.history(ctx, p.Version)
+		if err != nil {
+			return nil, fmt.Errorf("%s: the earlier values, which pods must keep verifying, are unreadable (the role needs ssm:GetParameterHistory): %w", where, err)
 		}
+		versions = append(earlier, versions...)
 	}
-	r, err := keyring.FromPlain(now, prev, s.cfg.Plain, "aws ssm "+s.cfg.Name)
+	r, err := store.PlainHistory(versions, time.Now(), s.cfg.Plain, "aws ssm "+s.cfg.Name, func(keyring.PlainValue) (keyring.Secret, error) {
+		return nil, store.ErrNotPlain // the history holds every value it has
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	return &store.Snapshot{Keyring: r, Version: version, Plain: true}, nil
 }
 
-// previous returns the newest plain value in the history older than version, or nil if
-// there is none (or it is a keyring document, which a plain value replaced).
-func (s *Store) previous(ctx context.Context, version int64) (*keyring.PlainValue, error) {
-	var best *types.ParameterHistory
+// history returns the parameter's values older than version, oldest first, as far back
+// as Parameter Store keeps them (100 versions); a gap in the version numbers (a version
+// aged out, or a label-only history) starts it after the gap.
+func (s *Store) history(ctx context.Context, version int64) ([]keyring.PlainValue, error) {
+	var out []keyring.PlainValue
 	p := ssm.NewGetParameterHistoryPaginator(s.client, &ssm.GetParameterHistoryInput{
 		Name: &s.cfg.Name, WithDecryption: aws.Bool(true), MaxResults: aws.Int32(50)})
 	for p.HasMorePages() {
@@ -195,17 +200,18 @@ func (s *Store) previous(ctx context.Context, version int64) (*keyring.PlainValu
 		if err != nil {
 			return nil, s.fail("GetParameterHistory", err)
 		}
-		for i := range page.Parameters {
-			h := &page.Parameters[i]
-			if h.Version < version && (best == nil || h.Version > best.Version) {
-				best = h
+		for _, h := range page.Parameters {
+			if h.Version < version {
+				out = append(out, keyring.PlainValue{Value: keyring.Secret(aws.ToString(h.Value)), CreatedAt: aws.ToTime(h.LastModifiedDate), Version: h.Version})
 			}
 		}
 	}
-	if best == nil || store.IsDocument([]byte(aws.ToString(best.Value))) {
-		return nil, nil
+	slices.SortFunc(out, func(a, b keyring.PlainValue) int { return cmp.Compare(a.Version, b.Version) })
+	start, want := len(out), version-1
+	for start > 0 && out[start-1].Version == want {
+		start, want = start-1, want-1
 	}
-	return &keyring.PlainValue{Value: keyring.Secret(aws.ToString(best.Value)), CreatedAt: aws.ToTime(best.LastModifiedDate), Version: best.Version}, nil
+	return out[start:], nil
 }
 
 // Description is what a write records on the version: who, why, which keys. Parameter

@@ -129,7 +129,7 @@ func (s *Store) apiError(what string, err error) error {
 
 // Read implements store.Store. The version is the name of the newest enabled version.
 func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
-	vs, err := s.enabled(ctx, 2)
+	vs, err := s.enabled(ctx, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -182,14 +182,23 @@ func (s *Store) decode(ctx context.Context, vs []*secretmanagerpb.SecretVersion,
 		}
 		return &store.Snapshot{Keyring: r, Version: cur.Name}, nil
 	}
-	now := keyring.PlainValue{Value: data, CreatedAt: cur.CreateTime.AsTime(), Version: versionNumber(cur.Name)}
-	var prev *keyring.PlainValue
-	if len(vs) > 1 {
-		if pdata, err := s.access(ctx, vs[1].Name); err == nil && !store.IsDocument(pdata) {
-			prev = &keyring.PlainValue{Value: pdata, CreatedAt: vs[1].CreateTime.AsTime(), Version: versionNumber(vs[1].Name)}
-		}
+	// The enabled versions, newest first, as far back as a keyring can hold keys: the
+	// plain values pods must keep verifying are read from them (keyring.FromPlainHistory).
+	all, err := s.enabled(ctx, keyring.MaxKeys)
+	if err != nil {
+		return nil, err
 	}
-	r, err := keyring.FromPlain(now, prev, s.cfg.Plain, "gcp secret manager "+s.name)
+	if len(all) == 0 || all[0].Name != cur.Name {
+		all = []*secretmanagerpb.SecretVersion{cur} // a version added meanwhile: the next read sees it
+	}
+	versions := make([]keyring.PlainValue, len(all))
+	for i, v := range all {
+		versions[len(all)-1-i] = keyring.PlainValue{CreatedAt: v.CreateTime.AsTime(), Version: versionNumber(v.Name)}
+	}
+	versions[len(versions)-1].Value = data
+	r, err := store.PlainHistory(versions, time.Now(), s.cfg.Plain, "gcp secret manager "+s.name, func(pv keyring.PlainValue) (keyring.Secret, error) {
+		return s.access(ctx, fmt.Sprintf("%s/versions/%d", s.name, pv.Version))
+	})
 	if err != nil {
 		return nil, fmt.Errorf("gcpsm %s: %s: %w", s.name, cur.Name, err)
 	}

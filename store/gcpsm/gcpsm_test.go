@@ -150,7 +150,7 @@ func TestAnIdlePollIsOneListCall(t *testing.T) {
 	if len(calls) != 1 || calls["ListSecretVersions"] != polls {
 		t.Fatalf("%d idle polls made %v", polls, calls)
 	}
-	t.Logf("idle poll: 1 request per poll (ListSecretVersions, state:ENABLED, page size 2, no payload)")
+	t.Logf("idle poll: 1 request per poll (ListSecretVersions, state:ENABLED, page size 1, no payload)")
 }
 
 func TestDisableOldVersions(t *testing.T) {

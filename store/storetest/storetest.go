@@ -279,13 +279,36 @@ func plainValues(t *testing.T, b Backend) {
 		t.Fatalf("schedule: the new value signs from %s (written between %s and %s, delay %s), the old one verifies until %s",
 			cur.NotBefore, t0, t1, Schedule.ActivationDelay, prev.NotAfter)
 	}
+	// Issue 29: a third value within the activation delay (the ticket's command retried)
+	// keeps the first, which still signs, and moves nobody's schedule.
+	time.Sleep(1100 * time.Millisecond)
+	f.PutPlain(Plain3)
+	three, err := f.Store.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r3, err := three.Complete(r2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r3.Keys) != 3 || string(r3.Keys[2].Secret) != Plain3 || r3.Generation <= r2.Generation {
+		t.Fatalf("three values within the activation delay: %d keys %v, generation %d", len(r3.Keys), r3.IDs(), r3.Generation)
+	}
+	if k, ok := r3.SigningKey(time.Now()); !ok || k.ID != prev.ID {
+		t.Fatalf("after the third value %s signs, want the first value %s (the second signs from %s)", k.ID, prev.ID, cur.NotBefore)
+	}
+	for _, k := range r2.Keys {
+		if got, ok := r3.Key(k.ID); !ok || !got.NotBefore.Equal(k.NotBefore) || (!k.NotAfter.IsZero() && !got.NotAfter.Equal(k.NotAfter)) {
+			t.Fatalf("the third value moved key %s: %s..%s, then %s..%s", k.ID, k.NotBefore, k.NotAfter, got.NotBefore, got.NotAfter)
+		}
+	}
 	// Reading again what did not change gives what the reader holds.
 	again, err := f.Store.Read(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r3, err := again.Complete(r2); err != nil || !r3.Equal(r2) {
-		t.Fatalf("an unchanged value re-read: %v %+v", err, r3)
+	if r4, err := again.Complete(r3); err != nil || !r4.Equal(r3) {
+		t.Fatalf("an unchanged value re-read: %v %+v", err, r4)
 	}
 }
 

@@ -199,34 +199,32 @@ func (s *Store) decode(ctx context.Context, md *api.KVMetadata, data map[string]
 	if err != nil {
 		return nil, fmt.Errorf("vault %s version %s: %w", s.cfg.Path, version, err)
 	}
-	cur := keyring.PlainValue{Value: value, CreatedAt: md.Versions[version].CreatedTime, Version: int64(md.CurrentVersion)}
-	prev := s.previousPlain(ctx, md)
-	r, err := keyring.FromPlain(cur, prev, s.cfg.Plain, "vault kv "+s.cfg.Mount+"/"+s.cfg.Path)
+	// Every version still in the metadata, oldest first, ending with this one: the plain
+	// values pods must keep verifying are read from it (keyring.FromPlainHistory).
+	var versions []keyring.PlainValue
+	for v := max(md.OldestVersion, 1); v < md.CurrentVersion; v++ {
+		vm, ok := md.Versions[strconv.Itoa(v)]
+		if !ok || vm.Destroyed || !vm.DeletionTime.IsZero() {
+			versions = nil // a gap: the history starts after it
+			continue
+		}
+		versions = append(versions, keyring.PlainValue{CreatedAt: vm.CreatedTime, Version: int64(v)})
+	}
+	versions = append(versions, keyring.PlainValue{Value: value, CreatedAt: md.Versions[version].CreatedTime, Version: int64(md.CurrentVersion)})
+	r, err := store.PlainHistory(versions, time.Now(), s.cfg.Plain, "vault kv "+s.cfg.Mount+"/"+s.cfg.Path, func(pv keyring.PlainValue) (keyring.Secret, error) {
+		data, err := s.version(ctx, int(pv.Version))
+		if err != nil {
+			return nil, fmt.Errorf("%w (an earlier plain value pods must keep verifying; the policy needs read on every version of the path)", err)
+		}
+		if v, err := plainValue(data); err == nil {
+			return v, nil
+		}
+		return nil, store.ErrNotPlain
+	})
 	if err != nil {
 		return nil, fmt.Errorf("vault %s version %s: %w", s.cfg.Path, version, err)
 	}
 	return &store.Snapshot{Keyring: r, Version: version, Plain: true}, nil
-}
-
-// previousPlain returns the newest earlier version that still holds a plain value.
-func (s *Store) previousPlain(ctx context.Context, md *api.KVMetadata) *keyring.PlainValue {
-	for v := md.CurrentVersion - 1; v >= max(md.OldestVersion, 1); v-- {
-		vm, ok := md.Versions[strconv.Itoa(v)]
-		if !ok || vm.Destroyed || !vm.DeletionTime.IsZero() {
-			continue
-		}
-		data, err := s.version(ctx, v)
-		if err != nil {
-			s.cfg.Log.Warn("cannot read the previous version of a plain value", "path", s.cfg.Path, "version", v, "error", err)
-			return nil
-		}
-		value, err := plainValue(data)
-		if err != nil {
-			return nil // an earlier keyring document: no plain predecessor
-		}
-		return &keyring.PlainValue{Value: value, CreatedAt: vm.CreatedTime, Version: int64(v)}
-	}
-	return nil
 }
 
 func plainValue(data map[string]any) (keyring.Secret, error) {

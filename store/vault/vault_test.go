@@ -222,6 +222,58 @@ func TestPlainValueWrittenByTheTicketsCommand(t *testing.T) {
 	}
 }
 
+// TestABurstOfTheTicketsCommandKeepsTheSigningKey: issue 29. The ticket's command run
+// three times within the activation delay (a retried script) built the keyring from the
+// two newest versions: the first value, still the signing key, was dropped, and the
+// second value's activation moved to its creation. With the real CLI on the real Vault.
+func TestABurstOfTheTicketsCommandKeepsTheSigningKey(t *testing.T) {
+	bin := t.TempDir()
+	if err := os.Symlink(server.Bin, filepath.Join(bin, "vault")); err != nil {
+		t.Fatal(err)
+	}
+	path := uniquePath(t)
+	ticket := func() {
+		cmd := exec.Command("bash", "-c", "vault kv put secret/"+path+" value=$(openssl rand -hex 32)")
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "VAULT_ADDR="+server.Addr, "VAULT_TOKEN="+server.Token, "HOME="+t.TempDir())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	s := newStore(t, path)
+	read := func() *keyring.Keyring {
+		t.Helper()
+		snap, err := s.Read(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap.Keyring
+	}
+	var rings []*keyring.Keyring
+	for range 3 {
+		ticket()
+		rings = append(rings, read())
+		time.Sleep(time.Second) // well within the 30 s activation delay
+	}
+	first, second, third := rings[0].Keys[0], rings[1].Keys[1], rings[2]
+	md, _ := rootClient(t).KVv2("secret").GetMetadata(t.Context(), path)
+	created := func(v string) time.Time { return md.Versions[v].CreatedTime.UTC().Truncate(time.Millisecond) }
+	if len(third.Keys) != 3 || third.Generation != 3 {
+		t.Fatalf("after the third value: %d keys, generation %d: %v", len(third.Keys), third.Generation, third.IDs())
+	}
+	if k, ok := third.SigningKey(time.Now()); !ok || k.ID != first.ID {
+		t.Fatalf("the signing key after the third value is %s, want the first value %s (the second signs from %s)", k.ID, first.ID, second.NotBefore)
+	}
+	if got, _ := third.Key(second.ID); !got.NotBefore.Equal(created("2").Add(storetest.Schedule.ActivationDelay)) || !got.NotBefore.Equal(second.NotBefore) {
+		t.Fatalf("the second value signs from %s after the third, from %s before; created %s", got.NotBefore, second.NotBefore, created("2"))
+	}
+	if got, _ := third.Key(first.ID); !got.NotAfter.Equal(second.NotBefore.Add(storetest.Schedule.VerifyWindow)) {
+		t.Fatalf("the first value verifies until %s, want the window after the second signs (%s)", got.NotAfter, second.NotBefore)
+	}
+	if k := third.Keys[2]; !k.NotBefore.Equal(created("3").Add(storetest.Schedule.ActivationDelay)) {
+		t.Fatalf("the third value signs from %s, created %s", k.NotBefore, created("3"))
+	}
+}
+
 // enableAppRole sets up a role that may read and write one path.
 func enableAppRole(t *testing.T, path string, ttl string) (roleID, secretIDFile string) {
 	t.Helper()
