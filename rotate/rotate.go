@@ -269,6 +269,12 @@ func attemptOnce(ctx context.Context, primary store.Store, o Options) (*Result, 
 	default:
 		return nil, fmt.Errorf("unknown action %q", o.Action)
 	}
+	if replaced != "" {
+		// The document replaced could not be read, nor its generation: pods may hold any
+		// generation up to it. The replacement's is above every generation a counter from
+		// 1 or a store's version number reaches: the time in milliseconds (issue 29: 500 -> 1).
+		next.Generation = max(next.Generation, invalid.GenerationFloor()+1, now.UnixMilli())
+	}
 	res := describe(primary.String(), o, prev, next, newID, now)
 	res.ReplacedInvalid, res.BasedOn = replaced, version
 	if o.DryRun {

@@ -441,3 +441,31 @@ func mustReadFile(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// TestAReplacementNeverGoesBackInGenerations: issue 29. --emergency --replace-invalid
+// restarted the generation at 1 (500 -> 1): pods holding 500 saw it go backwards and the
+// file store's version "1" came back.
+func TestAReplacementNeverGoesBackInGenerations(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "k.json")
+	s, _ := file.New(path, store.PlainOptions{})
+	r, _ := keyring.Stage(nil, time.Now(), keyring.Secret(strings.Repeat("k", 32)), keyring.Options{})
+	r.Generation = 500
+	if _, err := s.Write(ctx, r, ""); err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := os.ReadFile(path)
+	os.WriteFile(path, doc[:len(doc)/2], 0o600) // truncated: not even its generation can be read
+	res, err := Run(ctx, s, nil, Options{Action: ActionEmergency, ReplaceInvalid: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Generation <= 500 {
+		t.Fatalf("the replacement is generation %d, after 500", res.Generation)
+	}
+	// A version number the store gives is a floor too.
+	invalid := &store.InvalidError{Version: "projects/p/secrets/s/versions/9000000000000", Err: keyring.ErrInvalid}
+	if f := invalid.GenerationFloor(); f != 9000000000000 {
+		t.Fatalf("floor %d", f)
+	}
+}

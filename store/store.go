@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -91,6 +92,18 @@ type Rollbacker interface {
 type InvalidError struct {
 	Version string
 	Err     error
+}
+
+// GenerationFloor is the number the version ends with (a Vault KV, SSM or GCP version,
+// a Kubernetes resourceVersion): the generation a replacement must be above, as pods
+// may hold a generation up to it; 0 for a version that is no number.
+func (e *InvalidError) GenerationFloor() int64 {
+	v := e.Version[strings.LastIndexByte(e.Version, '/')+1:]
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 func (e *InvalidError) Error() string { return e.Err.Error() }
