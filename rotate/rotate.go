@@ -255,12 +255,26 @@ func attemptOnce(ctx context.Context, primary store.Store, o Options) (*Result, 
 		}
 		if rb, ok := primary.(store.Rollbacker); ok && snap.Plain {
 			// The store's own rollback (Secrets Manager: AWSCURRENT back to AWSPREVIOUS),
-			// which writes (unless a dry run) and says what readers will compute.
-			next, err = rb.RollbackPlain(ctx, version, o.DryRun)
+			// which says what readers will compute: asked first without writing, for the
+			// intent record, then done.
+			next, err = rb.RollbackPlain(ctx, version, true)
 			if err != nil {
 				return nil, fmt.Errorf("rollback of %s: %w", primary.String(), err)
 			}
-			return describe(primary.String(), o, prev, next, "", now), nil
+			res := describe(primary.String(), o, prev, next, "", now)
+			res.BasedOn = version
+			if o.DryRun {
+				return res, nil
+			}
+			if err := intend(o, res); err != nil {
+				return nil, err
+			}
+			if next, err = rb.RollbackPlain(ctx, version, false); err != nil {
+				return nil, fmt.Errorf("rollback of %s: %w", primary.String(), err)
+			}
+			res = describe(primary.String(), o, prev, next, "", now)
+			res.BasedOn = version
+			return res, nil
 		}
 		next, err = keyring.Rollback(prev, now, o.Keyring)
 		if err != nil {

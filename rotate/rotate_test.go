@@ -15,7 +15,10 @@ import (
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate/fleet"
 	"github.com/sigil-dna/keysync/store"
+	"github.com/sigil-dna/keysync/store/awssm/awssmtest"
 	"github.com/sigil-dna/keysync/store/file"
+	"github.com/sigil-dna/keysync/store/storetest"
+	"github.com/sigil-dna/keysync/test/awsfake"
 )
 
 func fileStore(t *testing.T, name string) *file.Store {
@@ -377,7 +380,7 @@ func TestAGatedRotationResumesAHeldKey(t *testing.T) {
 	if _, held := after.Keyring.HeldKey(); held || after.Keyring.Generation != before.Keyring.Generation+1 || len(after.Keyring.Keys) != len(before.Keyring.Keys) {
 		t.Fatalf("after the resume: generation %d -> %d, keys %v -> %v", before.Keyring.Generation, after.Keyring.Generation, before.Keyring.IDs(), after.Keyring.IDs())
 	}
-	lines := strings.Split(strings.TrimSpace(string(mustReadFile(t, audit))), "\n")
+	lines := strings.Split(strings.TrimSpace(readFile(t, audit)), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], `"event":"intent"`) || !strings.Contains(lines[1], `"held_by":"cronjob/first"`) {
 		t.Fatalf("the audit trail of the resume:\n%s", strings.Join(lines, "\n"))
 	}
@@ -433,15 +436,6 @@ func TestANotDueRunRepairsTheMirrors(t *testing.T) {
 	}
 }
 
-func mustReadFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestAReplacementNeverGoesBackInGenerations: issue 29. --emergency --replace-invalid
 // restarted the generation at 1 (500 -> 1): pods holding 500 saw it go backwards and the
 // file store's version "1" came back.
@@ -467,5 +461,38 @@ func TestAReplacementNeverGoesBackInGenerations(t *testing.T) {
 	invalid := &store.InvalidError{Version: "projects/p/secrets/s/versions/9000000000000", Err: keyring.ErrInvalid}
 	if f := invalid.GenerationFloor(); f != 9000000000000 {
 		t.Fatalf("floor %d", f)
+	}
+}
+
+// TestASecretsManagerRollbackIsAuditedBeforeTheLabelsMove: the store's own rollback
+// (AWSCURRENT back to AWSPREVIOUS) moved the labels before any record was written.
+func TestASecretsManagerRollbackIsAuditedBeforeTheLabelsMove(t *testing.T) {
+	ctx := context.Background()
+	f := awssmtest.Open(t, awsfake.StartT(t))
+	f.PutPlain(storetest.Plain1)
+	time.Sleep(1100 * time.Millisecond)
+	f.PutPlain(storetest.Plain2)
+	before, err := f.Store.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(ctx, f.Store, nil, Options{Action: ActionRollback, AuditLog: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "nothing was written") {
+		t.Fatalf("a rollback with an unwritable audit log: %v", err)
+	}
+	if after, _ := f.Store.Read(ctx); after.Version != before.Version {
+		t.Fatal("AWSCURRENT moved although the audit log cannot be written")
+	}
+	audit := filepath.Join(t.TempDir(), "audit.jsonl")
+	res, err := Run(ctx, f.Store, nil, Options{Action: ActionRollback, AuditLog: audit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := f.Store.Read(ctx); after.Version == before.Version || res.SigningKeyID != keyring.KeyID(keyring.Secret(storetest.Plain1)) {
+		t.Fatalf("the rollback: version %s -> %s, signing %s", before.Version, after.Version, res.SigningKeyID)
+	}
+	lines := strings.Split(strings.TrimSpace(readFile(t, audit)), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"event":"intent"`) || !strings.Contains(lines[0], `"based_on_version":"`+before.Version+`"`) ||
+		!strings.Contains(lines[1], `"event":"rotation"`) {
+		t.Fatalf("audit records:\n%s", strings.Join(lines, "\n"))
 	}
 }
