@@ -75,7 +75,7 @@ func (a *authenticator) login(ctx context.Context) error {
 	}
 	token, ttl, renewable, err := a.obtain(ctx)
 	if err != nil {
-		return fmt.Errorf("vault: %s login: %w", a.cfg.Method, err)
+		return fmt.Errorf("vault: %s login: %w", a.cfg.Method, oneLine(err))
 	}
 	a.client.SetToken(string(token))
 	a.log.Info("vault login", "method", a.cfg.Method, "ttl", ttl.String(), "renewable", renewable)

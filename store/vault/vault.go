@@ -124,13 +124,13 @@ func (s *Store) Close() error {
 
 // do runs f, and after a 403 logs in again once and retries.
 func (s *Store) do(ctx context.Context, f func() error) error {
-	err := f()
+	err := oneLine(f())
 	if isForbidden(err) {
 		s.cfg.Log.Warn("vault answered 403, logging in again", "method", s.auth.method())
 		if lerr := s.auth.login(ctx); lerr != nil {
-			return errors.Join(err, lerr)
+			return fmt.Errorf("%w; then %w", err, lerr)
 		}
-		err = f()
+		err = oneLine(f())
 	}
 	return err
 }

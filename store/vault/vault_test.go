@@ -332,8 +332,14 @@ func TestAppRoleLoginAndTokenRenewal(t *testing.T) {
 	}
 	// The role's policy covers only its path: another path is forbidden.
 	other := newStore(t, uniquePath(t), func(c *Config) { c.Auth = Auth{Method: MethodAppRole, RoleID: roleID, SecretIDFile: secretIDFile} })
-	if _, err := other.Read(t.Context()); err == nil || !strings.Contains(err.Error(), "403") {
+	_, err = other.Read(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("read outside the policy: %v", err)
+	}
+	// Issue 29: the Vault client's error spans six lines, and so did every progress line
+	// and status table that showed it. One line: method, path, status, Vault's message.
+	if msg := err.Error(); strings.ContainsAny(msg, "\n\r") || !strings.Contains(msg, "GET /v1/secret/metadata/"+other.cfg.Path+": 403 Forbidden: permission denied") {
+		t.Fatalf("the error is not one condensed line: %q", msg)
 	}
 }
 
