@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/user"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sigil-dna/keysync/internal/cli"
@@ -98,7 +101,7 @@ asking any fleet (you vouch for it; the audit record says so).`
 	if name == "rotate" {
 		c.Var(&f.fleet.check, "check-fleet", "timer rotation: ask this `fleet` first and refuse an --activation-delay below its slowest member's worst propagation plus --max-clock-skew (repeatable). "+fleetSyntax)
 	}
-	c.StringVar(&f.initiator, "initiator", defaultInitiator(), "who rotates, recorded in the keyring and the audit event")
+	c.StringVar(&f.initiator, "initiator", "", "who rotates, recorded in the keyring and the audit event (free text; default: in a pod its ServiceAccount, system:serviceaccount:NS:NAME@POD, otherwise USER@HOST)")
 	c.StringVar(&f.reason, "reason", "", "why, recorded in the keyring and the audit event")
 	c.StringVar(&f.auditLog, "audit-log", "", "`file` to append one JSON audit line to (fsynced)")
 	c.IntVar(&f.retries, "retries", rotate.DefaultRetries, "re-reads after a compare-and-swap conflict (0: fail at the first conflict)")
@@ -109,13 +112,54 @@ asking any fleet (you vouch for it; the audit record says so).`
 	return c, f
 }
 
-func defaultInitiator() string {
+// serviceAccountDir is where Kubernetes mounts a pod's ServiceAccount token;
+// KEYSYNC_SERVICEACCOUNT_DIR replaces it.
+const serviceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+// defaultInitiator is who rotates when --initiator is not given: in a pod, its
+// ServiceAccount ("system:serviceaccount:NS:NAME@POD", from the mounted token's subject);
+// elsewhere the OS user and host. Free text either way: the store's own audit log is the
+// authenticated record.
+func defaultInitiator(getenv func(string) string) string {
+	host, _ := os.Hostname()
+	dir := serviceAccountDir
+	if d := getenv("KEYSYNC_SERVICEACCOUNT_DIR"); d != "" {
+		dir = d
+	}
+	if sa := serviceAccount(filepath.Join(dir, "token")); sa != "" {
+		return sa + "@" + host
+	}
 	name := "unknown"
 	if u, err := user.Current(); err == nil {
 		name = u.Username
 	}
-	host, _ := os.Hostname()
 	return name + "@" + host
+}
+
+// serviceAccount is the subject of the ServiceAccount token at path, unverified (it names,
+// it does not authenticate), or "" if there is none.
+func serviceAccount(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	token, _ := io.ReadAll(io.LimitReader(f, 64<<10))
+	parts := strings.Split(strings.TrimSpace(string(token)), ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var claims struct {
+		Sub string `json:"sub"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || !strings.HasPrefix(claims.Sub, "system:serviceaccount:") || len(claims.Sub) > 300 {
+		return ""
+	}
+	return fleet.Clean(claims.Sub)
 }
 
 func runRotate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -144,6 +188,9 @@ func rotateOrRollback(ctx context.Context, name string, args []string, getenv fu
 	log, err := f.log.Logger(stderr)
 	if err != nil {
 		return err
+	}
+	if f.initiator == "" {
+		f.initiator = defaultInitiator(getenv)
 	}
 	switch {
 	case f.replaceInvalid && !f.emergency:

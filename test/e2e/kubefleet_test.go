@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -232,6 +233,30 @@ func TestFleetConfirmedRotationOnKubernetes(t *testing.T) {
 			if err := do(); !apierrors.IsForbidden(err) {
 				t.Errorf("%s pods: err = %v, want Forbidden", verb, err)
 			}
+		}
+	})
+
+	// Issue 29: --initiator defaulted to the OS user ("root@vm" in every container), in a
+	// pod now its ServiceAccount, from a token the real API server issued.
+	t.Run("the initiator defaults to the pod's ServiceAccount", func(t *testing.T) {
+		tr, err := f.admin.CoreV1().ServiceAccounts(f.ns).CreateToken(t.Context(), "keysync-rotate",
+			&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(600))}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "token"), []byte(tr.Status.Token), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("KEYSYNC_SERVICEACCOUNT_DIR", dir)
+		store := "file://" + filepath.Join(t.TempDir(), "keys.json")
+		out, stderr, err := e.keysync("rotate", "--store", store, "--init", "--dry-run", "-o", "json")
+		host, _ := os.Hostname()
+		if err != nil || !strings.Contains(out, `"rotated_by": "system:serviceaccount:`+f.ns+`:keysync-rotate@`+host+`"`) {
+			t.Fatalf("%v\n%s%s", err, out, stderr)
+		}
+		if strings.Contains(out+stderr, tr.Status.Token[:40]) {
+			t.Fatal("the token reached the output")
 		}
 	})
 
