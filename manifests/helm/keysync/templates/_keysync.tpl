@@ -102,8 +102,9 @@ rotation:
   # Retries and reruns within this of the last rotation rotate nothing (they bring the
   # mirrors up to the primary); empty: every run rotates.
   ifOlderThan: 600h
-  # The job ends after this long whatever happens (above confirmTimeout).
-  activeDeadlineSeconds: 900
+  # The job ends after this long whatever happens: room for its retries (backoffLimit 6;
+  # the 7th attempt resumes a key a killed run left held) and one more gate.
+  activeDeadlineSeconds: 2400
   # Annotations of its ServiceAccount, e.g. the rotator's IAM role for IRSA on EKS.
   serviceAccountAnnotations: {}
   resources:
@@ -461,7 +462,7 @@ spec:
   concurrencyPolicy: Forbid
   jobTemplate:
     spec:
-      backoffLimit: 2
+      backoffLimit: 6
       {{- if $r.confirmFleet }}
       activeDeadlineSeconds: {{ $r.activeDeadlineSeconds }}
       {{- end }}
