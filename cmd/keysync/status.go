@@ -42,6 +42,7 @@ type statusFlags struct {
 	storeURL, output string
 	fleets           cli.FieldList
 	concurrency      int
+	allowPartial     bool
 	stores           storeFlags
 }
 
@@ -51,11 +52,14 @@ With --store: each key's state (held, pending, current, previous), validity and 
 With --fleet: one row per member (pod): whether its sidecar is ready, the generation its
 keys file holds and the one its app confirmed, the held, pending, current and previous key
 ids, how stale its store reads are and its last reload time; then a summary. Both may be
-given.`)
+given. The exit code is 1 when a member did not answer or its app did not confirm its keys
+file (with --store too: or its app is not at the store's generation), so that a script can
+check a rotation; --allow-partial reports and exits 0.`)
 	f := &statusFlags{}
 	c.StringVar(&f.storeURL, "store", "", "store `URL`")
 	c.Var(&f.fleets, "fleet", "`fleet` to show member by member (repeatable). "+fleetSyntax)
 	c.IntVar(&f.concurrency, "fleet-concurrency", fleet.DefaultConcurrency, "members asked at once")
+	c.BoolVar(&f.allowPartial, "allow-partial", false, "with --fleet: exit 0 even if a member did not answer or confirm (a report, not a check)")
 	c.StringVar(&f.output, "o", "table", "output: table or json")
 	f.stores.register(c)
 	return c, f
@@ -103,8 +107,36 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		fmt.Fprintln(stdout)
 	}
-	_, err = showFleet(ctx, srcs, f.concurrency, ss, output, stdout)
-	return err
+	fs, err := showFleet(ctx, srcs, f.concurrency, ss, output, stdout)
+	if err != nil || f.allowPartial {
+		return err
+	}
+	return fs.check()
+}
+
+// check fails when a member that is not skipped did not answer, its app did not confirm
+// its keys file, or (the store shown too) its app is not at the store's generation.
+func (fs *fleetStatus) check() error {
+	var bad []string
+	for _, m := range fs.Members {
+		switch {
+		case m.Skipped != "":
+		case m.Error != "":
+			bad = append(bad, m.Member+" did not answer ("+fleet.Clean(m.Error)+")")
+		case !m.AppConfirmed:
+			bad = append(bad, m.Member+"'s app did not confirm its keys file")
+		case fs.Store != nil && m.AppGeneration != fs.Store.Generation:
+			bad = append(bad, fmt.Sprintf("%s's app is at generation %d, the store at %d", m.Member, m.AppGeneration, fs.Store.Generation))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	n, more := len(bad), ""
+	if n > 3 {
+		more, bad = fmt.Sprintf("; and %d more", n-3), bad[:3]
+	}
+	return fmt.Errorf("status: %d of %d members not in step: %s%s (--allow-partial: report only)", n, fs.Summary.Members, strings.Join(bad, "; "), more)
 }
 
 func printStore(stdout io.Writer, s storeStatus) error {

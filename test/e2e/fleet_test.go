@@ -182,9 +182,20 @@ func TestFleetConfirmedRotationThroughTheCLI(t *testing.T) {
 				t.Fatalf("status --fleet row %+v (held key %s)", m, hk.ID)
 			}
 		}
-		table, _, _ := e.keysync("status", "--fleet", fleetURL, "--store", e.storeURL())
+		table, stderr, err := e.keysync("status", "--fleet", fleetURL, "--store", e.storeURL())
 		if !strings.Contains(table, "held") || !strings.Contains(table, "3 members: 3 answered") {
 			t.Fatalf("status --fleet table:\n%s", table)
+		}
+		// Issue 34: status --fleet exited 0 whatever the members said; a script could not
+		// check a rotation with it. The lagger's app is behind the store.
+		if exitCode(err) != 1 || !strings.Contains(stderr, "1 of 3 members not in step: "+laggerName+"'s app is at generation") {
+			t.Fatalf("status --fleet --store with a member behind: exit %d\n%s", exitCode(err), stderr)
+		}
+		if _, stderr, err := e.keysync("status", "--fleet", fleetURL, "--store", e.storeURL(), "--allow-partial"); err != nil {
+			t.Fatalf("--allow-partial: %v\n%s", err, stderr)
+		}
+		if _, stderr, err := e.keysync("status", "--fleet", "http://127.0.0.1:1"); exitCode(err) != 1 || !strings.Contains(stderr, "did not answer") {
+			t.Fatalf("a member that does not answer: exit %d\n%s", exitCode(err), stderr)
 		}
 		lagger.restore(t, e)
 		out, stderr, err = e.keysync("promote", "--store", e.storeURL(), "--confirm-fleet", fleetURL, "--confirm-timeout", "1m", "--max-clock-skew", "1s")
