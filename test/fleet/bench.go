@@ -58,6 +58,9 @@ type Config struct {
 	// NoForgeries skips the forgery checks and the wait for the last verify window (long
 	// with the default 15 min window).
 	NoForgeries bool
+	// Soak, with Months > 0, runs the compressed-calendar soak (soak.go) instead of the
+	// phases.
+	Soak SoakConfig
 
 	Keysync, Demo, VaultBin, Work string    // the keysync and keysync-demo binaries
 	Progress                      io.Writer // progress lines
@@ -84,22 +87,23 @@ type Phase struct {
 
 // Report is the whole run.
 type Report struct {
-	Config                Config     `json:"-"`
-	Pods                  int        `json:"pods"`
-	PIDNamespaces         bool       `json:"pid_namespaces"`
-	Store                 string     `json:"store"`
-	Phases                []*Phase   `json:"phases"`
-	StoreReqPerSecSteady  float64    `json:"store_requests_per_second_steady"`
-	StoreReqPerSecMaxPost float64    `json:"store_requests_per_second_max_after_outage"`
-	Chaos                 []string   `json:"chaos"`
-	EmergencyFailures     int64      `json:"emergency_failed_verifications"`
-	ForgeriesAttempted    int        `json:"forgeries_attempted"`
-	ForgeriesRefused      int        `json:"forgeries_refused"`
-	ForgeriesAccepted     []string   `json:"forgeries_accepted,omitempty"`
-	SecretsInOutput       int        `json:"secrets_in_output"`
-	BytesScanned          int64      `json:"bytes_scanned"`
-	SidecarRSSMiB         [2]float64 `json:"sidecar_rss_mib_median_max"`
-	SidecarCPUPercent     float64    `json:"sidecar_cpu_percent_mean"`
+	Config                Config      `json:"-"`
+	Pods                  int         `json:"pods"`
+	PIDNamespaces         bool        `json:"pid_namespaces"`
+	Store                 string      `json:"store"`
+	Phases                []*Phase    `json:"phases"`
+	StoreReqPerSecSteady  float64     `json:"store_requests_per_second_steady"`
+	StoreReqPerSecMaxPost float64     `json:"store_requests_per_second_max_after_outage"`
+	Chaos                 []string    `json:"chaos"`
+	EmergencyFailures     int64       `json:"emergency_failed_verifications"`
+	ForgeriesAttempted    int         `json:"forgeries_attempted"`
+	ForgeriesRefused      int         `json:"forgeries_refused"`
+	ForgeriesAccepted     []string    `json:"forgeries_accepted,omitempty"`
+	SecretsInOutput       int         `json:"secrets_in_output"`
+	BytesScanned          int64       `json:"bytes_scanned"`
+	SidecarRSSMiB         [2]float64  `json:"sidecar_rss_mib_median_max"`
+	SidecarCPUPercent     float64     `json:"sidecar_cpu_percent_mean"`
+	Soak                  *SoakReport `json:"soak,omitempty"`
 }
 
 const storePath = "sigil/fleet"
@@ -146,7 +150,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	b.fleet, err = podfleet.Start(ctx, podfleet.Config{
 		Work: cfg.Work, Keysync: cfg.Keysync, Demo: cfg.Demo, Store: b.sidecarStore, Pods: cfg.Pods, PIDNamespaces: podfleet.PIDNamespacesAvailable(),
 		Interval: cfg.Poll, ClockOffsets: offsets, Env: b.env, Log: cfg.Log, PodStore: podStore,
-		SidecarArgs: []string{"--backoff-cap", cfg.BackoffCap.String(), "--log-level", "info"},
+		SidecarArgs: append([]string{"--backoff-cap", cfg.BackoffCap.String(), "--log-level", "info"}, b.soakSidecarArgs()...),
 	})
 	if err != nil {
 		return nil, err
@@ -156,6 +160,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	b.startedAt = time.Now()
+	if cfg.Soak.Months > 0 {
+		rep.Soak, err = b.soak(ctx, cfg.Soak)
+		b.fleet.Stop()
+		if err != nil {
+			return nil, err
+		}
+		rep.SecretsInOutput, rep.BytesScanned, err = b.scan()
+		return rep, err
+	}
 
 	checkCtx, stopChecks := context.WithCancel(ctx)
 	var checks sync.WaitGroup
@@ -270,6 +283,9 @@ func (b *bench) scan() (int, int64, error) {
 	if b.progressLog != "" {
 		files = append(files, b.progressLog)
 	}
+	if rotator := filepath.Join(b.cfg.Work, "soak-rotator.log"); fileExists(rotator) {
+		files = append(files, rotator)
+	}
 	var bytes int64
 	for _, f := range files {
 		if fi, err := os.Stat(f); err == nil {
@@ -282,3 +298,5 @@ func (b *bench) scan() (int, int64, error) {
 	}
 	return n, bytes, nil
 }
+
+func fileExists(path string) bool { _, err := os.Stat(path); return err == nil }

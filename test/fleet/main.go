@@ -53,6 +53,9 @@ func run(ctx context.Context) error {
 	flag.BoolVar(&c.RotateAtRecovery, "rotate-at-recovery", false, "after a store outage, rotate as soon as the store is back (and give the gated phase the same outage)")
 	flag.BoolVar(&c.NoForgeries, "no-forgeries", false, "skip the forgery checks and the wait for the last verify window")
 	flag.BoolVar(&c.Gated, "gated", false, "add a phase of fleet-confirmed rotations after the timer phase, same traffic and partition")
+	flag.IntVar(&c.Soak.Months, "soak", 0, "run the compressed-calendar soak of this many monthly gated rotations instead of the phases (36: three years)")
+	flag.DurationVar(&c.Soak.Month, "soak-month", 45*time.Second, "soak: one month")
+	flag.DurationVar(&c.Soak.GateTimeout, "soak-gate-timeout", 6*time.Second, "soak: the rotation's --confirm-timeout")
 	flag.StringVar(&keysyncBin, "keysync", "", "keysync binary (default: built into the work dir); keysync-demo is always built there")
 	flag.StringVar(&c.Work, "work", "", "work dir (default: a temporary one, removed after)")
 	flag.StringVar(&report, "report", "", "benchmarks file whose fleet section is replaced (e.g. docs/benchmarks.md)")
@@ -85,9 +88,30 @@ func run(ctx context.Context) error {
 		c.VaultBin = bin
 	}
 	c.Progress = os.Stderr
+	if c.Soak.Months > 0 {
+		c.Soak = soakDefaults(c.Soak)
+		c.Partition = c.Soak.GateTimeout * 5 / 2 // pod 0 gets a way to the store the calendar can cut
+		c.Naive, c.Gated = false, false
+		if section == "fleet" {
+			section = "soak"
+		}
+	}
 	rep, err := Run(ctx, c)
 	if err != nil {
 		return err
+	}
+	if s := rep.Soak; s != nil {
+		command := "go run ./test/fleet " + strings.Join(os.Args[1:], " ")
+		fmt.Println(s.Markdown(command, section, rep.Pods, rep.SecretsInOutput, rep.BytesScanned))
+		if report != "" {
+			if err := s.WriteDocs(report, command, section, rep.Pods, rep.SecretsInOutput, rep.BytesScanned); err != nil {
+				return err
+			}
+		}
+		if s.Failed > 0 || rep.SecretsInOutput > 0 || s.Intents < int(s.StoreWrites) {
+			return fmt.Errorf("soak: %d failed verifications, %d secrets in output, %d intent records for %d store writes", s.Failed, rep.SecretsInOutput, s.Intents, s.StoreWrites)
+		}
+		return nil
 	}
 	if asJSON {
 		out, _ := json.MarshalIndent(rep, "", "  ")

@@ -506,6 +506,25 @@ func TestTheChartOnARealNode(t *testing.T) {
 		}
 	})
 
+	// Issue 34: NOTES.txt said `kubectl port-forward … && curl …`, which blocks, and
+	// port-forward reaches loopback where the sidecar did not listen.
+	t.Run("NOTES.txt's check runs as written", func(t *testing.T) {
+		notes := e.run(t, e.helm, "get", "notes", release, "--namespace", namespace)
+		_, check, ok := strings.Cut(notes, "Check it:")
+		if !ok {
+			t.Fatalf("no check in the notes:\n%s", notes)
+		}
+		check, _, _ = strings.Cut(check, "\n")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "sh", "-c", check)
+		cmd.Env, cmd.Dir = e.cmdEnv, servers.RepoRoot()
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "1 members: 1 answered, 1 ready, 1 apps confirmed") {
+			t.Fatalf("%s: %v\n%s", check, err, out)
+		}
+	})
+
 	ips := podIPs(pods)
 	t.Run("the rotation CronJob, fleet-confirmed, under traffic", func(t *testing.T) {
 		tr := startTraffic(ips)

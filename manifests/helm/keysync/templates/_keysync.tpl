@@ -250,14 +250,12 @@ startup probe passes after the first complete write, so the app starts only with
     {{- end }}
     - --plain-activation-delay={{ $k.activationDelay }}
     - --plain-verify-window={{ $k.verifyWindow }}
-    - --listen=$(POD_IP):{{ $k.port }}
+    - --listen=:{{ $k.port }}
     - --log-format=json
     {{- range $k.extraArgs }}
     - {{ . }}
     {{- end }}
   env:
-    - name: POD_IP
-      valueFrom: { fieldRef: { fieldPath: status.podIP } }
     # The Go runtime collects harder near the limit instead of being killed at it.
     - name: GOMEMLIMIT
       valueFrom: { resourceFieldRef: { containerName: keysync, resource: limits.memory } }
