@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 IMAGE     ?= ghcr.io/sigil-dna/keysync
 FLAVORS   := file vault kube aws gcp
 
-.PHONY: build build-demo flavors images test lint demo bench bench-fleet bench-fleet-aws bench-footprint bench-scale bench-attack fuzz clean
+.PHONY: build build-demo flavors images test lint demo bench bench-fleet bench-fleet-aws bench-footprint bench-scale bench-attack bench-soak fuzz clean
 
 # The full build: every store (build/flavor-tags.sh full).
 build:
@@ -86,6 +86,12 @@ bench-footprint: flavors
 
 # The five attacks of issue 28 on the file build's status port (about 2 minutes): memory,
 # open files, a rotation reaching the app during each; rewrites the attacks section.
+# Three "years" of monthly gated rotations from a CronJob-like scheduler over a real Vault,
+# with a chaos calendar (about 28 minutes); rewrites the soak section of docs/benchmarks.md.
+bench-soak: build
+	vault=$$(bash test/servers/vault.sh) && \
+	KEYSYNC_VAULT_BIN=$$vault $(GO) run ./test/fleet --keysync $(BIN) --soak 36 --soak-month 45s --pods 6 --rate 60 --report docs/benchmarks.md
+
 bench-attack: bin/keysync-file
 	$(GO) run ./test/attack --bin bin/keysync-file --flavor file --report docs/benchmarks.md
 

@@ -97,13 +97,15 @@ func keyFromWire(i int, wk *wireKey) (Key, error) {
 		return Key{}, invalid(field("not_after"), `a held key has none`)
 	case !wk.Held && wk.NotBefore == nil:
 		return Key{}, invalid(field("not_before"), `missing (a key waiting for its promotion says "held": true instead)`)
+	case wk.Held && wk.Restored:
+		return Key{}, invalid(field("restored"), "a held key is never restored: a rollback withdraws it")
 	}
 	secret, err := secretEncoding.DecodeString(*wk.Secret)
 	if err != nil {
 		// The decoder's error quotes only an offset, but say it in our words anyway.
 		return Key{}, invalid(field("secret"), "not standard padded base64")
 	}
-	k := Key{ID: *wk.ID, Secret: secret}
+	k := Key{ID: *wk.ID, Secret: secret, Restored: wk.Restored}
 	if !wk.Held {
 		if k.NotBefore, err = parseTime(field("not_before"), *wk.NotBefore); err != nil {
 			return Key{}, err
@@ -222,7 +224,7 @@ func Encode(r *Keyring) ([]byte, error) {
 	}
 	for _, k := range r.Keys {
 		id, secret := k.ID, secretEncoding.EncodeToString(k.Secret)
-		wk := &wireKey{ID: &id, Secret: &secret, Held: k.Held()}
+		wk := &wireKey{ID: &id, Secret: &secret, Held: k.Held(), Restored: k.Restored}
 		if !k.Held() {
 			nb := k.NotBefore.UTC().Format(timeLayout)
 			wk.NotBefore = &nb

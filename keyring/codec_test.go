@@ -48,7 +48,7 @@ func rejectCases() map[string]rejectCase {
 		"keys of the wrong JSON type":     {doc: strings.Replace(docJSON(1), `[]`, `{}`, 1), field: "keys", want: "JSON object"},
 		"a null key":                      {doc: docJSON(1, "null"), field: "keys[0]", want: "null"},
 		"an unknown field":                {doc: strings.Replace(docJSON(1, ka), `"version":1`, `"version":1,"not_afer":"x"`, 1), want: "unknown field (a document has version, generation, rotated_at, rotated_by, reason, legacy_signatures, keys)"},
-		"an unknown field in a key":       {doc: docJSON(1, strings.Replace(ka, `"secret"`, `"not_afer":"x","secret"`, 1)), field: "keys[0]", want: "unknown field (a key has id, secret, not_before, not_after, held)"},
+		"an unknown field in a key":       {doc: docJSON(1, strings.Replace(ka, `"secret"`, `"not_afer":"x","secret"`, 1)), field: "keys[0]", want: "unknown field (a key has id, secret, not_before, not_after, held, restored)"},
 		"a field name in another case":    {doc: strings.Replace(docJSON(1, ka), `"version":1`, `"Version":1`, 1), want: "unknown field"},
 		"a secret shorter than 32 bytes":  {doc: docJSON(1, keyJSON(short, "2026-11-27T12:00:00Z", "")), field: "keys[0].secret", want: "31 bytes, at least 32"},
 		"a secret that is not base64":     {doc: docJSON(1, strings.Replace(ka, `"secret":"`, `"secret":"!!`, 1)), field: "keys[0].secret", want: "base64"},
@@ -78,10 +78,12 @@ func rejectCases() map[string]rejectCase {
 			doc: docJSON(1, ka, strings.Replace(heldKeyJSON(b), `"held":true`, `"held":true,"not_before":"2026-11-27T13:00:00Z"`, 1)), field: "keys[1].not_before", want: "a held key has none"},
 		"a held key with a not_after": {
 			doc: docJSON(1, ka, strings.Replace(heldKeyJSON(b), `"held":true`, `"held":true,"not_after":"2026-11-27T13:00:00Z"`, 1)), field: "keys[1].not_after", want: "a held key has none"},
-		"two held keys":                {doc: docJSON(1, ka, heldKeyJSON(b), heldKeyJSON(testSecret("c"))), field: "keys", want: "more than one held key"},
-		"only a held key":              {doc: docJSON(1, heldKeyJSON(b)), field: "keys", want: "a keyring needs a key that signs"},
-		"held of the wrong JSON type":  {doc: docJSON(1, ka, strings.Replace(heldKeyJSON(b), `"held":true`, `"held":"yes"`, 1)), field: "keys[1].held", want: "JSON string where a boolean"},
-		"a key neither timed nor held": {doc: docJSON(1, ka, strings.Replace(heldKeyJSON(b), `"held":true`, `"held":false`, 1)), field: "keys[1].not_before", want: `"held": true instead`},
+		"two held keys":                   {doc: docJSON(1, ka, heldKeyJSON(b), heldKeyJSON(testSecret("c"))), field: "keys", want: "more than one held key"},
+		"only a held key":                 {doc: docJSON(1, heldKeyJSON(b)), field: "keys", want: "a keyring needs a key that signs"},
+		"a held key restored":             {doc: docJSON(1, ka, strings.Replace(heldKeyJSON(b), `"held":true`, `"held":true,"restored":true`, 1)), field: "keys[1].restored", want: "a held key is never restored"},
+		"restored of the wrong JSON type": {doc: docJSON(1, ka, strings.Replace(keyJSON(b, "2026-11-27T13:00:00Z", ""), `"id"`, `"restored":1,"id"`, 1)), field: "keys[1].restored", want: "JSON number where a boolean"},
+		"held of the wrong JSON type":     {doc: docJSON(1, ka, strings.Replace(heldKeyJSON(b), `"held":true`, `"held":"yes"`, 1)), field: "keys[1].held", want: "JSON string where a boolean"},
+		"a key neither timed nor held":    {doc: docJSON(1, ka, strings.Replace(heldKeyJSON(b), `"held":true`, `"held":false`, 1)), field: "keys[1].not_before", want: `"held": true instead`},
 		"a reason over the text bound": {
 			doc: strings.Replace(docJSON(1, ka), `"version":1`, `"version":1,"reason":"`+strings.Repeat("x", MaxTextLen+1)+`"`, 1), field: "reason", want: "longer than"},
 	}

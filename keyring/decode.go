@@ -33,12 +33,13 @@ type wireKey struct {
 	NotBefore *string `json:"not_before,omitempty"`
 	NotAfter  *string `json:"not_after,omitempty"`
 	Held      bool    `json:"held,omitempty"`
+	Restored  bool    `json:"restored,omitempty"`
 }
 
 // The document's names, in the order their types are checked.
 var (
 	docFields = []string{"version", "generation", "rotated_at", "rotated_by", "reason", "legacy_signatures", "keys"}
-	keyFields = []string{"id", "secret", "not_before", "not_after", "held"}
+	keyFields = []string{"id", "secret", "not_before", "not_after", "held", "restored"}
 )
 
 // decodeWire reads data into the wire form. Every error is a ValidationError that names a
@@ -281,6 +282,11 @@ func keysField(raw json.RawMessage) ([]*wireKey, error) {
 			return nil, err
 		}
 		k.Held = held != nil && *held
+		restored, err := boolField(m, "restored", keyField(i, "restored"))
+		if err != nil {
+			return nil, err
+		}
+		k.Restored = restored != nil && *restored
 		keys[i] = k
 	}
 	return keys, nil

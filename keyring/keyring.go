@@ -43,6 +43,10 @@ type Key struct {
 	// NotAfter, when not zero, is when the key stops verifying (exclusive). A held key
 	// has none.
 	NotAfter time.Time
+	// Restored: a rollback staged this key again (it signed before). Another rollback
+	// while it is pending would withdraw it and undo the first, so it is refused unless
+	// forced (Options.Force).
+	Restored bool
 }
 
 // Held reports whether the key waits for a promotion: it verifies, it never signs.
@@ -171,7 +175,7 @@ func (r *Keyring) Equal(o *Keyring) bool {
 	return r.Generation == o.Generation && r.RotatedAt.Equal(o.RotatedAt) &&
 		r.RotatedBy == o.RotatedBy && r.Reason == o.Reason && r.NoLegacy == o.NoLegacy &&
 		slices.EqualFunc(r.Keys, o.Keys, func(a, b Key) bool {
-			return a.ID == b.ID && a.NotBefore.Equal(b.NotBefore) && a.NotAfter.Equal(b.NotAfter)
+			return a.ID == b.ID && a.NotBefore.Equal(b.NotBefore) && a.NotAfter.Equal(b.NotAfter) && a.Restored == b.Restored
 		})
 }
 

@@ -29,6 +29,9 @@ type Options struct {
 	// Legacy switches the acceptance of bare legacy signatures on or off in the new
 	// document; LegacyKeep (the zero value) keeps what the keyring says.
 	Legacy Legacy
+	// Force lets Rollback withdraw a key an earlier rollback restored that is still
+	// pending (undoing that rollback), which it otherwise refuses.
+	Force bool
 }
 
 // Legacy is what a lifecycle step does to a keyring's acceptance of bare legacy
@@ -85,6 +88,10 @@ func ms(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
 
 // ErrNoPrevious is returned by Rollback when there is no valid key to go back to.
 var ErrNoPrevious = errors.New("keyring: no previous key is still valid to roll back to")
+
+// ErrRestorePending is returned by Rollback while the key an earlier rollback restored is
+// still pending: another rollback would withdraw it and undo the first.
+var ErrRestorePending = errors.New("keyring: a rollback is already under way")
 
 // Stage returns the next keyring: secret is added as a pending key that starts signing
 // at now+ActivationDelay, and every other key expires VerifyWindow after that (or
@@ -207,6 +214,10 @@ func Rollback(r *Keyring, now time.Time, o Options) (*Keyring, error) {
 		return nil, ErrNoPrevious
 	}
 	newest := live.Keys[len(live.Keys)-1]
+	if newest.NotBefore.After(now) && newest.Restored && !o.Force {
+		return nil, fmt.Errorf("%w: key %s, restored by the last rollback, signs from %s; another rollback would withdraw it and leave the key it replaces signing: wait for it, or --force to withdraw it",
+			ErrRestorePending, newest.ID, newest.NotBefore.Format(time.RFC3339))
+	}
 	if newest.NotBefore.After(now) {
 		next := live.clone()
 		next.Keys = next.Keys[:len(next.Keys)-1]
@@ -235,7 +246,11 @@ func Rollback(r *Keyring, now time.Time, o Options) (*Keyring, error) {
 		}
 	}
 	next.Keys = append(next.Keys, Key{ID: prev.ID, Secret: prev.Secret, NotBefore: nb})
-	return finish(r, next, now, o)
+	out, err := finish(r, next, now, o)
+	if err == nil {
+		out.Keys[len(out.Keys)-1].Restored = true
+	}
+	return out, err
 }
 
 // Prune returns r without the keys that have expired at now. The generation is kept:
@@ -263,6 +278,9 @@ func retire(r *Keyring, until time.Time) *Keyring {
 }
 
 func finish(prev, next *Keyring, now time.Time, o Options) (*Keyring, error) {
+	for i := range next.Keys {
+		next.Keys[i].Restored = false // only the key a rollback restores, until the next step
+	}
 	next.Generation = prev.Generation + 1
 	next.RotatedAt = now
 	next.RotatedBy = o.RotatedBy

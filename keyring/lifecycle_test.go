@@ -380,3 +380,93 @@ func TestHeldKeyWaitsForItsPromotion(t *testing.T) {
 		}
 	})
 }
+
+// TestASecondRollbackDoesNotUndoTheFirst: issue 34. rotate (B signs) → rollback (A
+// pending again) → a second rollback withdrew A, the key the operator wanted back, and
+// left B signing with no end. Now it refuses, naming A and when it signs; forced, it
+// withdraws A as before.
+func TestASecondRollbackDoesNotUndoTheFirst(t *testing.T) {
+	a, b := testSecret("a"), testSecret("b")
+	o := Options{ActivationDelay: time.Minute, VerifyWindow: 15 * time.Minute}
+	r1, _ := Stage(nil, t0, a, o)
+	r2, _ := Stage(r1, t0.Add(time.Hour), b, o)
+	now := t0.Add(time.Hour + 5*time.Minute) // B signs, A verifies until its window ends
+	r3, err := Rollback(r2, now, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored, _ := r3.Key(KeyID(a))
+	if !restored.Restored || !restored.NotBefore.After(now) {
+		t.Fatalf("the rollback did not restore A as pending: %+v", restored)
+	}
+	doc, _ := Encode(r3)
+	if back, err := Parse(doc); err != nil || !back.Equal(r3) {
+		t.Fatalf("a restored key does not survive its document: %v", err)
+	}
+	_, err = Rollback(r3, now.Add(10*time.Second), o)
+	if !errors.Is(err, ErrRestorePending) || !strings.Contains(err.Error(), KeyID(a)) || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("a second rollback while A is pending: %v", err)
+	}
+	forced := o
+	forced.Force = true
+	r4, err := Rollback(r3, now.Add(10*time.Second), forced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r4.Key(KeyID(a)); ok {
+		t.Fatal("a forced second rollback kept A")
+	}
+	// Once A signs again, a rollback goes back to B as any rollback would.
+	later := restored.NotBefore.Add(time.Second)
+	r5, err := Rollback(r3, later, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := r5.Key(KeyID(b)); !k.NotBefore.After(later) || !k.Restored {
+		t.Fatalf("a rollback after A signs again restores B: %+v", k)
+	}
+	if k, _ := r5.Key(KeyID(a)); k.Restored {
+		t.Fatal("A is still marked restored once it signs and another key is restored")
+	}
+	// A stage clears the mark.
+	r6, _ := Stage(r3, later, testSecret("c"), o)
+	for _, k := range r6.Keys {
+		if k.Restored {
+			t.Fatalf("a stage kept the restored mark on %s", k.ID)
+		}
+	}
+}
+
+// TestRollbackOfAHeldKeyAndAfterAPromotion: a rollback withdraws a held key and changes
+// nothing else; after a promotion it restores the key the promotion replaced.
+func TestRollbackOfAHeldKeyAndAfterAPromotion(t *testing.T) {
+	a, b := testSecret("a"), testSecret("b")
+	o := Options{ActivationDelay: time.Minute, VerifyWindow: 15 * time.Minute}
+	r1, _ := Stage(nil, t0, a, o)
+	held, err := Hold(r1, t0.Add(time.Hour), b, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Rollback(held, t0.Add(time.Hour+time.Minute), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, still := back.HeldKey(); still || len(back.Keys) != 1 || back.Keys[0].ID != KeyID(a) || back.Keys[0].Restored || !back.Keys[0].NotAfter.IsZero() {
+		t.Fatalf("rollback of a held key: %v", schedule(back))
+	}
+	promoted, err := Promote(held, t0.Add(time.Hour+time.Minute), KeyID(b), 5*time.Second, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := t0.Add(time.Hour + 2*time.Minute) // b signs, a verifies for its window
+	rb, err := Rollback(promoted, at, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := rb.Key(KeyID(a)); !k.Restored || !k.NotBefore.Equal(at.Add(time.Minute)) {
+		t.Fatalf("rollback after a promotion: %v", schedule(rb))
+	}
+	if k, _ := rb.SigningKey(at); k.ID != KeyID(b) {
+		t.Fatal("the promoted key stopped signing before the restored one signs")
+	}
+}

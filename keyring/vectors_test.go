@@ -184,6 +184,20 @@ func generateVectors(t *testing.T) Vectors {
 		}
 		return out
 	})
+	rolledBack, err := Rollback(staged, switchAt.Add(time.Minute), Options{RotatedBy: "vectors", Reason: "rolled back"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	backAt := switchAt.Add(time.Minute + DefaultActivationDelay)
+	add("rolled back: the previous key restored", rolledBack, []time.Time{switchAt.Add(time.Minute), backAt}, func(s *Signer) []VerifyVector {
+		p := payloads[1]
+		sa, _ := NewSigner(single).Sign(t0, []byte(p))
+		sb, _ := NewSigner(staged).Sign(switchAt, []byte(p))
+		return []VerifyVector{
+			{"the restored key while it is pending", ts(switchAt.Add(time.Minute)), p, sa, ""},
+			{"the replaced key after the switch back", ts(backAt.Add(time.Minute)), p, sb, ""},
+		}
+	})
 	noLegacy, err := Stage(single, rotateAt, b, Options{RotatedBy: "vectors", Reason: "legacy signatures switched off", Legacy: LegacyOff})
 	if err != nil {
 		t.Fatal(err)

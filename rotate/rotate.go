@@ -276,7 +276,9 @@ func attemptOnce(ctx context.Context, primary store.Store, o Options) (*Result, 
 			res.BasedOn = version
 			return res, nil
 		}
-		next, err = keyring.Rollback(prev, now, o.Keyring)
+		ko := o.Keyring
+		ko.Force = o.Force
+		next, err = keyring.Rollback(prev, now, ko)
 		if err != nil {
 			return nil, err
 		}

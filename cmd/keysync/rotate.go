@@ -65,7 +65,8 @@ exits 0.`
 A held key is withdrawn and nothing else changes. If the newest key is still pending, it
 is withdrawn and the current key keeps signing. Otherwise the previous key (which still
 verifies) becomes pending again and signs from --activation-delay on; the key it replaces
-verifies for --verify-window more.`
+verifies for --verify-window more. A second rollback while that key is still pending is
+refused (it would withdraw the key the first one restored) unless --force.`
 	case "promote":
 		summary = "Promote the held key once every member of the fleet holds it: finish or resume a fleet-confirmed rotation."
 		details = `
@@ -89,6 +90,9 @@ asking any fleet (you vouch for it; the audit record says so).`
 	}
 	if name == "promote" {
 		c.BoolVar(&f.force, "force", false, "promote without asking any fleet (the audit record says so)")
+	}
+	if name == "rollback" {
+		c.BoolVar(&f.force, "force", false, "withdraw the key the last rollback restored while it is still pending, which undoes that rollback (refused without it)")
 	}
 	if name != "promote" {
 		c.DurationVar(&f.delay, "activation-delay", keyring.DefaultActivationDelay, "timer rotation: how long the new key is pending before every pod signs with it")
@@ -292,6 +296,13 @@ func printResult(w io.Writer, output string, res *rotate.Result) {
 	fmt.Fprintf(w, "  keys:         %v\n", res.KeyIDs)
 	if len(res.RemovedKeyIDs) > 0 {
 		fmt.Fprintf(w, "  removed:      %v\n", res.RemovedKeyIDs)
+	}
+	if res.Keyring != nil && (res.Action == rotate.ActionRollback || res.Action == rotate.ActionStage) {
+		for _, k := range res.Keyring.Keys {
+			if !k.NotAfter.IsZero() {
+				fmt.Fprintf(w, "  verifies until %s: %s\n", k.NotAfter.UTC().Format(time.RFC3339), k.ID)
+			}
+		}
 	}
 	if fl := res.Fleet; fl != nil {
 		fmt.Fprintf(w, "  fleet:        %d/%d members hold %s after %.1fs; confirmation p50 %.2fs, p99 %.2fs, max %.2fs\n",

@@ -66,7 +66,7 @@ function jsonType(v) {
 
 // The document's names, in the order their types are checked (Go's docFields, keyFields).
 const DOC_FIELDS = ['version', 'generation', 'rotated_at', 'rotated_by', 'reason', 'legacy_signatures', 'keys'];
-const KEY_FIELDS = ['id', 'secret', 'not_before', 'not_after', 'held'];
+const KEY_FIELDS = ['id', 'secret', 'not_before', 'not_after', 'held', 'restored'];
 const own = (o, name) => Object.prototype.hasOwnProperty.call(o, name);
 // kindName names a value's JSON type as Go's decoder does: never the value itself.
 const kindName = (v) => ({ boolean: 'bool' })[jsonType(v)] || jsonType(v);
@@ -111,7 +111,7 @@ function checkTypes(doc) {
   keys.forEach((k, i) => {
     if (k === null) return;
     if (jsonType(k) !== 'object') throw new KeyringError(`keys[${i}]`, `JSON ${kindName(k)} where an object is expected`);
-    for (const [name, kind] of [['id', 'string'], ['secret', 'string'], ['not_before', 'string'], ['not_after', 'string'], ['held', 'bool']]) {
+    for (const [name, kind] of [['id', 'string'], ['secret', 'string'], ['not_before', 'string'], ['not_after', 'string'], ['held', 'bool'], ['restored', 'bool']]) {
       check(k, name, kind, `keys[${i}].${name}`);
     }
   });
@@ -190,6 +190,9 @@ function parse(data) {
     if (held && has(wk, 'not_before')) throw new KeyringError(field('not_before'), 'a held key has none: it signs from its promotion');
     if (held && has(wk, 'not_after')) throw new KeyringError(field('not_after'), 'a held key has none');
     if (!held && !has(wk, 'not_before')) throw new KeyringError(field('not_before'), 'missing (a key waiting for its promotion says "held": true instead)');
+    // restored: a rollback staged the key again; it changes nothing about signing or
+    // verifying (Go's Rollback reads it), but a held key is never restored.
+    if (held && wk.restored === true) throw new KeyringError(field('restored'), 'a held key is never restored: a rollback withdraws it');
     const secret = decodeSecret(field('secret'), wk.secret);
     const k = { id: wk.id, secret, notBefore: null, notAfter: null };
     if (!held) {

@@ -145,6 +145,34 @@ func TestStatusAndRollbackThroughTheCLI(t *testing.T) {
 	}
 }
 
+// TestASecondRollbackDoesNotUndoTheFirst: issue 34. A rollback retried within the
+// activation delay printed `removed: [A]` and exited 0: the key the first rollback
+// restored was withdrawn and the one rolled back from signed on with no end.
+func TestASecondRollbackDoesNotUndoTheFirst(t *testing.T) {
+	e := newEnv(t)
+	e.rotate()
+	e.rotate()
+	time.Sleep(1100 * time.Millisecond) // the second key signs (activation delay 1 s)
+	a := storeKeyring(t, e).Keys[0].ID
+	rollback := func(extra ...string) (string, string, error) {
+		return e.keysync(append([]string{"rollback", "--store", e.storeURL(), "--activation-delay", "1m", "--min-propagation", "0s", "--reason", "bad key"}, extra...)...)
+	}
+	out, stderr, err := rollback()
+	if err != nil || !strings.Contains(out, "signing key:  "+a) || !strings.Contains(out, "verifies until") {
+		t.Fatalf("the first rollback: %v\n%s%s", err, out, stderr)
+	}
+	first := mustRead(t, e.store)
+	out, stderr, err = rollback()
+	if exitCode(err) != 1 || !strings.Contains(stderr, "key "+a+", restored by the last rollback") || !strings.Contains(stderr, "--force") ||
+		string(mustRead(t, e.store)) != string(first) {
+		t.Fatalf("a second rollback: exit %d\n%s%s", exitCode(err), out, stderr)
+	}
+	out, stderr, err = rollback("--force")
+	if err != nil || !strings.Contains(out, "removed:      ["+a+"]") {
+		t.Fatalf("a forced second rollback: %v\n%s%s", err, out, stderr)
+	}
+}
+
 // TestATypoInAFileURLCreatesNothing: `file://var/lib/keysync/keys.json` (two slashes) made
 // `var` a host, rotated a new ./var/lib/keysync/keys.json, printed "generation 0 -> 1" and
 // exited 0: a store nobody reads (regression). It is refused with the right spelling, and

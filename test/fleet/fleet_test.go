@@ -146,3 +146,43 @@ func TestFleetShortPartition(t *testing.T) {
 		t.Errorf("forgeries %d/%d refused, %d secrets in output", rep.ForgeriesRefused, rep.ForgeriesAttempted, rep.SecretsInOutput)
 	}
 }
+
+// TestSoakShort is the soak's first four months (the third with a pod lagging past the
+// gate's timeout): the CronJob-like scheduler's retries resume the held key in the same
+// Job, no verification fails, every store write is announced by an intent record.
+func TestSoakShort(t *testing.T) {
+	work, exe, demo := buildBinaries(t)
+	vaultBin, err := servers.VaultBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := soakDefaults(SoakConfig{Months: 4, Month: 25 * time.Second, GateTimeout: 4 * time.Second})
+	var progress strings.Builder
+	rep, err := Run(t.Context(), Config{
+		Pods: 3, Poll: time.Second, BackoffCap: 2 * time.Second, Store: "vault", Rate: 30, Skew: time.Second,
+		ActivationDelay: 7 * time.Second, VerifyWindow: 10 * time.Second, Partition: sc.GateTimeout * 5 / 2, Soak: sc,
+		Keysync: exe, Demo: demo, VaultBin: vaultBin, Work: filepath.Join(work, "soak"), Progress: &progress,
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	s := rep.Soak
+	if s == nil || len(s.Months) != 4 {
+		t.Fatalf("soak report %+v\n%s", s, progress.String())
+	}
+	lag := strings.Join(s.Months[2].Attempts, "; ")
+	if !s.Months[2].Rotated || !strings.Contains(lag, "not promoted") || !strings.Contains(lag, "ok (resumed, promoted)") {
+		t.Errorf("month 3, a pod lagging past the gate's timeout: %s\n%s", lag, progress.String())
+	}
+	if s.Failed != 0 || rep.SecretsInOutput != 0 || s.Intents < int(s.StoreWrites) || s.StoreWrites == 0 || s.Completed < 2 {
+		t.Errorf("%d failed, %d secrets in output, %d intents for %d writes, %d rotations took effect\n%s",
+			s.Failed, rep.SecretsInOutput, s.Intents, s.StoreWrites, s.Completed, progress.String())
+	}
+	docs := filepath.Join(work, "benchmarks.md")
+	if err := s.WriteDocs(docs, "go test ./test/fleet", "soak", rep.Pods, rep.SecretsInOutput, rep.BytesScanned); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(work, "soak-footprint.png")); err != nil || fi.Size() < 1000 {
+		t.Errorf("chart: %v", err)
+	}
+}
