@@ -411,7 +411,7 @@ func soakDefaults(sc SoakConfig) SoakConfig {
 	sc.BackoffLimit = 6             // the shipped CronJob's
 	sc.Backoff = sc.GateTimeout / 6 // doubling: the 5th attempt comes after the gate's timeout
 	sc.JobDeadline = sc.Month * 4 / 5
-	sc.IfOlderThan = sc.Month / 2
+	sc.IfOlderThan = sc.Month / 3
 	sc.VerifyWindow = 20 * time.Second
 	sc.PlainDelay = 12 * time.Second
 	return sc
