@@ -23,7 +23,7 @@ var ErrNoProcess = errors.New("app process not found")
 var errTooYoung = fmt.Errorf("%w: it started too recently to have installed its signal handler", ErrNoProcess)
 
 // ErrNotPermitted means the kernel refused the signal; the message says how to fix it.
-var ErrNotPermitted = errors.New("not permitted to signal the app: run the sidecar with the app's UID, or add the CAP_KILL capability to the sidecar container only")
+var ErrNotPermitted = errors.New("not permitted to signal the app: a sidecar signals only a process of its own UID (a non-root container gets no ambient capability, so adding CAP_KILL does not help): run the sidecar with the app's UID, or let the app reload by its own file watch")
 
 // process is a running process pinned by its start time, so a reused pid is never taken
 // for it.
