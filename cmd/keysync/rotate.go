@@ -196,6 +196,10 @@ func rotateOrRollback(ctx context.Context, name string, args []string, getenv fu
 	if f.initiator == "" {
 		f.initiator = defaultInitiator(getenv)
 	}
+	if c.IsSet("audit-log") && f.auditLog == "" {
+		// `--audit-log "$KEYSYNC_AUDIT_LOG"` with the variable unset: the record would be lost.
+		return cli.Usagef("--audit-log is empty (an unset variable?): give the file the audit record goes to, or leave the flag out")
+	}
 	switch {
 	case f.replaceInvalid && !f.emergency:
 		return cli.Usagef("--replace-invalid needs --emergency: only an emergency key may replace a document that cannot be read")

@@ -243,3 +243,15 @@ func TestLegacySignaturesSwitchedOffThroughTheCLI(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", exitCode(err), stderr)
 	}
 }
+
+// TestAnEmptyAuditLogIsRefused: issue 33. `--audit-log "$KEYSYNC_AUDIT_LOG"` with the
+// variable unset ran the emergency rotation, exit 0, with no record.
+func TestAnEmptyAuditLogIsRefused(t *testing.T) {
+	e := newEnv(t)
+	e.rotate()
+	before := mustRead(t, e.store)
+	_, stderr, err := e.keysync("rotate", "--emergency", "--store", e.storeURL(), "--reason", "INC-1", "--audit-log", "")
+	if exitCode(err) != 2 || !strings.Contains(stderr, "--audit-log is empty") || string(mustRead(t, e.store)) != string(before) {
+		t.Fatalf("exit %d\n%s", exitCode(err), stderr)
+	}
+}

@@ -39,14 +39,43 @@ func TestRunbookAsWritten(t *testing.T) {
 	waitGeneration(t, appURL, 1)
 	waitFor(t, "the app's confirmation", 10*time.Second, func() bool { return sidecarStatus(t, sidecarURLOf(t, args)).App.Confirmed })
 
-	audit := filepath.Join(e.dir, "audit.jsonl")
-	script := "set -euo pipefail\n" + strings.Join(blocks, "\n")
+	audit := filepath.Join(e.dir, "audit", "audit.jsonl")
+	// The setup block's variables, each with this test's value (issue 33: the runbook used
+	// two variables only this test set, and pasted as written it audited nothing).
+	setup := regexp.MustCompile("(?s)```sh runbook-setup\n(.*?)```").FindStringSubmatch(string(doc))
+	if setup == nil {
+		t.Fatal("the runbook has no setup block")
+	}
+	values := map[string]string{"KEYSYNC_STORE": e.storeURL(), "KEYSYNC_CONFIRM_FLEET": sidecarURLOf(t, args),
+		"KEYSYNC_AUDIT_LOG": audit, "KEYSYNC_WAIT_FOR_SWITCH": "2.5"}
+	exports := map[string]bool{}
+	var local []string
+	for _, m := range regexp.MustCompile(`(?m)^export (KEYSYNC_[A-Z_]+)=`).FindAllStringSubmatch(setup[1], -1) {
+		exports[m[1]] = true
+		v, ok := values[m[1]]
+		if !ok {
+			t.Fatalf("the setup block sets %s, which this test has no local value for", m[1])
+		}
+		local = append(local, "export "+m[1]+"="+shellQuote(v))
+	}
+	for _, m := range regexp.MustCompile(`\$\{?(KEYSYNC_[A-Z_]+)`).FindAllStringSubmatch(strings.Join(blocks, "\n"), -1) {
+		if !exports[m[1]] {
+			t.Errorf("a runbook block uses $%s, which the setup block does not set", m[1])
+		}
+	}
+	// The setup block's other lines run as written.
+	var rest []string
+	for _, l := range strings.Split(setup[1], "\n") {
+		if !strings.HasPrefix(l, "export ") {
+			rest = append(rest, l)
+		}
+	}
+	script := "set -euo pipefail\n" + strings.Join(local, "\n") + "\n" + strings.Join(rest, "\n") + "\n" + strings.Join(blocks, "\n")
 	cmd := exec.Command("bash", "-c", script)
 	cmd.Env = append(os.Environ(),
 		"PATH="+filepath.Dir(keysyncBin)+":"+os.Getenv("PATH"),
-		"KEYSYNC_STORE="+e.storeURL(), "KEYSYNC_AUDIT_LOG="+audit, "KEYSYNC_CONFIRM_FLEET="+sidecarURLOf(t, args),
 		"KEYSYNC_ACTIVATION_DELAY=2s", "KEYSYNC_VERIFY_WINDOW=30s", "KEYSYNC_MIN_PROPAGATION=1s", "KEYSYNC_MAX_CLOCK_SKEW=2s",
-		"KEYSYNC_WAIT_FOR_SWITCH=2.5", "KEYSYNC_LOG_FORMAT=json")
+		"KEYSYNC_LOG_FORMAT=json")
 	output, err := cmd.CombinedOutput()
 	f, _ := e.logFile("runbook")
 	f.Write(output)
@@ -77,3 +106,6 @@ func TestRunbookAsWritten(t *testing.T) {
 		t.Logf("runbook output:\n%s", text)
 	}
 }
+
+// shellQuote is s in single quotes for bash.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -563,6 +563,12 @@ func TestTheChartOnARealNode(t *testing.T) {
 		if err != nil || as.Generation != g2 || as.Reloads < 2 {
 			t.Errorf("the restarted app did not reload on the signal: %+v %v", as, err)
 		}
+		// Issue 34: a retried rollback withdrew the key the first one restored.
+		again := exec.Command(e.keysync, "rollback", "--store", store, "--activation-delay", "10s", "--min-propagation", "8s", "--reason", "node e2e, again", "--initiator", "node-e2e")
+		again.Env = e.cmdEnv
+		if out, err := again.CombinedOutput(); err == nil || !strings.Contains(string(out), "restored by the last rollback") || e.secretGeneration(t) != g2 {
+			t.Errorf("a second rollback while the first's key is pending: %v\n%s", err, out)
+		}
 		time.Sleep(12 * time.Second) // past the activation: the old key signs again everywhere
 		tr.none(t, "rollback")
 		g = g2
