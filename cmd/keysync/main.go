@@ -44,6 +44,8 @@ func commands() map[string]command {
 		"rollback": {summary: "make the previous key sign again, or withdraw a held key, under a new generation", run: runRollback},
 		"promote":  {summary: "promote the held key once every member of the fleet holds it", run: runPromote},
 		"status":   {summary: "show the keys in the store: pending, current, previous, with times", run: runStatus},
+		"verify":   {summary: "check a signature against the store's keyring: which key, its state, or why it is refused", run: runVerify},
+		"sign":     {summary: "sign a payload with the store's signing key (tests, demos)", run: runSign},
 		"version": {summary: "print the version", run: func(_ context.Context, _ []string, _ func(string) string, out, _ io.Writer) error {
 			fmt.Fprintf(out, "keysync %s %s build (stores: %s)\n", version, flavor(), strings.Join(linkedSchemes(), ", "))
 			return nil
@@ -52,7 +54,7 @@ func commands() map[string]command {
 }
 
 // commandOrder is the order of the commands in --help.
-var commandOrder = []string{"sidecar", "rotate", "promote", "rollback", "status", "version"}
+var commandOrder = []string{"sidecar", "rotate", "promote", "rollback", "status", "verify", "sign", "version"}
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -114,5 +116,7 @@ func flagSets() map[string]*cli.Command {
 	rb, _ := rotateCommand("rollback")
 	pr, _ := rotateCommand("promote")
 	st, _ := statusCommand()
-	return map[string]*cli.Command{"sidecar": sc, "rotate": rot, "promote": pr, "rollback": rb, "status": st}
+	vf, _ := verifyCommand("verify")
+	sg, _ := verifyCommand("sign")
+	return map[string]*cli.Command{"sidecar": sc, "rotate": rot, "promote": pr, "rollback": rb, "status": st, "verify": vf, "sign": sg}
 }

@@ -88,7 +88,7 @@ func TestRunbookAsWritten(t *testing.T) {
 		"1 members: 1 answered, 1 ready, 1 apps confirmed", "dry run, nothing written: hold", "gate: 1/1 hold",
 		"promote file://", "generation 2 -> 3", "fleet:        1/1 members hold", `"state": "pending"`,
 		"rollback file://", "generation 3 -> 4", "emergency file://", "generation 4 -> 5", `"reason":"incident INC-0000: key exposed"`,
-		`"outcome":"promoted"`, `"app_confirmed": true`,
+		`"outcome":"promoted"`, `"app_confirmed": true`, "verified: keyed signature by key", "refused: unknown_key: key",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the runbook's output lacks %q", want)
