@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/sigil-dna/keysync/keyring"
@@ -55,4 +57,26 @@ func PlainHistory(versions []keyring.PlainValue, now time.Time, o keyring.Option
 		}
 	}
 	return keyring.FromPlainHistory(versions, now, o, rotatedBy)
+}
+
+// envPrefix is an environment file's NAME= before a value.
+var envPrefix = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*=.`)
+
+// CheckPlain refuses a plain value that is most likely not the key alone: surrounding
+// whitespace, several lines, or an environment file's NAME= prefix. Every byte of a plain
+// value is the HMAC key, so such a value would be taken as a different key and every
+// signature made with the real one would fail. The error says what to write instead and
+// quotes nothing of the value but a NAME= prefix's name.
+func CheckPlain(value []byte) error {
+	const fix = "write the value alone (printf '%s' \"$VALUE\" > FILE, or kubectl create secret … --from-literal=value=\"$VALUE\")"
+	switch {
+	case len(bytes.TrimSpace(value)) != len(value):
+		return fmt.Errorf("%w: the plain value has leading or trailing whitespace (a space, a tab, a second newline): every byte is part of the key, so signatures made with the key without it would fail; %s", keyring.ErrInvalid, fix)
+	case bytes.ContainsAny(value, "\r\n"):
+		return fmt.Errorf("%w: the plain value has several lines: %s", keyring.ErrInvalid, fix)
+	case envPrefix.Match(value):
+		name, _, _ := bytes.Cut(value, []byte("="))
+		return fmt.Errorf("%w: the plain value starts with %s= (an environment file?): %s", keyring.ErrInvalid, name, fix)
+	}
+	return nil
 }

@@ -105,6 +105,9 @@ func (s *Store) decode(data []byte, fi os.FileInfo) (*store.Snapshot, error) {
 	// not part of the secret. A file keeps no history: its modification time is the
 	// value's timestamp and generation, and a reader completes it with the keys it holds.
 	value := bytes.TrimSuffix(bytes.TrimSuffix(data, []byte("\n")), []byte("\r"))
+	if err := store.CheckPlain(value); err != nil {
+		return nil, fmt.Errorf("file store %s: %w", s.path, err)
+	}
 	cur := keyring.PlainValue{Value: value, CreatedAt: fi.ModTime(), Version: max(fi.ModTime().UnixMilli(), 1)}
 	r, err := keyring.FromPlain(cur, nil, s.plain, "plain value in "+s.path)
 	if err != nil {

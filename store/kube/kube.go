@@ -273,6 +273,9 @@ func (s *Store) decode(sec *corev1.Secret) (*store.Snapshot, error) {
 	if !ok {
 		return nil, fmt.Errorf("kube secret %s: %w: neither key %q nor key %q", s, keyring.ErrInvalid, s.cfg.Key, s.cfg.PlainKey)
 	}
+	if err := store.CheckPlain(value); err != nil {
+		return nil, fmt.Errorf("kube secret %s key %q: %w", s, s.cfg.PlainKey, err)
+	}
 	gen, err := strconv.ParseInt(version, 10, 64)
 	if err != nil {
 		return nil, fmt.Errorf("kube secret %s: resourceVersion %q is not a number", s, version)
