@@ -3,6 +3,7 @@ package sidecar
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -15,17 +16,22 @@ import (
 
 // How often the notifier acts: a missing or too young app is looked for again every
 // signalRetry, a refused signal every signalErrorRetry; the app's status is polled every
-// confirmPoll until it confirms or ConfirmTimeout passes, then every unconfirmedPoll.
+// confirmPoll until it confirms or ConfirmTimeout passes, then every unconfirmedPoll. An
+// app that is still not found after missingWarn is warned about, then again after twice
+// as long each time, up to maxMissingWarn.
 var defaultPace = pace{
 	signalRetry:      time.Second,
 	signalErrorRetry: 5 * time.Second,
 	confirmPoll:      20 * time.Millisecond,
 	unconfirmedPoll:  time.Second,
+	missingWarn:      30 * time.Second,
 }
 
 type pace struct {
-	signalRetry, signalErrorRetry, confirmPoll, unconfirmedPoll time.Duration
+	signalRetry, signalErrorRetry, confirmPoll, unconfirmedPoll, missingWarn time.Duration
 }
+
+const maxMissingWarn = time.Hour
 
 const appReadTimeout = 2 * time.Second
 
@@ -147,6 +153,8 @@ type work struct {
 	nextSignal    time.Time
 	deadline      time.Time // of the confirmation
 	signalLogged  bool      // a refused signal was reported for this generation
+	missingSince  time.Time // the app to signal was first not found
+	missingWarn   time.Duration
 	timeoutLogged bool
 	nextCheck     time.Time
 }
@@ -258,6 +266,19 @@ func (n *notifier) trySignal(w *work, now time.Time) {
 		n.metrics.signals.WithLabelValues("not_found").Inc()
 		n.log.Debug("app not signalled yet, will retry", "target", n.sig.String(), "reason", err)
 		w.nextSignal = now.Add(n.pace.signalRetry)
+		if w.missingSince.IsZero() {
+			w.missingSince, w.missingWarn = now, n.pace.missingWarn
+		}
+		if missing := now.Sub(w.missingSince); w.missingWarn > 0 && missing >= w.missingWarn {
+			// A --signal-process that names no process of the pod (a typo, another name in
+			// the image, no shareProcessNamespace) was silent: say so, again and again.
+			msg := fmt.Sprintf("%s not found for %s: is it the app's process name (or --pid-file its file), and does the pod set shareProcessNamespace: true?",
+				n.sig.String(), missing.Round(time.Second))
+			n.setSignalError(msg)
+			n.log.Warn("no app process to signal", "event", "signal_target_missing", "target", n.sig.String(),
+				"missing_seconds", int(missing.Seconds()), "generation", r.Generation, "hint", msg)
+			w.missingWarn = min(2*w.missingWarn, maxMissingWarn)
+		}
 	default:
 		n.metrics.signals.WithLabelValues("error").Inc()
 		w.nextSignal = now.Add(n.pace.signalErrorRetry)

@@ -106,7 +106,7 @@ func (l *logs) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); 
 func (l *logs) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 func (l *logs) count(s string) int          { return strings.Count(l.String(), s) }
 
-var testPace = pace{signalRetry: 5 * time.Millisecond, signalErrorRetry: 5 * time.Millisecond, confirmPoll: time.Millisecond, unconfirmedPoll: 5 * time.Millisecond}
+var testPace = pace{signalRetry: 5 * time.Millisecond, signalErrorRetry: 5 * time.Millisecond, confirmPoll: time.Millisecond, unconfirmedPoll: 5 * time.Millisecond, missingWarn: 20 * time.Millisecond}
 
 func startNotifier(t *testing.T, sig signaller, app appReader, recheck time.Duration) (*notifier, *logs) {
 	t.Helper()
@@ -159,6 +159,24 @@ func TestNotifier(t *testing.T) {
 		}
 		if out.count(`"event":"reload_confirmed"`) != 1 || out.count(`"signal_to_confirm_ms"`) != 1 {
 			t.Errorf("log:\n%s", out.String())
+		}
+	})
+
+	// Issue 33: a --signal-process that names no process of the pod logged one line at
+	// start and nothing after; status showed no note.
+	t.Run("an app that never appears is warned about, again with back-off, and shown", func(t *testing.T) {
+		app := &fakeApp{}
+		var script []error // never found, for longer than the test waits
+		for range 100000 {
+			script = append(script, fmt.Errorf("process %q: %w", "nodee", ErrNoProcess))
+		}
+		sig := &fakeSignaller{script: script}
+		n, out := startNotifier(t, sig, app, time.Hour)
+		n.offer(target{ring: rings[0], written: time.Now()})
+		storetest.WaitFor(t, "sixty signal attempts", func() bool { c, _ := sig.counts(); return c >= 60 })
+		warnings := out.count(`"event":"signal_target_missing"`)
+		if warnings < 2 || warnings > 12 || !strings.Contains(n.App().SignalError, "not found for") || !strings.Contains(n.App().SignalError, "shareProcessNamespace") {
+			t.Fatalf("%d warnings for 60 attempts over about 300 ms (want a few, doubling apart: not one per attempt); view %+v\n%s", warnings, n.App(), out.String())
 		}
 	})
 

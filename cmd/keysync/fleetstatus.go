@@ -28,6 +28,7 @@ type memberRow struct {
 	Previous       []string `json:"previous,omitempty"`
 	StaleSeconds   float64  `json:"stale_seconds"`
 	StoreError     string   `json:"store_error,omitempty"`
+	SignalError    string   `json:"signal_error,omitempty"`
 	ReloadSeconds  float64  `json:"last_reload_seconds,omitempty"`
 	ClockOffsetMs  int64    `json:"clock_offset_ms"`
 }
@@ -70,6 +71,7 @@ func showFleet(ctx context.Context, srcs []fleet.Source, concurrency int, store 
 			fs.Summary.Answered++
 			row.Ready, row.FileGeneration, row.AppGeneration, row.AppConfirmed = st.Ready, st.Generation, st.App.Generation, st.App.Confirmed
 			row.StaleSeconds, row.StoreError, row.ReloadSeconds = st.StaleSeconds, st.StoreError, st.App.ReloadSeconds
+			row.SignalError = st.App.SignalError
 			row.ClockOffsetMs = o.Offset.Milliseconds()
 			for _, k := range st.Keys {
 				switch k.State {
@@ -108,7 +110,7 @@ func showFleet(ctx context.Context, srcs []fleet.Source, concurrency int, store 
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", m.Member, firstNonEmpty(m.Skipped, m.Error))
 			continue
 		}
-		note := m.StoreError
+		note := firstNonEmpty(m.StoreError, m.SignalError)
 		if note == "" && !m.AppConfirmed {
 			note = "app not confirmed"
 		}
