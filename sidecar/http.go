@@ -42,6 +42,8 @@ func (s *Sidecar) Ready() (bool, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
+	case !s.ready && s.writeErr != "":
+		return false, "the keys file cannot be written (no keys file yet): " + s.writeErr + "\n"
 	case !s.ready:
 		return false, "keys file not written yet\n"
 	case s.writeErr != "":
@@ -70,7 +72,7 @@ func (s *Sidecar) Status() Status {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	st := Status{Store: s.cfg.Store.String(), Path: s.file.path, Ready: ready, WrittenAt: s.written, LastSuccess: s.lastSync,
-		StaleSeconds: stale, StoreError: s.storeErr, FailingSince: s.failingSince, KeyIDs: []string{}, Keys: []KeyState{}, At: now}
+		StaleSeconds: stale, StoreError: s.storeErr, FailingSince: s.failingSince, WriteError: s.writeErr, KeyIDs: []string{}, Keys: []KeyState{}, At: now}
 	if s.current != nil {
 		st.Generation, st.KeyIDs = s.current.Generation, s.current.IDs()
 		for _, k := range s.current.Keys {

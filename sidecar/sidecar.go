@@ -308,9 +308,11 @@ func (s *Sidecar) sync(ctx context.Context) error {
 		s.metrics.syncs.WithLabelValues("write_error").Inc()
 		s.cfg.Log.Error("cannot write the keys file, keeping the last one", "event", "write_failed", "path", s.file.path,
 			"generation", r.Generation, "error", err, "stale_seconds", s.staleSeconds())
-		s.failed(fmt.Errorf("writing the keys file: %w", err))
 		s.mu.Lock()
-		s.writeErr = err.Error()
+		if s.failingSince.IsZero() {
+			s.failingSince = s.cfg.Now()
+		}
+		s.writeErr = err.Error() // the store is fine: /status says write_error, not store_error
 		s.mu.Unlock()
 		return err
 	}
@@ -364,8 +366,13 @@ func (s *Sidecar) logExpired(prev, next *keyring.Keyring, now time.Time) {
 	}
 	for _, k := range prev.Keys {
 		if _, still := next.Key(k.ID); !still {
-			s.cfg.Log.Info("key removed", "event", "key_expired", "key_id", k.ID, "generation", next.Generation,
-				"expired", !k.ValidAt(now))
+			// Expired (its window ended), or removed by the store's keyring before that (an
+			// emergency rotation, a withdrawn key).
+			event, msg := "key_expired", "key expired"
+			if k.ValidAt(now) {
+				event, msg = "key_removed", "key removed before its end by the store's keyring"
+			}
+			s.cfg.Log.Info(msg, "event", event, "key_id", k.ID, "generation", next.Generation)
 		}
 	}
 }

@@ -29,6 +29,7 @@ type memberRow struct {
 	StaleSeconds   float64  `json:"stale_seconds"`
 	StoreError     string   `json:"store_error,omitempty"`
 	SignalError    string   `json:"signal_error,omitempty"`
+	WriteError     string   `json:"write_error,omitempty"`
 	ReloadSeconds  float64  `json:"last_reload_seconds,omitempty"`
 	ClockOffsetMs  int64    `json:"clock_offset_ms"`
 }
@@ -71,7 +72,7 @@ func showFleet(ctx context.Context, srcs []fleet.Source, concurrency int, store 
 			fs.Summary.Answered++
 			row.Ready, row.FileGeneration, row.AppGeneration, row.AppConfirmed = st.Ready, st.Generation, st.App.Generation, st.App.Confirmed
 			row.StaleSeconds, row.StoreError, row.ReloadSeconds = st.StaleSeconds, st.StoreError, st.App.ReloadSeconds
-			row.SignalError = st.App.SignalError
+			row.SignalError, row.WriteError = st.App.SignalError, st.WriteError
 			row.ClockOffsetMs = o.Offset.Milliseconds()
 			for _, k := range st.Keys {
 				switch k.State {
@@ -110,7 +111,7 @@ func showFleet(ctx context.Context, srcs []fleet.Source, concurrency int, store 
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", m.Member, firstNonEmpty(m.Skipped, m.Error))
 			continue
 		}
-		note := firstNonEmpty(m.StoreError, m.SignalError)
+		note := firstNonEmpty(m.StoreError, m.WriteError, m.SignalError)
 		if note == "" && !m.AppConfirmed {
 			note = "app not confirmed"
 		}

@@ -24,8 +24,11 @@ type Status struct {
 	// StoreError is why store reads fail, since FailingSince; empty while they succeed.
 	StoreError   string    `json:"store_error,omitempty"`
 	FailingSince time.Time `json:"failing_since,omitzero"`
-	App          App       `json:"app"`
-	Settings     Settings  `json:"settings"`
+	// WriteError is why the newest keyring read could not be written to the keys file
+	// (an unwritable or full --out), until it is; the file keeps older keys, or none.
+	WriteError string   `json:"write_error,omitempty"`
+	App        App      `json:"app"`
+	Settings   Settings `json:"settings"`
 	// At is the sidecar's clock when it answered, for estimating clock skew.
 	At time.Time `json:"at"`
 }

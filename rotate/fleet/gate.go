@@ -414,6 +414,8 @@ func Why(o Observation, keyID string) string {
 		return "not asked"
 	case st.StoreError != "":
 		return fmt.Sprintf("store read failing for %.0f s: %s", st.At.Sub(st.FailingSince).Seconds(), st.StoreError)
+	case st.WriteError != "" && !slices.Contains(st.KeyIDs, keyID):
+		return fmt.Sprintf("keys file cannot be written for %.0f s: %s", st.At.Sub(st.FailingSince).Seconds(), st.WriteError)
 	case !slices.Contains(st.KeyIDs, keyID):
 		return fmt.Sprintf("keys file at generation %d, without the key yet (last store read %.0f s ago)", st.Generation, st.StaleSeconds)
 	case !st.Settings.Confirms:

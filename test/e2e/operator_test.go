@@ -67,10 +67,40 @@ func TestAFullKeysVolumeFailsReadiness(t *testing.T) {
 	if len(logLines(t, logPath, "write_failed")) == 0 {
 		t.Fatal("no write_failed event")
 	}
+	// Issue 33: a write failure showed in /status as a store error.
+	if st := sidecarStatus(t, url); st.StoreError != "" || !strings.Contains(st.WriteError, "no space left") {
+		t.Fatalf("a full keys volume in /status: store_error %q, write_error %q", st.StoreError, st.WriteError)
+	}
 	os.Remove(filler)
 	waitFor(t, "readiness to return once the write succeeds", 10*time.Second, func() bool { c, _ := readyz(url); return c == 200 })
 	if sidecarStatus(t, url).Generation != storeGeneration(t, e) {
 		t.Fatal("ready again without the newest keyring")
+	}
+}
+
+// TestAnUnwritableOutIsSaidToBeOne (issue 33): a sidecar whose --out cannot take the keys
+// file from the start said "keys file not written yet" in /readyz and a store error in
+// /status.
+func TestAnUnwritableOutIsSaidToBeOne(t *testing.T) {
+	needRoot(t, "mounting a read-only tmpfs")
+	e := newEnv(t)
+	e.rotate()
+	out := filepath.Join(e.dir, "read-only")
+	os.MkdirAll(out, 0o755)
+	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", out).CombinedOutput(); err != nil {
+		t.Skipf("precondition: mounting a tmpfs: %v %s", err, b)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", out).Run() })
+	port := freePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	e.start("sidecar", keysyncBin, "sidecar", "--store", e.storeURL(), "--out", out, "--interval", "200ms",
+		"--backoff-cap", "300ms", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--log-format", "json")
+	waitFor(t, "readiness to say why", 10*time.Second, func() bool {
+		c, body := readyz(url)
+		return c == 503 && strings.Contains(body, "the keys file cannot be written (no keys file yet): ")
+	})
+	if st := sidecarStatus(t, url); st.StoreError != "" || !strings.Contains(st.WriteError, "read-only file system") {
+		t.Fatalf("/status: store_error %q, write_error %q", st.StoreError, st.WriteError)
 	}
 }
 
