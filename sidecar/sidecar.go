@@ -158,6 +158,11 @@ func New(cfg Config) (*Sidecar, error) {
 // Once writes the keys file once and returns: the init-container mode. The app starts
 // after it and loads the file itself, so nothing is signalled.
 func (s *Sidecar) Once(ctx context.Context) error {
+	lock, err := lockOut(s.cfg.OutDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	if err := s.start(); err != nil {
 		return err
 	}
@@ -167,6 +172,11 @@ func (s *Sidecar) Once(ctx context.Context) error {
 // Run keeps the keys file in step until ctx ends. Store errors are retried with full
 // jitter backoff; only a local problem (the output directory) ends it with an error.
 func (s *Sidecar) Run(ctx context.Context) error {
+	lock, err := lockOut(s.cfg.OutDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	if err := s.start(); err != nil {
 		return err
 	}

@@ -238,3 +238,22 @@ func TestAPlainValueInAFileKeepsThePreviousValueForTheWindow(t *testing.T) {
 		t.Fatalf("status:\n%s", st)
 	}
 }
+
+// TestTwoSidecarsCannotShareAKeysDirectory (issue 33): two sidecars on one --out
+// overwrote each other's keys file without a word, each /status describing a file that
+// held the other's keyring.
+func TestTwoSidecarsCannotShareAKeysDirectory(t *testing.T) {
+	e := newEnv(t)
+	e.rotate()
+	out := e.out("shared")
+	port := freePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cmd, _ := e.start("first", keysyncBin, "sidecar", "--store", e.storeURL(), "--out", out, "--interval", "200ms",
+		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--log-format", "json")
+	waitFor(t, "the first sidecar's write", 10*time.Second, func() bool { c, _ := readyz(url); return c == 200 })
+	_, stderr, err := e.keysync("sidecar", "--store", e.storeURL(), "--out", out, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	want := fmt.Sprintf("--out %s is already used by another sidecar (process %d holds its lock)", out, cmd.Process.Pid)
+	if exitCode(err) != 1 || !strings.Contains(stderr, want) {
+		t.Fatalf("a second sidecar on the same --out: exit %d, want %q\n%s", exitCode(err), want, stderr)
+	}
+}
