@@ -99,7 +99,11 @@ func gateAndPromote(ctx context.Context, primary store.Store, mirrors []store.St
 			if rerr := record(ctx, o, held, primary, mirrors); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
-			return held, fmt.Errorf("key %s held in %s, not promoted: %w", keyID, primary.String(), err)
+			next := "finish with keysync promote --confirm-fleet FLEET once the laggards hold it (the next scheduled rotation resumes it too), or withdraw it with keysync rollback"
+			if errors.Is(err, context.Canceled) {
+				err = errors.New("interrupted")
+			}
+			return held, fmt.Errorf("key %s held in %s, not promoted: %w; it stays held (it verifies everywhere and signs nowhere, which is safe): %s", keyID, primary.String(), err, next)
 		}
 	}
 	now := o.Now()

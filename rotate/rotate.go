@@ -279,6 +279,9 @@ func attemptOnce(ctx context.Context, primary store.Store, o Options) (*Result, 
 		ko := o.Keyring
 		ko.Force = o.Force
 		next, err = keyring.Rollback(prev, now, ko)
+		if errors.Is(err, keyring.ErrNoPrevious) {
+			return nil, fmt.Errorf("rollback of %s: %w%s; rotate to a new key instead (keysync rotate, or --emergency if the current key leaked)", primary.String(), err, lastEnded(prev, now))
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -422,4 +425,19 @@ func notDue(ctx context.Context, primary store.Store, mirrors []store.Store, o O
 	}
 	res.Mirrors, err = mirror(ctx, r, stale)
 	return res, errors.Join(err, record(ctx, o, res, primary, mirrors))
+}
+
+// lastEnded says which key stopped verifying last before now, for a rollback that has
+// nothing to go back to.
+func lastEnded(r *keyring.Keyring, now time.Time) string {
+	var last *keyring.Key
+	for i, k := range r.Keys {
+		if !k.NotAfter.IsZero() && !k.NotAfter.After(now) && (last == nil || k.NotAfter.After(last.NotAfter)) {
+			last = &r.Keys[i]
+		}
+	}
+	if last == nil {
+		return " (the keyring holds no key before the current one)"
+	}
+	return fmt.Sprintf(" (the previous key %s stopped verifying at %s)", last.ID, last.NotAfter.UTC().Format(time.RFC3339))
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -82,6 +83,9 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		defer st.Close()
 		snap, err := st.Read(ctx)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("status: %w (nothing there yet: a typo in --store? `keysync rotate --init --store %s` makes the first keyring)", err, st.String())
+		}
 		if err != nil {
 			return fmt.Errorf("status: %w", err)
 		}

@@ -107,6 +107,9 @@ func storeScheme(raw string) (string, error) {
 	if u.Scheme == "" && (strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, ".")) {
 		return "file", nil
 	}
+	if u.Scheme == "" {
+		return "", cli.Usagef("--store %s: no scheme: a relative file path starts with ./ (./%s), an absolute one with /; or give a URL: file:///ABS/PATH, vault://MOUNT/PATH, k8s://NAMESPACE/NAME, ssm:///NAME, secretsmanager://NAME, gcpsm://projects/P/secrets/S", redact(raw), raw)
+	}
 	return u.Scheme, nil
 }
 

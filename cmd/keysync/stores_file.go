@@ -24,8 +24,11 @@ func init() {
 			// file://var/lib/k.json makes "var" a host: never guess a relative path.
 			return nil, cli.Usagef("--store %s: %q is read as a host; a file URL has three slashes: file:///%s%s", raw, u.Host, u.Host, u.Path)
 		}
+		if u.Opaque != "" {
+			return nil, cli.Usagef("--store %s: a file URL has three slashes and an absolute path (file:///ABS/PATH); a relative path is given alone: ./%s", raw, u.Opaque)
+		}
 		if u.Path == "" {
-			return nil, cli.Usagef("--store %s: no path", raw)
+			return nil, cli.Usagef("--store %s: no path: file:///ABS/PATH, or the path alone", raw)
 		}
 		return file.New(u.Path, f.plain())
 	}})

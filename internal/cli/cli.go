@@ -10,7 +10,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 )
@@ -56,7 +59,7 @@ func (c *Command) Parse(args []string, getenv func(string) string, help io.Write
 			c.PrintHelp(help)
 			return ErrHelp
 		}
-		return UsageError{fmt.Errorf("%s: %w (see %s --help)", c.Name(), err, c.Invocation)}
+		return UsageError{fmt.Errorf("%s: %w%s (see %s --help)", c.Name(), err, c.durationHint(err.Error()), c.Invocation)}
 	}
 	given := map[string]bool{}
 	c.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -73,7 +76,7 @@ func (c *Command) Parse(args []string, getenv func(string) string, help io.Write
 			c.fromEnv[f.Name] = true
 			if serr := c.Set(f.Name, v); serr != nil {
 				// The value is not echoed: a variable may hold something sensitive.
-				err = UsageError{fmt.Errorf("%s: invalid value in %s for --%s: %v", c.Name(), env, f.Name, cleanSetError(serr))}
+				err = UsageError{fmt.Errorf("%s: invalid value in %s for --%s: %v%s", c.Name(), env, f.Name, cleanSetError(serr), unitHint(f, v))}
 			}
 		}
 	})
@@ -81,6 +84,33 @@ func (c *Command) Parse(args []string, getenv func(string) string, help io.Write
 		err = Usagef("%s: unexpected argument %q (see %s --help)", c.Name(), c.Arg(0), c.Invocation)
 	}
 	return err
+}
+
+var badFlagValue = regexp.MustCompile(`^invalid value "([^"]*)" for flag -([a-z0-9-]+)`)
+
+// durationHint is unitHint for the flag package's own error message.
+func (c *Command) durationHint(msg string) string {
+	m := badFlagValue.FindStringSubmatch(msg)
+	if m == nil {
+		return ""
+	}
+	f := c.Lookup(m[2])
+	if f == nil {
+		return ""
+	}
+	return unitHint(f, m[1])
+}
+
+// unitHint tells a duration flag given a bare number what it needs: `--activation-delay
+// 30` is "parse error" to the flag package.
+func unitHint(f *flag.Flag, v string) string {
+	if _, err := time.ParseDuration(f.DefValue); err != nil {
+		return ""
+	}
+	if _, err := strconv.ParseFloat(v, 64); err != nil {
+		return ""
+	}
+	return fmt.Sprintf(": a duration needs a unit, e.g. --%s %ss (or 5m, 1h)", f.Name, v)
 }
 
 func lookup(getenv func(string) string, name string) (string, bool) {

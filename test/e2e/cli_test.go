@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -253,5 +255,59 @@ func TestAnEmptyAuditLogIsRefused(t *testing.T) {
 	_, stderr, err := e.keysync("rotate", "--emergency", "--store", e.storeURL(), "--reason", "INC-1", "--audit-log", "")
 	if exitCode(err) != 2 || !strings.Contains(stderr, "--audit-log is empty") || string(mustRead(t, e.store)) != string(before) {
 		t.Fatalf("exit %d\n%s", exitCode(err), stderr)
+	}
+}
+
+// TestErrorsSayWhatToDo (issue 33): each of these said what was wrong and not what to do.
+func TestErrorsSayWhatToDo(t *testing.T) {
+	e := newEnv(t)
+	for name, c := range map[string]struct {
+		args []string
+		want string
+	}{
+		"a duration without a unit": {[]string{"rotate", "--store", e.storeURL(), "--activation-delay", "30"}, "a duration needs a unit, e.g. --activation-delay 30s"},
+		"a relative path as a URL":  {[]string{"status", "--store", "store/x"}, "a relative file path starts with ./ (./store/x)"},
+		"file: with one colon":      {[]string{"status", "--store", "file:store/x"}, "a relative path is given alone: ./store/x"},
+		"status of a missing file":  {[]string{"status", "--store", e.storeURL()}, "keysync rotate --init --store " + e.storeURL() + "` makes the first keyring"},
+	} {
+		if _, stderr, err := e.keysync(c.args...); err == nil || !strings.Contains(stderr, c.want) {
+			t.Errorf("%s: %v, want %q in:\n%s", name, err, c.want, stderr)
+		}
+	}
+	// A rollback after the previous key's window: when it ended, and to rotate instead.
+	for range 2 {
+		if _, stderr, err := e.keysync("rotate", "--store", e.storeURL(), "--init", "--activation-delay", "1s", "--min-propagation", "0s", "--verify-window", "1s", "--force", "--reason", "e2e"); err != nil {
+			t.Fatal(stderr)
+		}
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if _, stderr, err := e.keysync("rollback", "--store", e.storeURL(), "--min-propagation", "0s", "--reason", "too late"); err == nil ||
+		!strings.Contains(stderr, "stopped verifying at") || !strings.Contains(stderr, "rotate to a new key instead") {
+		t.Errorf("a rollback after the window: %v\n%s", err, stderr)
+	}
+}
+
+// TestAnInterruptedGateSaysTheKeyStaysHeld (issue 33): Ctrl-C during rotate
+// --confirm-fleet said "context canceled", and not that the key stays held, nor what next.
+func TestAnInterruptedGateSaysTheKeyStaysHeld(t *testing.T) {
+	e := newEnv(t)
+	e.rotate()
+	out := e.out("pod")
+	port := freePort(t)
+	appURL := fmt.Sprintf("http://127.0.0.1:%d", port)
+	args := e.podArgs(out, appURL, port) // no --pid-file: the app is never signalled and never confirms
+	e.start("pod", args...)
+	waitGeneration(t, appURL, 1)
+	var stderr bytes.Buffer
+	cmd := exec.Command(keysyncBin, "rotate", "--store", e.storeURL(), "--confirm-fleet", sidecarURLOf(t, args), "--confirm-timeout", "1m", "--reason", "e2e")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the held key", 10*time.Second, func() bool { _, held := storeKeyring(t, e).HeldKey(); return held })
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	if exitCode(err) != 1 || !strings.Contains(stderr.String(), "not promoted: interrupted; it stays held") || !strings.Contains(stderr.String(), "keysync promote") {
+		t.Fatalf("exit %d\n%s", exitCode(err), stderr.String())
 	}
 }
