@@ -17,30 +17,31 @@ var ErrNotPlain = errors.New("not a plain value")
 // staging rule, from the store's own history: versions, oldest first, end with the
 // current value (whose Value is set). read fetches the value of a version whose Value
 // is nil; it is called only for the values that still verify at now, newest first, and
-// at most keyring.MaxKeys times. A version that holds a keyring document ends the plain
-// history before it (a plain value replaced the document: the values after it count).
-// read returns ErrNotPlain for a version that is no plain value (a document, or
-// something else): the history ends after it. Any other error of read is the error: a
-// value pods must keep verifying is never left out silently.
+// at most keyring.MaxKeys times. read returns the bytes of a keyring document as they
+// are, and ErrNotPlain for a version that is neither (the history ends after it); any
+// other error of read is the error: a value pods must keep verifying is never left out
+// silently.
+//
+// A plain value written over a keyring document (the ticket's command run on a store
+// keysync rotates) is staged after the document's keys, which keep their schedule, as a
+// reader that held the document does (keyring.CompletePlain): the key that signed until
+// then keeps signing until the plain value's activation and verifying for the window.
 func PlainHistory(versions []keyring.PlainValue, now time.Time, o keyring.Options, rotatedBy string,
 	read func(v keyring.PlainValue) (keyring.Secret, error)) (*keyring.Keyring, error) {
 	if len(versions) == 0 {
 		return nil, fmt.Errorf("%w: no plain value", keyring.ErrInvalid)
-	}
-	// A document among the values already at hand ends the history before it.
-	for i := len(versions) - 2; i >= 0; i-- {
-		if versions[i].Value != nil && IsDocument(versions[i].Value) {
-			versions = versions[i+1:]
-			break
-		}
 	}
 	created := make([]time.Time, len(versions))
 	for i, v := range versions {
 		created[i] = v.CreatedAt
 	}
 	live := max(keyring.PlainLive(created, now, o), len(versions)-keyring.MaxKeys)
-	for i := len(versions) - 2; i >= live; i-- {
+	// Newest first: the values still verifying, down to a document or the end.
+	for i := len(versions) - 2; i >= 0; i-- {
 		if versions[i].Value == nil {
+			if i < live {
+				break // no longer verifying: not needed
+			}
 			v, err := read(versions[i])
 			if errors.Is(err, ErrNotPlain) {
 				versions = versions[i+1:]
@@ -52,11 +53,34 @@ func PlainHistory(versions []keyring.PlainValue, now time.Time, o keyring.Option
 			versions[i].Value = v
 		}
 		if IsDocument(versions[i].Value) {
-			versions = versions[i+1:]
-			break
+			base, err := keyring.Parse(versions[i].Value)
+			if err != nil {
+				versions = versions[i+1:] // an invalid document: the plain values after it alone
+				break
+			}
+			return afterDocument(base, versions[i+1:], now, o, rotatedBy)
 		}
 	}
 	return keyring.FromPlainHistory(versions, now, o, rotatedBy)
+}
+
+// afterDocument stages plain values, oldest first, after the keys of the document they
+// replaced, and leaves out what no longer verifies at now.
+func afterDocument(base *keyring.Keyring, values []keyring.PlainValue, now time.Time, o keyring.Options, rotatedBy string) (*keyring.Keyring, error) {
+	r := base
+	for _, v := range values {
+		if pruned := r.Prune(v.CreatedAt); len(pruned.Keys) > 0 {
+			r = pruned // what stopped verifying before this value came is gone for good
+		}
+		var err error
+		if r, err = keyring.CompletePlain(v, r, o, rotatedBy); err != nil {
+			return nil, err
+		}
+	}
+	if pruned := r.Prune(now); len(pruned.Keys) > 0 {
+		r = pruned
+	}
+	return r, keyring.Validate(r)
 }
 
 // envPrefix is an environment file's NAME= before a value.

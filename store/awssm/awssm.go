@@ -225,13 +225,15 @@ func (s *Store) decode(ctx context.Context, l labels) (*store.Snapshot, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !store.IsDocument(v.secret) {
+		// A keyring document as AWSPREVIOUS (the ticket's put-secret-value over a secret
+		// keysync rotates) is kept: the plain value is staged after its keys.
+		if !store.IsDocument(v.secret) || (x.dst == &prev && !v.created.After(cur.created)) {
 			*x.dst = &v
 		}
 	}
 	var earlier []value
 	// Values older than AWSPREVIOUS verify until the window after AWSPREVIOUS signed.
-	if prev != nil && !prev.created.After(cur.created) && s.cfg.Now().Before(prev.created.Add(s.cfg.Plain.Delay()+s.cfg.Plain.Window())) {
+	if prev != nil && !store.IsDocument(prev.secret) && !prev.created.After(cur.created) && s.cfg.Now().Before(prev.created.Add(s.cfg.Plain.Delay()+s.cfg.Plain.Window())) {
 		var err error
 		if earlier, err = s.deprecated(ctx, l, prev.created); err != nil {
 			// Without the listing (an IAM policy without it, an emulator without it) the
@@ -266,7 +268,7 @@ func (s *Store) plain(ctx context.Context, l labels, cur value, prev, pend *valu
 	rotatedBy := "aws secretsmanager " + s.cfg.Name
 	var r *keyring.Keyring
 	var err error
-	if prev != nil && prev.created.After(cur.created) {
+	if prev != nil && prev.created.After(cur.created) && !store.IsDocument(prev.secret) {
 		// Rolled back: AWSCURRENT was moved back to an older value, which every pod still
 		// verifies, so it signs at once. The newer value keeps verifying until the end of
 		// the window it gave its predecessor, as pods that have not seen the move yet

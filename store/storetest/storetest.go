@@ -198,6 +198,7 @@ func Run(t *testing.T, b Backend) {
 	}{
 		{"a write is seen through another store's watch", b.Watches, func(t *testing.T) { watch(t, b, first) }},
 		{"plain values", offers.PutPlain != nil, func(t *testing.T) { plainValues(t, b) }},
+		{"a plain value over a keyring document", offers.PutPlain != nil, func(t *testing.T) { plainOverDocument(t, b) }},
 		{"an invalid document is rejected", offers.PutRaw != nil, func(t *testing.T) { invalidDocuments(t, b) }},
 		{"an outage is an error, never an empty store", offers.Outage != nil, func(t *testing.T) { outage(t, b, first) }},
 		{"throttling is retried, then reported", offers.Throttle != nil, func(t *testing.T) { throttling(t, b, first) }},
@@ -309,6 +310,45 @@ func plainValues(t *testing.T, b Backend) {
 	}
 	if r4, err := again.Complete(r3); err != nil || !r4.Equal(r3) {
 		t.Fatalf("an unchanged value re-read: %v %+v", err, r4)
+	}
+}
+
+// plainOverDocument: the ticket's command run on a store keysync rotates (issue 29, found
+// by the soak). The plain value signed at once and the document's keys were dropped, so
+// every pod that read it refused the signatures of every pod that had not yet.
+func plainOverDocument(t *testing.T, b Backend) {
+	f := b.Open(t)
+	doc, err := keyring.Stage(nil, time.Now().Add(-time.Hour), Secret("document key"), keyring.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Store.Write(t.Context(), doc, ""); err != nil {
+		t.Fatal(err)
+	}
+	have := doc
+	if snap, err := f.Store.Read(t.Context()); err == nil {
+		have = snap.Keyring // what a reader holds
+	}
+	t0 := time.Now().Add(-2 * time.Second)
+	f.PutPlain(Plain1)
+	snap, err := f.Store.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := snap.Complete(have)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docKey, plainKey := doc.Keys[0].ID, keyring.KeyID(keyring.Secret(Plain1))
+	if k, ok := r.SigningKey(time.Now()); !ok || k.ID != docKey {
+		t.Fatalf("right after the plain value, %s signs; want the document's key %s until the value activates (keys %v)", k.ID, docKey, r.IDs())
+	}
+	p, ok := r.Key(plainKey)
+	if !ok || p.NotBefore.Before(t0.Add(Schedule.ActivationDelay)) {
+		t.Fatalf("the plain value: %+v (in %v), want it pending for the activation delay", p, r.IDs())
+	}
+	if d, _ := r.Key(docKey); !d.NotAfter.Equal(p.NotBefore.Add(Schedule.VerifyWindow)) {
+		t.Fatalf("the document's key verifies until %s, want the window after the plain value signs (%s)", d.NotAfter, p.NotBefore)
 	}
 }
 

@@ -219,6 +219,9 @@ func (s *Store) decode(ctx context.Context, md *api.KVMetadata, data map[string]
 		if v, err := plainValue(data); err == nil {
 			return v, nil
 		}
+		if doc, ok := data[FieldKeyring].(string); ok {
+			return keyring.Secret(doc), nil // a document: the plain values after it are staged after its keys
+		}
 		return nil, store.ErrNotPlain
 	})
 	if err != nil {
