@@ -99,6 +99,8 @@ export declare function createEventSigner(path: string, options?: Options): {
   verify(payload: Payload, signature: string): boolean;
   reloadSecret(): void;
   status(): Status | null;
+  /** For the sidecar's --confirm-url: the status as JSON, 503 until the keys are loaded. */
+  statusHandler(): (req: IncomingMessage, res: ServerResponse) => void;
   metricsText(): string;
   close(): Promise<void>;
 };

@@ -296,6 +296,15 @@ function createEventSigner(file, options = {}) {
       if (err) throw err;
     },
     status: () => (handle ? handle.status() : null),
+    // For the sidecar's --confirm-url: the handle's status, or 503 until the keys are loaded.
+    statusHandler: () => (req, res) => {
+      if (handle) {
+        handle.statusHandler()(req, res);
+        return;
+      }
+      res.writeHead(503, { 'Content-Type': 'text/plain', 'Cache-Control': 'no-store' });
+      res.end('keys not loaded yet\n');
+    },
     metricsText: () => (handle ? handle.metricsText() : ''),
     close: () => ready.then((k) => k.close(), () => {}),
   };

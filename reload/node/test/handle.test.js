@@ -169,6 +169,29 @@ test('createEventSigner is a drop-in with sign, verify and reloadSecret', async 
   assert.strictEqual(signer.status().generation, 2);
 });
 
+// Issue 33: no example served the status for the sidecar's --confirm-url from createEventSigner.
+test('createEventSigner serves the status for --confirm-url, 503 until loaded', async (t) => {
+  const file = setup(t);
+  const signer = keysync.createEventSigner(file, { signal: null, openTimeoutMs: 5000 });
+  t.after(() => signer.close());
+  const srv = http.createServer(signer.statusHandler());
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  t.after(() => srv.close());
+  const get = () => new Promise((resolve, reject) => {
+    http.get(`http://127.0.0.1:${srv.address().port}/keysync/status`, (res) => {
+      let data = '';
+      res.on('data', (c) => { data += c; });
+      res.on('end', () => resolve({ code: res.statusCode, body: data }));
+    }).on('error', reject);
+  });
+  assert.strictEqual((await get()).code, 503);
+  writeAtomic(file, makeDoc(3));
+  await signer.ready;
+  const { code, body } = await get();
+  assert.strictEqual(code, 200);
+  assert.strictEqual(JSON.parse(body).generation, 3);
+});
+
 test('the status handler serves JSON without secrets', async (t) => {
   const file = setup(t);
   const secret = crypto.randomBytes(32);
