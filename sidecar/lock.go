@@ -15,11 +15,12 @@ import (
 // sidecars writing one keys file overwrite each other's keyring, and each /status would
 // describe a file that holds the other's. The lock is on the directory itself, so
 // nothing is added to what the app watches; it is shared by every container of the pod
-// that mounts the volume.
+// that mounts the volume. It is taken before the sidecar touches the directory (it removes
+// its own leftover temporary files there).
 func lockOut(dir string) (*os.File, error) {
 	f, err := os.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("output directory %s: %w", dir, err)
+		return nil, nil // start says what is wrong with the directory; a nil *os.File closes as a no-op
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
