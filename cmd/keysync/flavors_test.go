@@ -89,7 +89,7 @@ func checkFlavorRefusals(t *testing.T, bin, fl string) {
 	urls := map[string]string{"vault": "vault://secret/sigil/x", "kube": "k8s://sigil/x", "aws": "ssm:///sigil/x", "gcp": "gcpsm://projects/p/secrets/x"}
 	dir := t.TempDir()
 	for fam, url := range urls {
-		out, code, _ := runBinary(bin, "rotate", "--init", "--store", url, "--mirror", "file://"+filepath.Join(dir, "mirror.json"))
+		out, code, _ := runBinary(bin, "rotate", "--init", "--reason", "flavor test", "--store", url, "--mirror", "file://"+filepath.Join(dir, "mirror.json"))
 		if fl == "full" || fl == fam {
 			if strings.Contains(out, "this keysync is the") {
 				t.Errorf("the %s build refuses its own store %s: %s", fl, url, out)
@@ -105,7 +105,7 @@ func checkFlavorRefusals(t *testing.T, bin, fl string) {
 		t.Errorf("the %s build wrote a mirror while refusing a store", fl)
 	}
 	store := "file://" + filepath.Join(dir, "keys.json")
-	out, code, _ := runBinary(bin, "rotate", "--init", "--store", store, "--confirm-fleet", "k8s://sigil?selector=app=x")
+	out, code, _ := runBinary(bin, "rotate", "--init", "--reason", "flavor test", "--store", store, "--confirm-fleet", "k8s://sigil?selector=app=x")
 	if fl == "full" || fl == "kube" {
 		if strings.Contains(out, "this keysync is the") {
 			t.Errorf("the %s build refuses a k8s:// fleet: %s", fl, out)
@@ -126,7 +126,7 @@ func TestTheSidecarCollectsGarbageSooner(t *testing.T) {
 	t.Cleanup(func() { debug.SetGCPercent(old) })
 	dir := t.TempDir()
 	store := "file://" + filepath.Join(dir, "keys.json")
-	if err := run(t.Context(), []string{"rotate", "--init", "--store", store}, noEnv, ioDiscard{}, ioDiscard{}); err != nil {
+	if err := run(t.Context(), []string{"rotate", "--init", "--reason", "flavor test", "--store", store}, noEnv, ioDiscard{}, ioDiscard{}); err != nil {
 		t.Fatal(err)
 	}
 	for gogc, want := range map[string]int{"": SidecarGCPercent, "200": 100} {

@@ -106,7 +106,7 @@ asking any fleet (you vouch for it; the audit record says so).`
 		c.Var(&f.fleet.check, "check-fleet", "timer rotation: ask this `fleet` first and refuse an --activation-delay below its slowest member's worst propagation plus --max-clock-skew (repeatable). "+fleetSyntax)
 	}
 	c.StringVar(&f.initiator, "initiator", "", "who rotates, recorded in the keyring and the audit event (free text; default: in a pod its ServiceAccount, system:serviceaccount:NS:NAME@POD, otherwise USER@HOST)")
-	c.StringVar(&f.reason, "reason", "", "why, recorded in the keyring and the audit event")
+	c.StringVar(&f.reason, "reason", "", "why, recorded in the keyring and the audit event (required by rotate and rollback, except with --dry-run)")
 	c.StringVar(&f.auditLog, "audit-log", "", "`file` to append one JSON audit line to (fsynced)")
 	c.IntVar(&f.retries, "retries", rotate.DefaultRetries, "re-reads after a compare-and-swap conflict (0: fail at the first conflict)")
 	c.BoolVar(&f.dryRun, "dry-run", false, "show what would change and write nothing")
@@ -195,6 +195,9 @@ func rotateOrRollback(ctx context.Context, name string, args []string, getenv fu
 	}
 	if f.initiator == "" {
 		f.initiator = defaultInitiator(getenv)
+	}
+	if f.reason == "" && !f.dryRun && (name == "rotate" || name == "rollback") {
+		return cli.Usagef("%s: --reason is required: why (it is recorded in the keyring and the audit trail), e.g. --reason \"30-day cadence\" or --reason \"INC-1234: key exposed\"", name)
 	}
 	if c.IsSet("audit-log") && f.auditLog == "" {
 		// `--audit-log "$KEYSYNC_AUDIT_LOG"` with the variable unset: the record would be lost.

@@ -84,7 +84,7 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 		defer st.Close()
 		snap, err := st.Read(ctx)
 		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("status: %w (nothing there yet: a typo in --store? `keysync rotate --init --store %s` makes the first keyring)", err, st.String())
+			return fmt.Errorf("status: %w (nothing there yet: a typo in --store? `keysync rotate --init --store %s --reason \"first keyring\"` makes the first keyring)", err, st.String())
 		}
 		if err != nil {
 			return fmt.Errorf("status: %w", err)

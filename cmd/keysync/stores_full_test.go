@@ -34,7 +34,7 @@ func TestAGCPEmulatorThroughTheEnvironment(t *testing.T) {
 	}
 	url := "gcpsm://projects/p/secrets/" + strings.ReplaceAll(filepath.Base(t.Name()), "/", "-")
 	var out, logs bytes.Buffer
-	if err := run(t.Context(), []string{"rotate", "--init", "--store", url}, env, &out, &logs); err != nil {
+	if err := run(t.Context(), []string{"rotate", "--init", "--reason", "store test", "--store", url}, env, &out, &logs); err != nil {
 		t.Fatalf("%v\n%s", err, logs.String())
 	}
 	if !strings.Contains(logs.String(), "using a Secret Manager emulator") {

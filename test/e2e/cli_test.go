@@ -80,29 +80,29 @@ func TestCommandLine(t *testing.T) {
 		"no command is a usage error":               {nil, nil, 2, "no command given"},
 		"an unknown command is a usage error":       {[]string{"spin"}, nil, 2, `unknown command "spin"`},
 		"an unknown flag names the command":         {[]string{"rotate", "--nope"}, nil, 2, "rotate: flag provided but not defined: -nope"},
-		"a missing store says which flag":           {[]string{"rotate"}, nil, 2, "--store is required"},
+		"a missing store says which flag":           {[]string{"rotate", "--reason", "e2e"}, nil, 2, "--store is required"},
 		"an unknown store scheme lists the known":   {[]string{"status", "--store", "ftp://x/y"}, nil, 2, "supported: file"},
 		"an ssm URL without its slashes":            {[]string{"status", "--store", "ssm://spiral"}, nil, 2, "not an ssm:///NAME URL"},
 		"AWS without a region says where to set it": {[]string{"status", "--store", "secretsmanager://spiral"}, []string{"AWS_CONFIG_FILE=/nonexistent", "AWS_EC2_METADATA_DISABLED=true"}, 1, "no AWS region: set --aws-region, AWS_REGION"},
 		"AWS unreachable names the store and call": {[]string{"status", "--store", "ssm:///spiral", "--aws-region", "eu-west-1", "--aws-endpoint-url", "http://127.0.0.1:9"},
 			[]string{"AWS_ACCESS_KEY_ID=AKIAX", "AWS_SECRET_ACCESS_KEY=x", "AWS_CONFIG_FILE=/nonexistent", "AWS_MAX_ATTEMPTS=1"}, 1, "ssm spiral: GetParameter"},
-		"a short key is refused":                  {[]string{"rotate", "--store", e.storeURL(), "--bytes", "16"}, nil, 2, "--bytes 16: at least 32"},
+		"a short key is refused":                  {[]string{"rotate", "--store", e.storeURL(), "--bytes", "16", "--reason", "e2e"}, nil, 2, "--bytes 16: at least 32"},
 		"a bad env value names variable and flag": {[]string{"sidecar"}, []string{"KEYSYNC_INTERVAL=soon"}, 2, "invalid value in KEYSYNC_INTERVAL for --interval"},
-		"a delay under the minimum propagation":   {[]string{"rotate", "--store", e.storeURL(), "--init", "--activation-delay", "1s"}, nil, 1, "below the minimum propagation time"},
+		"a delay under the minimum propagation":   {[]string{"rotate", "--store", e.storeURL(), "--init", "--activation-delay", "1s", "--reason", "e2e"}, nil, 1, "below the minimum propagation time"},
 		"help lists flags with their variables":   {[]string{"sidecar", "--help"}, nil, 0, "env KEYSYNC_SIGNAL_PROCESS"},
 		"top-level help lists commands":           {[]string{"--help"}, nil, 0, "rollback"},
 		"status of an empty store is not found":   {[]string{"status", "--store", e.storeURL()}, nil, 1, "no keyring in the store"},
 		"the flag wins over the environment":      {[]string{"rotate", "--store", e.storeURL(), "--init", "--dry-run", "--min-propagation", "0s", "--activation-delay", "2s"}, []string{"KEYSYNC_ACTIVATION_DELAY=1ms", "KEYSYNC_MIN_PROPAGATION=1h"}, 0, "dry run, nothing written"},
 		"the environment fills what flags do not": {[]string{"rotate", "--dry-run", "--init"}, []string{"KEYSYNC_STORE=" + e.storeURL(), "KEYSYNC_MIN_PROPAGATION=0s"}, 0, "dry run, nothing written"},
 		// An operator's first week (issue 18): a typo must not rotate a store nobody reads.
-		"a file URL with two slashes names the right spelling": {[]string{"rotate", "--store", "file://var/lib/keysync/keys.json", "--init"}, nil, 2,
+		"a file URL with two slashes names the right spelling": {[]string{"rotate", "--store", "file://var/lib/keysync/keys.json", "--init", "--reason", "e2e"}, nil, 2,
 			"file:///var/lib/keysync/keys.json"},
 		"an unknown query parameter is refused":     {[]string{"status", "--store", "vault://secret/sigil/x?version=2"}, nil, 2, `unknown parameter "version"`},
 		"an unknown k8s query parameter is refused": {[]string{"status", "--store", "k8s://sigil/x?key=value"}, nil, 2, `unknown parameter "key"`},
 		"an unknown file query parameter":           {[]string{"status", "--store", "file:///tmp/k.json?mode=0600"}, nil, 2, `unknown parameter "mode"`},
 		"an error is prefixed once": {[]string{"sidecar", "--once", "--store", e.storeURL(), "--out", "/nonexistent/keys"}, nil, 1,
 			"keysync: sidecar --once: output directory: stat /nonexistent/keys"},
-		"rotate on a missing store asks for --init": {[]string{"rotate", "--store", e.storeURL() + ".missing", "--min-propagation", "0s"}, nil, 1,
+		"rotate on a missing store asks for --init": {[]string{"rotate", "--store", e.storeURL() + ".missing", "--min-propagation", "0s", "--reason", "e2e"}, nil, 1,
 			"(use --init to create the first keyring)"},
 	}
 	for name, tc := range cases {
@@ -182,7 +182,7 @@ func TestASecondRollbackDoesNotUndoTheFirst(t *testing.T) {
 func TestATypoInAFileURLCreatesNothing(t *testing.T) {
 	e := newEnv(t)
 	cwd := t.TempDir()
-	cmd := exec.Command(keysyncBin, "rotate", "--store", "file://var/lib/keysync/keys.json", "--min-propagation", "0s")
+	cmd := exec.Command(keysyncBin, "rotate", "--store", "file://var/lib/keysync/keys.json", "--min-propagation", "0s", "--reason", "e2e")
 	cmd.Dir = cwd
 	out, err := cmd.CombinedOutput()
 	e.logFile("typo")
@@ -268,7 +268,7 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 		"a duration without a unit": {[]string{"rotate", "--store", e.storeURL(), "--activation-delay", "30"}, "a duration needs a unit, e.g. --activation-delay 30s"},
 		"a relative path as a URL":  {[]string{"status", "--store", "store/x"}, "a relative file path starts with ./ (./store/x)"},
 		"file: with one colon":      {[]string{"status", "--store", "file:store/x"}, "a relative path is given alone: ./store/x"},
-		"status of a missing file":  {[]string{"status", "--store", e.storeURL()}, "keysync rotate --init --store " + e.storeURL() + "` makes the first keyring"},
+		"status of a missing file":  {[]string{"status", "--store", e.storeURL()}, "keysync rotate --init --store " + e.storeURL() + " --reason \"first keyring\"` makes the first keyring"},
 	} {
 		if _, stderr, err := e.keysync(c.args...); err == nil || !strings.Contains(stderr, c.want) {
 			t.Errorf("%s: %v, want %q in:\n%s", name, err, c.want, stderr)
@@ -309,5 +309,21 @@ func TestAnInterruptedGateSaysTheKeyStaysHeld(t *testing.T) {
 	err := cmd.Wait()
 	if exitCode(err) != 1 || !strings.Contains(stderr.String(), "not promoted: interrupted; it stays held") || !strings.Contains(stderr.String(), "keysync promote") {
 		t.Fatalf("exit %d\n%s", exitCode(err), stderr.String())
+	}
+}
+
+// TestARotationNeedsAReason (issue 33): a rotation without --reason recorded no reason.
+func TestARotationNeedsAReason(t *testing.T) {
+	e := newEnv(t)
+	e.rotate()
+	before := mustRead(t, e.store)
+	for _, cmd := range [][]string{{"rotate"}, {"rotate", "--emergency"}, {"rollback"}} {
+		_, stderr, err := e.keysync(append(cmd, "--store", e.storeURL(), "--min-propagation", "0s")...)
+		if exitCode(err) != 2 || !strings.Contains(stderr, "--reason is required") || string(mustRead(t, e.store)) != string(before) {
+			t.Errorf("%v without --reason: exit %d\n%s", cmd, exitCode(err), stderr)
+		}
+	}
+	if _, stderr, err := e.keysync("rotate", "--store", e.storeURL(), "--dry-run", "--min-propagation", "0s"); err != nil {
+		t.Errorf("a dry run needs no reason: %v\n%s", err, stderr)
 	}
 }

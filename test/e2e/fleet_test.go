@@ -162,7 +162,7 @@ func TestFleetConfirmedRotationThroughTheCLI(t *testing.T) {
 		if !ok || held.Generation != before.Generation+1 {
 			t.Fatalf("the held key did not stay: %+v", held.Keys)
 		}
-		_, stderr, err = e.keysync("rotate", "--store", e.storeURL(), "--min-propagation", "0s", "--activation-delay", "2s")
+		_, stderr, err = e.keysync("rotate", "--store", e.storeURL(), "--min-propagation", "0s", "--activation-delay", "2s", "--reason", "e2e")
 		if exitCode(err) != 1 || !strings.Contains(stderr, "held") || !strings.Contains(stderr, "keysync promote") {
 			t.Fatalf("a rotation over a held key: exit %d %s", exitCode(err), stderr)
 		}
@@ -207,11 +207,11 @@ func TestFleetConfirmedRotationThroughTheCLI(t *testing.T) {
 	t.Run("a timer rotation checked against the fleet refuses a delay below its propagation", func(t *testing.T) {
 		before := mustRead(t, e.store)
 		// Each sidecar: interval 200ms, backoff cap 400ms, read timeout 10s: worst 10.4s, plus 5s of skew.
-		_, stderr, err := e.keysync("rotate", "--store", e.storeURL(), "--check-fleet", fleetURL, "--activation-delay", "10s", "--min-propagation", "0s", "--force")
+		_, stderr, err := e.keysync("rotate", "--store", e.storeURL(), "--check-fleet", fleetURL, "--activation-delay", "10s", "--min-propagation", "0s", "--force", "--reason", "e2e")
 		if exitCode(err) != 2 || !strings.Contains(stderr, "below the fleet's worst propagation 10.4s") || string(mustRead(t, e.store)) != string(before) {
 			t.Fatalf("exit %d\n%s", exitCode(err), stderr)
 		}
-		out, stderr, err := e.keysync("rotate", "--store", e.storeURL(), "--check-fleet", fleetURL, "--activation-delay", "16s", "--min-propagation", "0s", "--force")
+		out, stderr, err := e.keysync("rotate", "--store", e.storeURL(), "--check-fleet", fleetURL, "--activation-delay", "16s", "--min-propagation", "0s", "--force", "--reason", "e2e")
 		if err != nil || !strings.Contains(out, "signing key") {
 			t.Fatalf("a delay above the fleet's propagation: %v\n%s%s", err, out, stderr)
 		}
@@ -230,7 +230,7 @@ func TestFleetConfirmedRotationThroughTheCLI(t *testing.T) {
 			"a member answering junk": {fleetURL + "," + garbage, 1, "not a keysync sidecar status"},
 			"a member nobody listens": {fleetURL + ",http://127.0.0.1:1", 1, "sidecar unreachable"},
 		} {
-			_, stderr, err := e.keysync("rotate", "--store", e.storeURL(), "--confirm-fleet", tc.fleet, "--force")
+			_, stderr, err := e.keysync("rotate", "--store", e.storeURL(), "--confirm-fleet", tc.fleet, "--force", "--reason", "e2e")
 			if exitCode(err) != tc.code || !strings.Contains(stderr, tc.want) {
 				t.Errorf("%s: exit %d, want %d with %q:\n%s", name, exitCode(err), tc.code, tc.want, stderr)
 			}

@@ -283,7 +283,7 @@ func TestFleetConfirmedRotationOnKubernetes(t *testing.T) {
 		path := filepath.Join(e.dir, "dead.kubeconfig")
 		servers.WriteKubeconfig(path, bad)
 		before := f.storeKeyring()
-		_, stderr, err := e.keysync("rotate", "--store", storeURL, "--kubeconfig", path, "--confirm-fleet", f.fleetURL(), "--force")
+		_, stderr, err := e.keysync("rotate", "--store", storeURL, "--kubeconfig", path, "--confirm-fleet", f.fleetURL(), "--force", "--reason", "e2e")
 		if exitCode(err) != 1 || !strings.Contains(stderr, "listing pods") || !strings.Contains(stderr, "nothing was written") ||
 			f.storeKeyring().Generation != before.Generation {
 			t.Fatalf("exit %d, generation %d -> %d\n%s", exitCode(err), before.Generation, f.storeKeyring().Generation, stderr)

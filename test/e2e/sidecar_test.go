@@ -275,7 +275,7 @@ func TestConcurrentRotateLosesNoKey(t *testing.T) {
 		go func() {
 			var o, er bytes.Buffer
 			cmd := exec.Command(keysyncBin, "rotate", "--store", e.storeURL(), "--activation-delay", "1s", "--force",
-				"--min-propagation", "0s", "-o", "json", "--log-format", "json")
+				"--min-propagation", "0s", "-o", "json", "--log-format", "json", "--reason", "e2e")
 			cmd.Stdout, cmd.Stderr = &o, &er
 			err := cmd.Run()
 			var res map[string]any
