@@ -143,3 +143,36 @@ func isTmpfs(dir string) bool {
 	var st syscall.Statfs_t
 	return syscall.Statfs(dir, &st) == nil && st.Type == tmpfsMagic
 }
+
+// TestAKeyAnEmergencyRemovedIsNotCalledExpired (issue 33): the sidecar logged
+// "key_expired" with "expired": false for keys an emergency rotation removed.
+func TestAKeyAnEmergencyRemovedIsNotCalledExpired(t *testing.T) {
+	dir := t.TempDir()
+	st, _ := file.New(filepath.Join(dir, "store.json"), store.PlainOptions{})
+	before := storetest.Rotate(t, st, keyring.Options{})
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o700)
+	var logged logs
+	s, err := New(Config{Store: st, OutDir: out, Interval: 50 * time.Millisecond, Log: slog.New(slog.NewJSONHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	storetest.WaitFor(t, "the first write", func() bool { return s.Status().Generation == before.Generation })
+	snap, _ := st.Read(t.Context())
+	em, err := keyring.Emergency(snap.Keyring, time.Now(), storetest.Secret("emergency"), keyring.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Write(t.Context(), em, snap.Version); err != nil {
+		t.Fatal(err)
+	}
+	storetest.WaitFor(t, "the emergency keyring", func() bool { return s.Status().Generation == em.Generation })
+	storetest.WaitFor(t, "its log line", func() bool { return strings.Contains(logged.String(), `"event":"key_removed"`) })
+	if strings.Contains(logged.String(), `"event":"key_expired"`) || !strings.Contains(logged.String(), before.Keys[0].ID) {
+		t.Fatalf("log:\n%s", logged.String())
+	}
+}
