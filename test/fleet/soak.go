@@ -163,7 +163,7 @@ func (b *bench) soak(ctx context.Context, sc SoakConfig) (*SoakReport, error) {
 		case "rollback":
 			b.sleep(ctx, sc.Month/3)
 			sm.Attempts = append(sm.Attempts, b.soakRun(ctx, sc.JobDeadline, []string{"rollback", "--store", b.sidecarStore,
-				"--activation-delay", sc.PlainDelay.String(), "--verify-window", sc.VerifyWindow.String(),
+				"--activation-delay", sc.PlainDelay.String(), "--min-propagation", (sc.PlainDelay - time.Second).String(), "--verify-window", sc.VerifyWindow.String(),
 				"--initiator", "oncall", "--reason", "roll back (soak)", "--audit-log", audit, "--log-format", "json"}, ""))
 			b.note(fmt.Sprintf("month %d: a rollback mid-month", m))
 		}
