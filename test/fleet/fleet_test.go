@@ -170,9 +170,12 @@ func TestSoakShort(t *testing.T) {
 	if s == nil || len(s.Months) != 4 {
 		t.Fatalf("soak report %+v\n%s", s, progress.String())
 	}
+	// The lag month's Job times out at the gate, then a retry (or, on a slow machine, next
+	// month's Job) resumes the held key.
 	lag := strings.Join(s.Months[2].Attempts, "; ")
-	if !s.Months[2].Rotated || !strings.Contains(lag, "not promoted") || !strings.Contains(lag, "ok (resumed, promoted)") {
-		t.Errorf("month 3, a pod lagging past the gate's timeout: %s\n%s", lag, progress.String())
+	after := lag + "; " + strings.Join(s.Months[3].Attempts, "; ")
+	if !strings.Contains(lag, "not promoted") || !strings.Contains(after, "ok (resumed, promoted)") {
+		t.Errorf("months 3 and 4, a pod lagging past the gate's timeout: %s\n%s", after, progress.String())
 	}
 	if s.Failed != 0 || rep.SecretsInOutput != 0 || s.Intents < int(s.StoreWrites) || s.StoreWrites == 0 || s.Completed < 2 {
 		t.Errorf("%d failed, %d secrets in output, %d intents for %d writes, %d rotations took effect\n%s",
