@@ -125,6 +125,8 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		"--tls-cert-file", p.path("apiserver.crt"), "--tls-private-key-file", p.path("apiserver.key"),
 		"--client-ca-file", p.path("ca.crt"),
 		"--kubelet-client-certificate", p.path("apiserver-kubelet.crt"), "--kubelet-client-key", p.path("apiserver-kubelet.key"),
+		// The node's name resolves nowhere: exec, logs and port-forward reach the kubelet at its IP.
+		"--kubelet-preferred-address-types", "InternalIP",
 		"--service-account-key-file", p.path("sa.pub"), "--service-account-signing-key-file", p.path("sa.key"),
 		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
 		"--service-cluster-ip-range", ServiceCIDR,

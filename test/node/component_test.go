@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -95,6 +96,9 @@ patches:
 	if err := onGeneration(1)(p); err != nil {
 		t.Fatalf("the app of UID 1000 did not load the first keys: %v", err)
 	}
+	// Past --signal-min-age (2 s): the sidecar then tries the signal, which the kernel
+	// refuses, before the app's own file watch reloads it.
+	time.Sleep(3 * time.Second)
 	e.run(t, e.keysync, "rotate", "--store", store, "--activation-delay", "5s", "--min-propagation", "4s", "--reason", "node e2e", "--initiator", "node-e2e")
 	deadline := time.Now().Add(time.Minute)
 	for err := onGeneration(2)(p); err != nil; err = onGeneration(2)(p) {
@@ -108,6 +112,9 @@ patches:
 		t.Fatal(err)
 	}
 	if !strings.Contains(st.App.SignalError, "its own UID") {
-		t.Errorf("the sidecar does not say why it could not signal the app of another UID: %+v", st.App)
+		cmd := exec.Command(e.kubectl, "-n", ns, "logs", p.Name, "-c", "keysync")
+		cmd.Env = e.cmdEnv
+		logs, _ := cmd.CombinedOutput()
+		t.Errorf("the sidecar does not say why it could not signal the app of another UID: %+v\nits log:\n%s", st.App, logs)
 	}
 }

@@ -413,7 +413,8 @@ func TestTheChartOnARealNode(t *testing.T) {
 		"--set-json", `app.args=["--keys","/keys/keys.json","--listen","0.0.0.0:8080","--watch=false","--poll=0"]`,
 		"--set", "keysync.enabled=true", "--set", "keysync.image.tag="+imageTag,
 		"--set", "keysync.processName=demo-app", "--set", "keysync.interval=2s",
-		"--set", "keysync.rotation.enabled=true", "--set", "keysync.rotation.confirmTimeout=3m",
+		// Every Job the test starts rotates: not the CronJob's monthly --if-older-than.
+		"--set", "keysync.rotation.enabled=true", "--set", "keysync.rotation.ifOlderThan=", "--set", "keysync.rotation.confirmTimeout=3m",
 		"--set", "keysync.rotation.maxClockSkew=1s")
 
 	t.Run("without keys no app container starts and no pod is Ready", func(t *testing.T) {
