@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 IMAGE     ?= ghcr.io/sigil-dna/keysync
 FLAVORS   := file vault kube aws gcp
 
-.PHONY: build build-demo flavors images test lint demo bench bench-fleet bench-fleet-aws bench-footprint bench-scale bench-attack bench-soak fuzz clean
+.PHONY: build build-demo flavors images test test-fast lint demo bench bench-fleet bench-fleet-aws bench-footprint bench-scale bench-attack bench-soak fuzz clean
 
 # The full build: every store (build/flavor-tags.sh full).
 build:
@@ -60,6 +60,13 @@ lint:
 
 demo: build-demo
 	./bin/keysync-demo
+
+# The packages that need no server of the test cache (about 45 s warm): a first check of a
+# change before `make test` has the servers. test/README.md maps the rest.
+FAST := ./keyring/... ./reload/... ./sidecar/... ./rotate/... ./internal/... ./store ./store/file/... \
+	./store/awsssm/... ./store/awssm/... ./store/gcpsm/... ./demo/... ./cmd/... ./test/procfs ./test/awsfake
+test-fast:
+	KEYSYNC_TESTBIN=/nonexistent $(GO) test -count=1 $(FAST)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./reload/ ./keyring/ ./store/awsssm/ ./store/awssm/
