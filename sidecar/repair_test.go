@@ -31,15 +31,7 @@ func TestAReplacedKeysFileIsWrittenBack(t *testing.T) {
 	storetest.Rotate(t, st, keyring.Options{})
 	out := filepath.Join(dir, "out")
 	os.Mkdir(out, 0o700)
-	var logged logs
-	s, err := New(Config{Store: st, OutDir: out, Interval: time.Hour, Log: slog.New(slog.NewJSONHandler(&logged, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	s, logged := runSidecar(t, Config{Store: st, OutDir: out, Interval: time.Hour})
 	path := filepath.Join(out, DefaultFileName)
 	storetest.WaitFor(t, "the first write", func() bool { _, err := os.Stat(path); return err == nil })
 	want, _ := os.ReadFile(path)
@@ -152,15 +144,7 @@ func TestAKeyAnEmergencyRemovedIsNotCalledExpired(t *testing.T) {
 	before := storetest.Rotate(t, st, keyring.Options{})
 	out := filepath.Join(dir, "out")
 	os.Mkdir(out, 0o700)
-	var logged logs
-	s, err := New(Config{Store: st, OutDir: out, Interval: 50 * time.Millisecond, Log: slog.New(slog.NewJSONHandler(&logged, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	s, logged := runSidecar(t, Config{Store: st, OutDir: out, Interval: 50 * time.Millisecond})
 	storetest.WaitFor(t, "the first write", func() bool { return s.Status().Generation == before.Generation })
 	snap, _ := st.Read(t.Context())
 	em, err := keyring.Emergency(snap.Keyring, time.Now(), storetest.Secret("emergency"), keyring.Options{})
@@ -175,4 +159,20 @@ func TestAKeyAnEmergencyRemovedIsNotCalledExpired(t *testing.T) {
 	if strings.Contains(logged.String(), `"event":"key_expired"`) || !strings.Contains(logged.String(), before.Keys[0].ID) {
 		t.Fatalf("log:\n%s", logged.String())
 	}
+}
+
+// runSidecar runs a sidecar of cfg, its JSON log kept, until the test ends.
+func runSidecar(t *testing.T, cfg Config) (*Sidecar, *logs) {
+	t.Helper()
+	logged := &logs{}
+	cfg.Log = slog.New(slog.NewJSONHandler(logged, nil))
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s, logged
 }

@@ -500,7 +500,10 @@ func TestFleetConfirmedRotationOnKubernetes(t *testing.T) {
 			t.Fatalf("%v\n%s%s", err, out, stderr)
 		}
 		if !strings.Contains(stderr, f.ns+"/pod-d (sidecar container keysync is not running (CrashLoopBackOff") ||
-			!strings.Contains(out, "deleted:      "+f.ns+"/pod-d") || !strings.Contains(out, "1/1 members hold") {
+			// A round may see the pod terminating before it is gone from the listing: both
+			// are the API saying so, and either drops it.
+			!(strings.Contains(out, "deleted:      "+f.ns+"/pod-d") || strings.Contains(out, "skipped:      "+f.ns+"/pod-d: terminating")) ||
+			!strings.Contains(out, "1/1 members hold") {
 			t.Fatalf("laggard not named or not dropped:\n%s%s", out, stderr)
 		}
 		var rec struct {
@@ -516,7 +519,7 @@ func TestFleetConfirmedRotationOnKubernetes(t *testing.T) {
 		for _, m := range rec.Fleet.Seen {
 			ended[m.Name] = m.Ended
 		}
-		if ended[f.ns+"/pod-a"] != "confirmed" || ended[f.ns+"/pod-d"] != "deleted" || ended[f.ns+"/pod-pending"] != "skipped" {
+		if d := ended[f.ns+"/pod-d"]; ended[f.ns+"/pod-a"] != "confirmed" || (d != "deleted" && d != "skipped") || ended[f.ns+"/pod-pending"] != "skipped" {
 			t.Fatalf("the audit record's members: %v", ended)
 		}
 	})

@@ -36,15 +36,9 @@ func readyz(url string) (int, string) {
 // stayed green over a stale keys file (regression); it now follows the last write: not
 // ready, saying why, until the write succeeds.
 func TestAFullKeysVolumeFailsReadiness(t *testing.T) {
-	needRoot(t, "mounting a size-limited tmpfs")
 	e := newEnv(t)
 	e.rotate()
-	out := filepath.Join(e.dir, "full")
-	os.MkdirAll(out, 0o755)
-	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", out).CombinedOutput(); err != nil {
-		t.Skipf("precondition: mounting a tmpfs: %v %s", err, b)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", out).Run() })
+	out := mountTmpfs(t, filepath.Join(e.dir, "full"), "size=64k")
 	port := freePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	_, logPath := e.start("sidecar", keysyncBin, "sidecar", "--store", e.storeURL(), "--out", out, "--interval", "200ms",
@@ -82,15 +76,9 @@ func TestAFullKeysVolumeFailsReadiness(t *testing.T) {
 // file from the start said "keys file not written yet" in /readyz and a store error in
 // /status.
 func TestAnUnwritableOutIsSaidToBeOne(t *testing.T) {
-	needRoot(t, "mounting a read-only tmpfs")
 	e := newEnv(t)
 	e.rotate()
-	out := filepath.Join(e.dir, "read-only")
-	os.MkdirAll(out, 0o755)
-	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", out).CombinedOutput(); err != nil {
-		t.Skipf("precondition: mounting a tmpfs: %v %s", err, b)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", out).Run() })
+	out := mountTmpfs(t, filepath.Join(e.dir, "read-only"), "ro,size=64k")
 	port := freePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	e.start("sidecar", keysyncBin, "sidecar", "--store", e.storeURL(), "--out", out, "--interval", "200ms",
@@ -256,4 +244,16 @@ func TestTwoSidecarsCannotShareAKeysDirectory(t *testing.T) {
 	if exitCode(err) != 1 || !strings.Contains(stderr, want) {
 		t.Fatalf("a second sidecar on the same --out: exit %d, want %q\n%s", exitCode(err), want, stderr)
 	}
+}
+
+// mountTmpfs mounts a tmpfs with the options at dir (made), unmounted when the test ends.
+func mountTmpfs(t *testing.T, dir, options string) string {
+	t.Helper()
+	needRoot(t, "mounting a tmpfs")
+	os.MkdirAll(dir, 0o755)
+	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", options, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("precondition: mounting a tmpfs: %v %s", err, b)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
 }

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sigil-dna/keysync/test/servers"
@@ -27,11 +26,7 @@ func TestTheComponentOnAnAppOfAnotherUID(t *testing.T) {
 	e := startEnv(t)
 	ctx := context.Background()
 	const ns = "orders-prod"
-	if _, err := e.c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	store := "k8s://" + ns + "/" + secretName
-	e.run(t, e.keysync, "rotate", "--init", "--store", store, "--reason", "first key", "--initiator", "node-e2e")
+	store := e.namespaceWithFirstKey(t, ns)
 
 	dir := filepath.Join(e.work, "component")
 	if err := os.MkdirAll(dir, 0o755); err != nil {

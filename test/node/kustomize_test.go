@@ -50,11 +50,7 @@ func TestTheKustomizeBaseAndTheToggleOffOnARealNode(t *testing.T) {
 	e := startEnv(t)
 	ctx := context.Background()
 	const ns = "sigil-kustomize"
-	if _, err := e.c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	store := "k8s://" + ns + "/" + secretName
-	e.run(t, e.keysync, "rotate", "--init", "--store", store, "--reason", "first key", "--initiator", "node-e2e")
+	store := e.namespaceWithFirstKey(t, ns)
 	overlay := filepath.Join(e.work, "overlay")
 	if err := os.MkdirAll(overlay, 0o755); err != nil {
 		t.Fatal(err)
@@ -116,4 +112,16 @@ func podReady(p corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// namespaceWithFirstKey creates ns and its Secret store's first keyring, from outside the
+// cluster as an operator would, and returns the store URL.
+func (e *env) namespaceWithFirstKey(t *testing.T, ns string) string {
+	t.Helper()
+	if _, err := e.c.Client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	store := "k8s://" + ns + "/" + secretName
+	e.run(t, e.keysync, "rotate", "--init", "--store", store, "--reason", "first key", "--initiator", "node-e2e")
+	return store
 }
