@@ -8,7 +8,11 @@
 #   docker build --target demo -t ghcr.io/sigil-dna/keysync-demo:dev .
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
+# The app libraries are modules of their own, replaced from this checkout.
 COPY go.mod go.sum ./
+COPY keyring/go.mod keyring/
+COPY reload/go.mod reload/go.sum reload/
+COPY reload/reloadprom/go.mod reload/reloadprom/go.sum reload/reloadprom/
 RUN go mod download
 COPY . .
 ARG VERSION=dev

@@ -38,6 +38,12 @@ build-demo: build
 # once per machine from the Go module proxy (the first time takes 40-60 minutes on 2 cores),
 # cached in $${KEYSYNC_TESTBIN:-~/.cache/keysync/testbin} and reused after; node.sh installs
 # containerd, runc and the CNI plugins from Debian's packages (the node tests run as root).
+# The app libraries are modules of their own (an app importing reload inherits none of the
+# rotator's or the tests' requirements); every target runs over each module.
+LIBS := keyring reload reload/reloadprom
+MODULES := . $(LIBS)
+each = for m in $(MODULES); do (cd $$m && $(1)) || exit 1; done
+
 test: lint
 	cd reload/node && node --test test/*.test.js
 	vault=$$(bash test/servers/vault.sh) && \
@@ -46,17 +52,14 @@ test: lint
 	tsc=$$(bash test/servers/typescript.sh) && \
 	prom=$$(bash test/servers/prometheus.sh) && \
 	KEYSYNC_VAULT_BIN=$$vault KUBEBUILDER_ASSETS=$$kube KEYSYNC_NODE_ASSETS=$$kube KEYSYNC_HELM_BIN=$$helm KEYSYNC_TSC=$$tsc KEYSYNC_PROMETHEUS_DIR=$$prom \
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m ./... && \
+	for m in $(LIBS); do (cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
-	$(GO) vet ./...
-	sc=$$(bash test/servers/staticcheck.sh) && $$sc ./...
-	@cp go.mod /tmp/keysync-go.mod.bak; cp go.sum /tmp/keysync-go.sum.bak; \
-	$(GO) mod tidy; \
-	if ! cmp -s go.mod /tmp/keysync-go.mod.bak || ! cmp -s go.sum /tmp/keysync-go.sum.bak; then \
-		cp /tmp/keysync-go.mod.bak go.mod; cp /tmp/keysync-go.sum.bak go.sum; \
-		echo "go mod tidy changes go.mod/go.sum: run it and commit"; exit 1; fi
+	$(call each,$(GO) vet ./...)
+	sc=$$(bash test/servers/staticcheck.sh) && $(call each,$$sc ./...)
+	@$(call each,$(GO) mod tidy -diff >/dev/null || { echo "go mod tidy changes $$m/go.mod or go.sum: run it there and commit"; exit 1; })
 
 demo: build-demo
 	./bin/keysync-demo
@@ -64,13 +67,16 @@ demo: build-demo
 # The packages that need no server of the test cache (about 45 s warm; only TypeScript, for
 # the typings' compile check, is fetched from npm into the cache if it is not there): a
 # first check of a change before `make test` has the servers. test/README.md maps the rest.
-FAST := ./keyring/... ./reload/... ./sidecar/... ./rotate/... ./internal/... ./store ./store/file/... \
+FAST := ./sidecar/... ./rotate/... ./internal/... ./store ./store/file/... \
 	./store/awsssm/... ./store/awssm/... ./store/gcpsm/... ./demo/... ./cmd/... ./test/procfs ./test/awsfake
 test-fast:
-	$(GO) test -count=1 $(FAST)
+	$(GO) test -count=1 $(FAST) ./test/nodelib && \
+	for m in $(LIBS); do (cd $$m && $(GO) test -count=1 ./...) || exit 1; done
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./reload/ ./keyring/ ./store/awsssm/ ./store/awssm/
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./store/awsssm/ ./store/awssm/
+	cd reload && $(GO) test -run '^$$' -bench . -benchmem -count 5 .
+	cd keyring && $(GO) test -run '^$$' -bench . -benchmem -count 5 .
 	node reload/node/test/bench.js
 
 # The fleet benchmark and chaos suite with its defaults: 20 pods x 200 rotations per

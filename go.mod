@@ -20,6 +20,9 @@ require (
 	github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring v0.95.2
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/common v0.72.0
+	github.com/sigil-dna/keysync/keyring v0.0.0-00010101000000-000000000000
+	github.com/sigil-dna/keysync/reload v0.0.0-00010101000000-000000000000
+	github.com/sigil-dna/keysync/reload/reloadprom v0.0.0-00010101000000-000000000000
 	github.com/sivchari/kumo v0.33.1
 	golang.org/x/sync v0.25.0
 	golang.org/x/sys v0.50.0
@@ -149,4 +152,13 @@ require (
 	sigs.k8s.io/json v0.0.0-20250730193827-2d320260d730 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
+)
+
+// The app libraries are modules of their own, so an app that imports reload inherits no
+// requirement of the rotator, the sidecar or the test tree; this module builds them from
+// the same checkout.
+replace (
+	github.com/sigil-dna/keysync/keyring => ./keyring
+	github.com/sigil-dna/keysync/reload => ./reload
+	github.com/sigil-dna/keysync/reload/reloadprom => ./reload/reloadprom
 )

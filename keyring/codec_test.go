@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sigil-dna/keysync/internal/secretscan"
+	"github.com/sigil-dna/keysync/keyring/secretscan"
 )
 
 type rejectCase struct {

@@ -120,26 +120,21 @@ func (r *Keyring) HeldKey() (Key, bool) {
 	return Key{}, false
 }
 
-// VerifyKeys returns every key that verifies at now: all keys not yet expired, pending
-// keys included.
-func (r *Keyring) VerifyKeys(now time.Time) []Key {
-	var out []Key
-	for _, k := range r.Keys {
-		if k.ValidAt(now) {
-			out = append(out, k)
-		}
-	}
-	return out
-}
-
 // StateAt classifies a key of r at now.
 func (r *Keyring) StateAt(k Key, now time.Time) State {
-	switch s, ok := r.SigningKey(now); {
+	i := r.signingIndex(now)
+	return k.stateAt(now, i >= 0 && r.Keys[i].ID == k.ID)
+}
+
+// stateAt is the one rule of key states (StateAt, the Signer's View and the metrics all
+// come from it); signing says whether k is the key that signs at now.
+func (k *Key) stateAt(now time.Time, signing bool) State {
+	switch {
 	case k.Held():
 		return StateHeld
 	case !k.ValidAt(now):
 		return StateExpired
-	case ok && s.ID == k.ID:
+	case signing:
 		return StateCurrent
 	case k.NotBefore.After(now):
 		return StatePending

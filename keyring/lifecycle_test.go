@@ -2,6 +2,7 @@ package keyring
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -260,7 +261,8 @@ func TestFromPlain(t *testing.T) {
 		if k, _ := r.SigningKey(created.Add(DefaultActivationDelay)); k.ID != KeyID(cur) {
 			t.Error("the new value does not sign after the activation delay")
 		}
-		if got := len(r.VerifyKeys(created.Add(DefaultActivationDelay + DefaultVerifyWindow))); got != 1 {
+		after := created.Add(DefaultActivationDelay + DefaultVerifyWindow)
+		if got := len(slices.DeleteFunc(slices.Clone(r.Keys), func(k Key) bool { return !k.ValidAt(after) })); got != 1 {
 			t.Errorf("%d keys verify after the window", got)
 		}
 		again, _ := FromPlain(PlainValue{Value: cur, CreatedAt: created, Version: 5}, &PlainValue{Value: prev, CreatedAt: t0, Version: 4}, Options{}, "vault kv")

@@ -37,23 +37,23 @@ var (
 )
 
 // ErrorCode names a verification or signing outcome as both libraries do (the Node
-// library's codes, the test vectors' "error" field): "" for nil, "malformed_signature",
-// "unknown_key", "expired_key", "bad_signature", "no_signing_key", "legacy_off", or the
-// error's text.
+// library's codes, the test vectors' "error" field, the usage counts' results): "" for
+// nil, ResultMalformed, ResultUnknown, ResultExpired, ResultBad, CodeNoSigningKey,
+// ResultLegacyOff, or the error's text.
 func ErrorCode(err error) string {
 	switch {
 	case err == nil:
 		return ""
 	case errors.Is(err, ErrMalformedSignature):
-		return "malformed_signature"
+		return ResultMalformed
 	case errors.Is(err, ErrUnknownKey):
-		return "unknown_key"
+		return ResultUnknown
 	case errors.Is(err, ErrExpiredKey):
-		return "expired_key"
+		return ResultExpired
 	case errors.Is(err, ErrBadSignature):
-		return "bad_signature"
+		return ResultBad
 	case errors.Is(err, ErrNoSigningKey):
-		return "no_signing_key"
+		return CodeNoSigningKey
 	case errors.Is(err, ErrLegacyOff):
 		return ResultLegacyOff
 	}
@@ -161,19 +161,8 @@ func (s *Signer) ViewAt(now time.Time) View {
 // decide is ViewAt without Until, which a single call at now does not need.
 func (s *Signer) decide(now time.Time) View {
 	v := View{s: s, signing: int8(s.ring.signingIndex(now)), sec: now.Unix(), at: now}
-	for i, k := range s.keys {
-		switch {
-		case !k.ValidAt(now):
-			v.state[i] = -1
-		case k.Held():
-			v.state[i] = 0
-		case i == int(v.signing):
-			v.state[i] = 2
-		case k.NotBefore.After(now):
-			v.state[i] = 1
-		default:
-			v.state[i] = 3
-		}
+	for i := range s.keys {
+		v.state[i] = usageIndex(s.keys[i].stateAt(now, i == int(v.signing)))
 	}
 	return v
 }

@@ -18,12 +18,46 @@ const (
 	ResultMalformed = "malformed_signature"
 	// ResultLegacyOff: a bare signature refused because the keyring switched them off.
 	ResultLegacyOff = "legacy_off"
+	// CodeNoSigningKey: signing found no key (ErrorCode; never a verification result).
+	CodeNoSigningKey = "no_signing_key"
 	// StateLegacy labels bare signatures (no key id): checked against every valid key.
 	StateLegacy State = "legacy"
 )
 
+// Vocabulary is every word both libraries use for key states, verification results and
+// error codes, in the order they are defined here. The test vectors carry it
+// (testdata/vectors.json "vocabulary"), and the Node library's tests compare its own words
+// with that list, so neither library can add or rename one alone.
+func Vocabulary() map[string][]string {
+	return map[string][]string{
+		"states":       {string(StateHeld), string(StatePending), string(StateCurrent), string(StatePrevious), string(StateExpired)},
+		"usage_states": statesOf(usageStates[:]),
+		"results":      {ResultOK, ResultBad, ResultExpired, ResultUnknown, ResultMalformed, ResultLegacyOff},
+		"error_codes":  {ResultMalformed, ResultUnknown, ResultExpired, ResultBad, CodeNoSigningKey, ResultLegacyOff},
+		"legacy_state": {string(StateLegacy)},
+	}
+}
+
+func statesOf(sts []State) []string {
+	out := make([]string, len(sts))
+	for i, st := range sts {
+		out[i] = string(st)
+	}
+	return out
+}
+
 // usageStates are the states a keyed verification is counted under, in index order.
 var usageStates = [...]State{StateHeld, StatePending, StateCurrent, StatePrevious}
+
+// usageIndex is st's index in usageStates; -1 for StateExpired, which counts apart.
+func usageIndex(st State) int8 {
+	for i, u := range usageStates {
+		if u == st {
+			return int8(i)
+		}
+	}
+	return -1
+}
 
 // Usage counts what keys verified and signed: per key id, verifications by the key's
 // state at that instant and their result, signatures, and when the key last verified

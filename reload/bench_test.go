@@ -14,7 +14,7 @@ import (
 
 // The benchmarks compare Sign and Verify with a raw crypto/hmac HMAC-SHA256 of the same
 // payload, in the same run: go test -run '^$' -bench . -benchmem ./reload/
-func benchKeyring(b *testing.B) *Keyring {
+func benchKeyring(b *testing.B) *Handle {
 	path := filepath.Join(b.TempDir(), "keys.json")
 	r, _ := keyring.Stage(nil, time.Now().Add(-time.Hour), secret(1), keyring.Options{})
 	r, _ = keyring.Stage(r, time.Now().Add(-30*time.Minute), secret(2), keyring.Options{})

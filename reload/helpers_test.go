@@ -4,11 +4,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
-	"github.com/sigil-dna/keysync/internal/secretscan"
 	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/keyring/secretscan"
 )
 
 // memDir returns a directory on tmpfs when the machine has /dev/shm, as the sidecar's
@@ -23,6 +24,28 @@ func memDir(t *testing.T) string {
 		}
 	}
 	return t.TempDir()
+}
+
+// writeFileAtomic replaces path as the sidecar does (a temporary file in the same
+// directory, renamed over it), so a reader never sees a partial file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 type lockedWriter struct {

@@ -41,8 +41,8 @@ const (
 	viewRefresh = time.Second
 )
 
-// Keyring is a live handle on a keys file. It is safe for concurrent use.
-type Keyring struct {
+// Handle is a live handle on a keys file: the keyring it holds now, reloaded when the file changes. It is safe for concurrent use.
+type Handle struct {
 	path string
 	cfg  config
 	cur  atomic.Pointer[loaded]
@@ -77,7 +77,7 @@ type loaded struct {
 // for it until ctx ends. From then on it reloads the file in the background until Close.
 // The reload signal is caught from the start, so it cannot end the process while Open
 // waits.
-func Open(ctx context.Context, path string, opts ...Option) (*Keyring, error) {
+func Open(ctx context.Context, path string, opts ...Option) (*Handle, error) {
 	cfg := defaults()
 	for _, o := range opts {
 		o(&cfg)
@@ -86,7 +86,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reload: %w", err)
 	}
-	k := &Keyring{path: abs, cfg: cfg, usage: keyring.NewUsage(), refresh: make(chan struct{}, 1)}
+	k := &Handle{path: abs, cfg: cfg, usage: keyring.NewUsage(), refresh: make(chan struct{}, 1)}
 	if len(cfg.signals) > 0 {
 		k.sigCh = make(chan os.Signal, 1)
 		signal.Notify(k.sigCh, cfg.signals...)
@@ -116,7 +116,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Keyring, error) {
 // each reload and at least every viewRefresh. A timer fires at or after its instant, so
 // a key starts signing and stops verifying at its boundary or up to the timer's latency
 // after it, never before.
-func (k *Keyring) refreshView(ctx context.Context) {
+func (k *Handle) refreshView(ctx context.Context) {
 	defer k.wg.Done()
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -141,7 +141,7 @@ func (k *Keyring) refreshView(ctx context.Context) {
 }
 
 // waitFirst loads the file, retrying on directory events and every openRetry.
-func (k *Keyring) waitFirst(ctx context.Context) error {
+func (k *Handle) waitFirst(ctx context.Context) error {
 	t := time.NewTicker(openRetry)
 	defer t.Stop()
 	watching := false
@@ -168,21 +168,21 @@ func (k *Keyring) waitFirst(ctx context.Context) error {
 	}
 }
 
-func (k *Keyring) events() chan fsnotify.Event {
+func (k *Handle) events() chan fsnotify.Event {
 	if k.watcher == nil {
 		return nil
 	}
 	return k.watcher.Events
 }
 
-func (k *Keyring) watchErrors() chan error {
+func (k *Handle) watchErrors() chan error {
 	if k.watcher == nil {
 		return nil
 	}
 	return k.watcher.Errors
 }
 
-func (k *Keyring) loop(ctx context.Context) {
+func (k *Handle) loop(ctx context.Context) {
 	defer k.wg.Done()
 	var pollC <-chan time.Time
 	if k.cfg.poll > 0 {
@@ -221,7 +221,7 @@ func (k *Keyring) loop(ctx context.Context) {
 
 // Reload reads the keys file now. On any error the current keyring stays, the error is
 // logged and counted, and returned. Reloading unchanged content does nothing.
-func (k *Keyring) Reload() error {
+func (k *Handle) Reload() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	data, err := readBounded(k.path)
@@ -294,7 +294,7 @@ var ErrClosed = errors.New("reload: keyring is closed")
 
 // Sign returns the signature of payload with the key that signs now: the keyed form
 // "ks1.<key id>.<hex HMAC-SHA256>", or the bare hex HMAC-SHA256 with WithLegacySignatures.
-func (k *Keyring) Sign(payload []byte) (string, error) {
+func (k *Handle) Sign(payload []byte) (string, error) {
 	if v := k.view.Load(); v != nil {
 		if k.cfg.legacy {
 			return v.SignLegacy(payload)
@@ -312,7 +312,7 @@ func (k *Keyring) Sign(payload []byte) (string, error) {
 }
 
 // AppendSign appends the keyed signature of payload to dst without allocating.
-func (k *Keyring) AppendSign(dst, payload []byte) ([]byte, error) {
+func (k *Handle) AppendSign(dst, payload []byte) ([]byte, error) {
 	if v := k.view.Load(); v != nil {
 		return v.AppendSign(dst, payload)
 	}
@@ -326,7 +326,7 @@ func (k *Keyring) AppendSign(dst, payload []byte) ([]byte, error) {
 // Verify checks sig over payload against the keys valid now: a keyed signature against
 // its own key, a bare legacy signature against every valid key in constant time. It
 // returns nil or one of keyring's Err… sentinels.
-func (k *Keyring) Verify(payload []byte, sig string) error {
+func (k *Handle) Verify(payload []byte, sig string) error {
 	if v := k.view.Load(); v != nil {
 		return v.Verify(payload, sig)
 	}
@@ -339,7 +339,7 @@ func (k *Keyring) Verify(payload []byte, sig string) error {
 
 // Close stops every background reload, the signal handler and the file watch. The
 // handle keeps signing and verifying with the last keyring. Close is idempotent.
-func (k *Keyring) Close() error {
+func (k *Handle) Close() error {
 	k.closeOnce.Do(func() {
 		if k.cancel != nil {
 			k.cancel()
@@ -353,14 +353,14 @@ func (k *Keyring) Close() error {
 	return nil
 }
 
-func (k *Keyring) release() {
+func (k *Handle) release() {
 	k.stopSignals()
 	if k.watcher != nil {
 		_ = k.watcher.Close()
 	}
 }
 
-func (k *Keyring) stopSignals() {
+func (k *Handle) stopSignals() {
 	if k.sigCh != nil {
 		signal.Stop(k.sigCh)
 	}

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sigil-dna/keysync/internal/atomicfile"
 	"github.com/sigil-dna/keysync/keyring"
 )
 
@@ -46,13 +45,13 @@ func encode(t testing.TB, r *keyring.Keyring) []byte {
 
 func writeKeys(t testing.TB, path string, r *keyring.Keyring) {
 	t.Helper()
-	if err := atomicfile.WriteFile(path, encode(t, r), 0o440); err != nil {
+	if err := writeFileAtomic(path, encode(t, r), 0o440); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // waitGeneration waits until k reports generation g.
-func waitGeneration(t testing.TB, k *Keyring, g int64) {
+func waitGeneration(t testing.TB, k *Handle, g int64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for k.Status().Generation != g {
@@ -63,7 +62,7 @@ func waitGeneration(t testing.TB, k *Keyring, g int64) {
 	}
 }
 
-func openT(t testing.TB, path string, opts ...Option) *Keyring {
+func openT(t testing.TB, path string, opts ...Option) *Handle {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -308,7 +307,7 @@ func TestOpenWaitsForTheFirstValidFile(t *testing.T) {
 		time.Sleep(150 * time.Millisecond)
 		r, _ := keyring.Stage(nil, time.Now(), secret(1), keyring.Options{})
 		b, _ := keyring.Encode(r)
-		atomicfile.WriteFile(path, b, 0o440)
+		writeFileAtomic(path, b, 0o440)
 	}()
 	k := openT(t, path)
 	if k.Status().Generation != 1 || k.Status().Errors != 0 {

@@ -29,7 +29,7 @@ type Status struct {
 }
 
 // Status reports the loaded keyring.
-func (k *Keyring) Status() Status {
+func (k *Handle) Status() Status {
 	st := Status{Path: k.path, Reloads: k.reloads.Load(), Errors: k.failures.Load(), Usage: k.usage.Snapshot()}
 	if e := k.lastErr.Load(); e != nil {
 		st.LastError = *e
@@ -49,7 +49,7 @@ func (k *Keyring) Status() Status {
 
 // StatusHandler serves Status as JSON on GET, for the sidecar's --confirm-url and for
 // operators. It shows key ids and generations, never a secret.
-func (k *Keyring) StatusHandler() http.Handler {
+func (k *Handle) StatusHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -63,4 +63,4 @@ func (k *Keyring) StatusHandler() http.Handler {
 }
 
 // Usage returns what each key signed and verified since Open (see Status.Usage).
-func (k *Keyring) Usage() keyring.UsageSnapshot { return k.usage.Snapshot() }
+func (k *Handle) Usage() keyring.UsageSnapshot { return k.usage.Snapshot() }

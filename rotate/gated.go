@@ -11,11 +11,6 @@ import (
 	"github.com/sigil-dna/keysync/store"
 )
 
-const (
-	outcomeNotPromoted = "held, not promoted"
-	outcomePromoted    = "promoted"
-)
-
 // runGated is a fleet-confirmed rotation: the gate's check (nothing written if it fails),
 // the new key written held, the gate's wait, then the promotion with compare-and-swap on
 // the held write's version. A fleet that does not converge leaves the held key in place
@@ -95,7 +90,7 @@ func gateAndPromote(ctx context.Context, primary store.Store, mirrors []store.St
 		ev, err := o.Gate.Wait(ctx, keyID, since)
 		evidence = ev
 		if err != nil {
-			held.Outcome, held.Fleet = outcomeNotPromoted, ev
+			held.Outcome, held.Fleet = OutcomeNotPromoted, ev
 			if rerr := record(ctx, o, held, primary, mirrors); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
@@ -112,7 +107,7 @@ func gateAndPromote(ctx context.Context, primary store.Store, mirrors []store.St
 		return held, err
 	}
 	res := describe(primary.String(), Options{Action: ActionPromote}, r, next, keyID, now)
-	res.Action, res.Outcome, res.Fleet, res.Attempts = ActionPromote, outcomePromoted, evidence, 1
+	res.Action, res.Outcome, res.Fleet, res.Attempts = ActionPromote, OutcomePromoted, evidence, 1
 	res.Force, res.BasedOn, res.Resumed = o.Force, version, held.Resumed
 	if o.DryRun {
 		res.DryRun, res.Outcome, res.Attempts = true, "", 0

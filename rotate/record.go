@@ -63,9 +63,9 @@ const eventTimeout = 5 * time.Second
 func eventOf(res *Result) store.Event {
 	var e store.Event
 	switch {
-	case res.Outcome == outcomeNotPromoted:
+	case res.Outcome == OutcomeNotPromoted:
 		e = store.Event{Warning: true, Reason: "FleetGateTimedOut"}
-	case res.Outcome == outcomeNotDue:
+	case res.Outcome == OutcomeNotDue:
 		e.Reason = "MirrorsRepaired"
 	case res.Action == ActionHold:
 		e.Reason = "KeyHeld"
@@ -81,9 +81,9 @@ func eventOf(res *Result) store.Event {
 	var b strings.Builder
 	fmt.Fprintf(&b, "generation %d -> %d", res.PreviousGeneration, res.Generation)
 	switch {
-	case res.Outcome == outcomeNotPromoted:
+	case res.Outcome == OutcomeNotPromoted:
 		fmt.Fprintf(&b, ": key %s stays held (verifies everywhere, signs nowhere); not every pod confirmed it", res.NewKeyID)
-	case res.Outcome == outcomeNotDue:
+	case res.Outcome == OutcomeNotDue:
 		fmt.Fprintf(&b, ": not due (signing key %s since %s); mirrors brought up to the primary", res.SigningKeyID, res.SigningFrom.UTC().Format(time.RFC3339))
 	case res.Action == ActionHold:
 		fmt.Fprintf(&b, ": key %s held until every pod confirms it", res.NewKeyID)
@@ -124,7 +124,7 @@ func audit(o Options, res *Result) {
 		"signing_key_id", res.SigningKeyID, "signing_from", res.SigningFrom, "key_ids", res.KeyIDs,
 		"removed_key_ids", res.RemovedKeyIDs, "rotated_by", res.RotatedBy, "reason", res.Reason, "attempts", res.Attempts}
 	if res.Outcome != "" {
-		attrs = append(attrs, "outcome", res.Outcome)
+		attrs = append(attrs, "outcome", string(res.Outcome))
 	}
 	if res.ReplacedInvalid != "" {
 		attrs = append(attrs, "replaced_invalid", res.ReplacedInvalid)
@@ -141,7 +141,7 @@ func audit(o Options, res *Result) {
 		}
 		attrs = append(attrs, "fleet_seen", seen)
 	}
-	if res.Outcome == outcomeNotPromoted {
+	if res.Outcome == OutcomeNotPromoted {
 		o.Log.Warn("key held, not promoted", attrs...)
 		return
 	}

@@ -53,8 +53,8 @@ type Options struct {
 	Bytes   int // new secret length, at least keyring.MinSecretBytes
 	Keyring keyring.Options
 	DryRun  bool
-	// Retries bounds the re-reads after a compare-and-swap conflict: 0 means
-	// DefaultRetries, a negative number none.
+	// Retries bounds the re-reads after a compare-and-swap conflict: 0 fails at the
+	// first conflict; the CLI's --retries defaults to DefaultRetries.
 	Retries  int
 	AuditLog string // append one JSON line per rotation, fsynced
 	Now      func() time.Time
@@ -101,9 +101,9 @@ type Result struct {
 	RotatedAt          time.Time      `json:"rotated_at"`
 	Attempts           int            `json:"attempts"`
 	Mirrors            []MirrorResult `json:"mirrors,omitempty"`
-	// Outcome of a fleet-confirmed rotation or a promotion: "held", "held, not
-	// promoted" or "promoted"; Fleet is the gate's evidence.
-	Outcome string `json:"outcome,omitempty"`
+	// Outcome of a hold, a fleet-confirmed rotation, a promotion or a stage that was not
+	// due; empty for the other writes. Fleet is the gate's evidence.
+	Outcome Outcome `json:"outcome,omitempty"`
 	// ReplacedInvalid is what was wrong with the document an emergency replaced (never
 	// its bytes).
 	ReplacedInvalid string `json:"replaced_invalid,omitempty"`
@@ -127,6 +127,17 @@ type Resumed struct {
 	Reason    string    `json:"held_reason,omitempty"`
 }
 
+// Outcome is what a run that can end more than one way did.
+type Outcome string
+
+// Outcomes.
+const (
+	OutcomeHeld        Outcome = "held"               // written held (a hold, or a gated rotation's first write)
+	OutcomeNotPromoted Outcome = "held, not promoted" // the gate did not confirm; the held key stays
+	OutcomePromoted    Outcome = "promoted"
+	OutcomeNotDue      Outcome = "not due" // IfOlderThan found the signing key young enough
+)
+
 // MirrorResult is the outcome of copying the keyring to one mirror.
 type MirrorResult struct {
 	Store string `json:"store"`
@@ -146,7 +157,10 @@ func Run(ctx context.Context, primary store.Store, mirrors []store.Store, o Opti
 			return res, err
 		}
 	}
-	if o.Gate != nil && o.Action == ActionStage {
+	switch {
+	case o.Action == ActionPromote:
+		return Promote(ctx, primary, mirrors, o)
+	case o.Gate != nil && o.Action == ActionStage:
 		return runGated(ctx, primary, mirrors, o)
 	}
 	return write(ctx, primary, mirrors, o)
@@ -168,12 +182,7 @@ func defaults(o Options) Options {
 	if o.Action == "" {
 		o.Action = ActionStage
 	}
-	switch {
-	case o.Retries == 0:
-		o.Retries = DefaultRetries
-	case o.Retries < 0:
-		o.Retries = 0
-	}
+	o.Retries = max(o.Retries, 0)
 	return o
 }
 
@@ -200,7 +209,7 @@ func write(ctx context.Context, primary store.Store, mirrors []store.Store, o Op
 	}
 	res.Mirrors, err = mirror(ctx, res.Keyring, mirrors)
 	if o.Action == ActionHold {
-		res.Outcome = "held"
+		res.Outcome = OutcomeHeld
 	}
 	return res, errors.Join(err, record(ctx, o, res, primary, mirrors))
 }
@@ -381,9 +390,6 @@ func mirror(ctx context.Context, r *keyring.Keyring, mirrors []store.Store) ([]M
 	return out, errors.Join(errs...)
 }
 
-// outcomeNotDue: an IfOlderThan stage that found the signing key young enough.
-const outcomeNotDue = "not due"
-
 // notDue answers an IfOlderThan stage: nil, nil when a rotation is due (or the store
 // cannot be read, which the rotation reports); otherwise a result saying why not, after
 // bringing every mirror that differs from the primary up to it (the part a killed
@@ -411,7 +417,7 @@ func notDue(ctx context.Context, primary store.Store, mirrors []store.Store, o O
 	}
 	res := &Result{Action: o.Action, DryRun: o.DryRun, Store: primary.String(), Generation: r.Generation, PreviousGeneration: r.Generation,
 		SigningKeyID: k.ID, SigningFrom: k.NotBefore, KeyIDs: r.IDs(), RotatedBy: o.Keyring.RotatedBy, Reason: o.Keyring.Reason,
-		RotatedAt: r.RotatedAt, Keyring: r, Outcome: outcomeNotDue}
+		RotatedAt: r.RotatedAt, Keyring: r, Outcome: OutcomeNotDue}
 	o.Log.Info("not due: the signing key is younger than --if-older-than", "event", "rotation_not_due", "store", primary.String(),
 		"signing_key_id", k.ID, "signing_from", k.NotBefore, "if_older_than", o.IfOlderThan.String(), "generation", r.Generation)
 	var stale []store.Store

@@ -151,6 +151,27 @@ func TestDryRunWritesNothing(t *testing.T) {
 	}
 }
 
+// TestRunPromotes: Run with ActionPromote is Promote (it was refused as an unknown action).
+func TestRunPromotes(t *testing.T) {
+	ctx := context.Background()
+	s := fileStore(t, "k.json")
+	if _, err := Run(ctx, s, nil, Options{Init: true}); err != nil {
+		t.Fatal(err)
+	}
+	held, err := Run(ctx, s, nil, Options{Action: ActionHold, Force: true})
+	if err != nil || held.Outcome != OutcomeHeld {
+		t.Fatalf("%v %+v", err, held)
+	}
+	r, err := Run(ctx, s, nil, Options{Action: ActionPromote})
+	if err != nil || r.Action != ActionPromote || r.Outcome != OutcomePromoted || r.SigningKeyID != held.NewKeyID {
+		t.Fatalf("%v %+v", err, r)
+	}
+	after, _ := s.Read(ctx)
+	if _, stillHeld := after.Keyring.HeldKey(); stillHeld {
+		t.Fatal("the key is still held after Run promoted it")
+	}
+}
+
 // TestPromoteDryRunWritesNothing: `keysync promote --dry-run` says what it would promote
 // and leaves the held key held (issue 29: it wrote the promotion).
 func TestPromoteDryRunWritesNothing(t *testing.T) {
@@ -236,7 +257,7 @@ func TestConflictIsRetriedAndThenReported(t *testing.T) {
 		t.Fatalf("after two lost races: %v %+v", err, r)
 	}
 	s.races = 5
-	_, err = Run(ctx, s, nil, Options{Retries: -1, Force: true})
+	_, err = Run(ctx, s, nil, Options{Retries: 0, Force: true})
 	if !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("err = %v", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+
+	"github.com/sigil-dna/keysync/reload"
 )
 
 // httpApp reads the app's status endpoint (the reload library's status handler).
@@ -20,8 +22,8 @@ func newHTTPApp(url string) *httpApp {
 
 func (a *httpApp) String() string { return a.url }
 
-func (a *httpApp) read(ctx context.Context) (AppStatus, error) {
-	var st AppStatus
+func (a *httpApp) read(ctx context.Context) (reload.Status, error) {
+	var st reload.Status
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.url, nil)
 	if err != nil {
 		return st, err
@@ -38,7 +40,7 @@ func (a *httpApp) read(ctx context.Context) (AppStatus, error) {
 		return st, fmt.Errorf("app status %s: not the reload library's status JSON", a.url)
 	}
 	if st.Generation < 0 || len(st.KeyIDs) > 64 {
-		return AppStatus{}, fmt.Errorf("app status %s: implausible answer", a.url)
+		return reload.Status{}, fmt.Errorf("app status %s: implausible answer", a.url)
 	}
 	return st, nil
 }

@@ -76,7 +76,7 @@ func (s *Sidecar) Status() Status {
 	if s.current != nil {
 		st.Generation, st.KeyIDs = s.current.Generation, s.current.IDs()
 		for _, k := range s.current.Keys {
-			st.Keys = append(st.Keys, KeyState{ID: k.ID, State: string(s.current.StateAt(k, now))})
+			st.Keys = append(st.Keys, KeyState{ID: k.ID, State: s.current.StateAt(k, now)})
 		}
 	}
 	s.mu.Unlock()

@@ -9,6 +9,22 @@ import (
 	"github.com/sigil-dna/keysync/keyring"
 )
 
+// Label values of the sidecar's series, each defined once: the series are created with
+// every value at start (a rate() sees the first increment) and the code counts with the
+// same constants; test/monitoring checks the shipped alerts against a running sidecar.
+const (
+	syncOK, syncError, syncRejected, syncWriteError = "ok", "error", "rejected", "write_error"
+	signalSent, signalNotFound, signalFailed        = "sent", "not_found", "error"
+	refusedPerSource, refusedTotal                  = "per_source", "total"
+	confirmedFromWrite, confirmedFromSignal         = "write", "signal"
+)
+
+var (
+	syncResults    = []string{syncOK, syncError, syncRejected, syncWriteError}
+	signalResults  = []string{signalSent, signalNotFound, signalFailed}
+	refusalReasons = []string{refusedPerSource, refusedTotal}
+)
+
 // metrics are the sidecar's Prometheus series, on a registry of its own.
 type metrics struct {
 	reg           *prometheus.Registry
@@ -99,13 +115,13 @@ func newMetrics(stale func() float64) *metrics {
 		m.appGeneration, m.appConfirmed, m.appKeys, m.worst, m.maxStale, m.rotatedAt, m.notAfter, stalenessGauge,
 		m.connsOpen, m.connsRefused, m.repairs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, r := range []string{"ok", "error", "rejected", "write_error"} {
+	for _, r := range syncResults {
 		m.syncs.WithLabelValues(r)
 	}
-	for _, r := range []string{"per_source", "total"} {
+	for _, r := range refusalReasons {
 		m.connsRefused.WithLabelValues(r)
 	}
-	for _, r := range []string{"sent", "not_found", "error"} {
+	for _, r := range signalResults {
 		m.signals.WithLabelValues(r)
 	}
 	return m

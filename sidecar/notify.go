@@ -12,6 +12,7 @@ import (
 
 	"github.com/sigil-dna/keysync/internal/statusapi"
 	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/reload"
 )
 
 // How often the notifier acts: a missing or too young app is looked for again every
@@ -58,18 +59,13 @@ type signaller interface {
 
 // appReader reads what the app has loaded.
 type appReader interface {
-	read(ctx context.Context) (AppStatus, error)
+	read(ctx context.Context) (reload.Status, error)
 	String() string
 }
 
-// AppStatus is the part of the reload library's status the sidecar reads.
-type AppStatus struct {
-	Generation int64     `json:"generation"`
-	KeyIDs     []string  `json:"key_ids"`
-	LoadedAt   time.Time `json:"loaded_at"`
-}
-
-func (a AppStatus) holds(r *keyring.Keyring) bool {
+// appHolds: the app's status (the reload library's document, reload.Status, which both
+// libraries serve) shows it holding exactly r.
+func appHolds(a reload.Status, r *keyring.Keyring) bool {
 	return a.Generation == r.Generation && slices.Equal(a.KeyIDs, r.IDs())
 }
 
@@ -218,7 +214,7 @@ func (n *notifier) step(ctx context.Context, w *work) {
 	now = n.now()
 	n.record(st, err, r, now)
 	switch {
-	case err == nil && st.holds(r):
+	case err == nil && appHolds(st, r):
 		if w.needConfirm {
 			w.needConfirm, w.needSignal = false, false // whatever reloaded it (signal, file watch, start-up)
 			n.confirmed(w, now)
@@ -260,10 +256,10 @@ func (n *notifier) trySignal(w *work, now time.Time) {
 	case err == nil:
 		w.needSignal, w.signalled = false, now
 		n.setSignalError("")
-		n.metrics.signals.WithLabelValues("sent").Inc()
+		n.metrics.signals.WithLabelValues(signalSent).Inc()
 		n.log.Info("app signalled", "event", "app_signalled", "pids", pids, "generation", r.Generation)
 	case errors.Is(err, ErrNoProcess):
-		n.metrics.signals.WithLabelValues("not_found").Inc()
+		n.metrics.signals.WithLabelValues(signalNotFound).Inc()
 		n.log.Debug("app not signalled yet, will retry", "target", n.sig.String(), "reason", err)
 		w.nextSignal = now.Add(n.pace.signalRetry)
 		if w.missingSince.IsZero() {
@@ -280,7 +276,7 @@ func (n *notifier) trySignal(w *work, now time.Time) {
 			w.missingWarn = min(2*w.missingWarn, maxMissingWarn)
 		}
 	default:
-		n.metrics.signals.WithLabelValues("error").Inc()
+		n.metrics.signals.WithLabelValues(signalFailed).Inc()
 		w.nextSignal = now.Add(n.pace.signalErrorRetry)
 		n.setSignalError(err.Error())
 		if !w.signalLogged {
@@ -303,17 +299,17 @@ func (n *notifier) confirmed(w *work, now time.Time) {
 		return
 	}
 	attrs := []any{"event", "reload_confirmed", "generation", r.Generation, "key_ids", r.IDs(), "write_to_confirm_ms", fromWrite.Milliseconds()}
-	n.metrics.confirmations.WithLabelValues("write").Observe(fromWrite.Seconds())
+	n.metrics.confirmations.WithLabelValues(confirmedFromWrite).Observe(fromWrite.Seconds())
 	if !w.signalled.IsZero() {
 		fromSignal := now.Sub(w.signalled)
-		n.metrics.confirmations.WithLabelValues("signal").Observe(fromSignal.Seconds())
+		n.metrics.confirmations.WithLabelValues(confirmedFromSignal).Observe(fromSignal.Seconds())
 		attrs = append(attrs, "signal_to_confirm_ms", fromSignal.Milliseconds())
 	}
 	n.log.Info("reload confirmed", attrs...)
 }
 
 // record keeps what the app answered.
-func (n *notifier) record(st AppStatus, err error, r *keyring.Keyring, now time.Time) {
+func (n *notifier) record(st reload.Status, err error, r *keyring.Keyring, now time.Time) {
 	n.mu.Lock()
 	n.view.CheckedAt = now
 	if err != nil {
@@ -322,7 +318,7 @@ func (n *notifier) record(st AppStatus, err error, r *keyring.Keyring, now time.
 	} else {
 		n.view.Error = ""
 		n.view.Generation, n.view.KeyIDs = st.Generation, st.KeyIDs
-		n.view.Confirmed = st.holds(r)
+		n.view.Confirmed = appHolds(st, r)
 	}
 	v := n.view
 	n.mu.Unlock()

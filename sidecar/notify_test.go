@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/sigil-dna/keysync/reload"
+
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/store/storetest"
 )
@@ -59,13 +61,13 @@ func (f *fakeSignaller) counts() (calls, sent int) {
 // until a value is sent on it: a slow app.
 type fakeApp struct {
 	mu    sync.Mutex
-	st    AppStatus
+	st    reload.Status
 	err   error
 	reads int
 	hold  chan struct{}
 }
 
-func (f *fakeApp) read(ctx context.Context) (AppStatus, error) {
+func (f *fakeApp) read(ctx context.Context) (reload.Status, error) {
 	f.mu.Lock()
 	f.reads++
 	hold := f.hold
@@ -74,7 +76,7 @@ func (f *fakeApp) read(ctx context.Context) (AppStatus, error) {
 		select {
 		case <-hold:
 		case <-ctx.Done():
-			return AppStatus{}, ctx.Err()
+			return reload.Status{}, ctx.Err()
 		}
 	}
 	f.mu.Lock()
@@ -86,7 +88,7 @@ func (f *fakeApp) String() string { return "fake app status" }
 
 func (f *fakeApp) load(r *keyring.Keyring) {
 	f.mu.Lock()
-	f.st = AppStatus{Generation: r.Generation, KeyIDs: r.IDs(), LoadedAt: time.Now()}
+	f.st = reload.Status{Generation: r.Generation, KeyIDs: r.IDs(), LoadedAt: time.Now()}
 	f.mu.Unlock()
 }
 
@@ -230,7 +232,7 @@ func TestNotifier(t *testing.T) {
 		n.offer(target{ring: rings[0], written: time.Now()})
 		storetest.WaitFor(t, "the confirmation", func() bool { return n.App().Confirmed })
 		app.mu.Lock()
-		app.st = AppStatus{} // restarted, and answers before loading anything
+		app.st = reload.Status{} // restarted, and answers before loading anything
 		app.mu.Unlock()
 		storetest.WaitFor(t, "the second signal", func() bool { _, sent := sig.counts(); return sent == 2 })
 		storetest.WaitFor(t, "the second confirmation", func() bool { return n.App().Confirmed })

@@ -94,9 +94,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		reason := ""
 		switch {
 		case l.total >= MaxConns:
-			reason = "total"
+			reason = refusedTotal
 		case l.bySource[src] >= MaxConnsPerSource:
-			reason = "per_source"
+			reason = refusedPerSource
 		default:
 			l.total++
 			l.bySource[src]++

@@ -315,7 +315,7 @@ func (s *Sidecar) sync(ctx context.Context) error {
 	}
 	wrote, err := s.file.write(r)
 	if err != nil {
-		s.metrics.syncs.WithLabelValues("write_error").Inc()
+		s.metrics.syncs.WithLabelValues(syncWriteError).Inc()
 		s.cfg.Log.Error("cannot write the keys file, keeping the last one", "event", "write_failed", "path", s.file.path,
 			"generation", r.Generation, "error", err, "stale_seconds", s.staleSeconds())
 		s.mu.Lock()
@@ -333,7 +333,7 @@ func (s *Sidecar) sync(ctx context.Context) error {
 		s.current, s.written = r, now
 	}
 	s.mu.Unlock()
-	s.metrics.syncs.WithLabelValues("ok").Inc()
+	s.metrics.syncs.WithLabelValues(syncOK).Inc()
 	s.metrics.lastSuccess.Set(float64(now.UnixNano()) / 1e9)
 	s.metrics.setFile(r, now)
 	if wrote {
@@ -348,11 +348,11 @@ func (s *Sidecar) sync(ctx context.Context) error {
 
 func (s *Sidecar) readFailed(err error) error {
 	if errors.Is(err, keyring.ErrInvalid) {
-		s.metrics.syncs.WithLabelValues("rejected").Inc()
+		s.metrics.syncs.WithLabelValues(syncRejected).Inc()
 		s.cfg.Log.Error("document rejected, keeping the last good keys file", "event", "document_rejected",
 			"store", s.cfg.Store.String(), "error", err)
 	} else {
-		s.metrics.syncs.WithLabelValues("error").Inc()
+		s.metrics.syncs.WithLabelValues(syncError).Inc()
 		s.cfg.Log.Warn("store read failed, keeping the last good keys file", "store", s.cfg.Store.String(), "error", err,
 			"stale_seconds", s.staleSeconds())
 	}

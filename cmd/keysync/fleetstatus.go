@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate/fleet"
 )
 
@@ -43,7 +44,15 @@ type fleetStatus struct {
 }
 
 type fleetSummary struct {
-	Members, Answered, Ready, Confirmed, Skipped, Failing int
+	Members   int `json:"members"`
+	Answered  int `json:"answered"`
+	Ready     int `json:"ready"`
+	Confirmed int `json:"confirmed"`
+	Skipped   int `json:"skipped"`
+	// What fails, named apart: reading the store, writing the keys file, signalling the app.
+	StoreFailing  int `json:"store_failing"`
+	WriteFailing  int `json:"write_failing"`
+	SignalFailing int `json:"signal_failing"`
 	// Generations counts members per app-confirmed generation.
 	Generations map[int64]int `json:"generations"`
 }
@@ -76,13 +85,13 @@ func showFleet(ctx context.Context, srcs []fleet.Source, concurrency int, store 
 			row.ClockOffsetMs = o.Offset.Milliseconds()
 			for _, k := range st.Keys {
 				switch k.State {
-				case "held":
+				case keyring.StateHeld:
 					row.Held = append(row.Held, k.ID)
-				case "pending":
+				case keyring.StatePending:
 					row.Pending = append(row.Pending, k.ID)
-				case "current":
+				case keyring.StateCurrent:
 					row.Current = append(row.Current, k.ID)
-				case "previous":
+				case keyring.StatePrevious:
 					row.Previous = append(row.Previous, k.ID)
 				}
 			}
@@ -93,7 +102,13 @@ func showFleet(ctx context.Context, srcs []fleet.Source, concurrency int, store 
 				fs.Summary.Confirmed++
 			}
 			if st.StoreError != "" {
-				fs.Summary.Failing++
+				fs.Summary.StoreFailing++
+			}
+			if st.WriteError != "" {
+				fs.Summary.WriteFailing++
+			}
+			if st.App.SignalError != "" {
+				fs.Summary.SignalFailing++
 			}
 			fs.Summary.Generations[st.App.Generation]++
 		}
@@ -130,8 +145,16 @@ func showFleet(ctx context.Context, srcs []fleet.Source, concurrency int, store 
 	for g, n := range s.Generations {
 		gens = append(gens, fmt.Sprintf("%d×gen %d", n, g))
 	}
-	fmt.Fprintf(w, "%d members: %d answered, %d ready, %d apps confirmed, %d failing to read the store, %d skipped; apps at %s\n",
-		s.Members, s.Answered, s.Ready, s.Confirmed, s.Failing, s.Skipped, strings.Join(gens, ", "))
+	fmt.Fprintf(w, "%d members: %d answered, %d ready, %d apps confirmed, %d skipped; apps at %s\n",
+		s.Members, s.Answered, s.Ready, s.Confirmed, s.Skipped, strings.Join(gens, ", "))
+	for _, f := range []struct {
+		n    int
+		what string
+	}{{s.StoreFailing, "failing to read the store"}, {s.WriteFailing, "failing to write the keys file"}, {s.SignalFailing, "failing to signal their app"}} {
+		if f.n > 0 {
+			fmt.Fprintf(w, "%d %s\n", f.n, f.what)
+		}
+	}
 	return fs, nil
 }
 

@@ -313,7 +313,7 @@ var forbiddenInProduction = []string{
 }
 
 // productionPackages are the keysync packages the binary may link.
-var productionPackages = regexp.MustCompile(`^github\.com/sigil-dna/keysync/(cmd/keysync|keyring|store(/(file|vault|kube|awsssm|awssm|gcpsm))?|sidecar|rotate(/fleet(/kubefleet)?)?|internal/(atomicfile|awsapi|cli|dirwatch|secretscan|statusapi))$`)
+var productionPackages = regexp.MustCompile(`^github\.com/sigil-dna/keysync/(cmd/keysync|keyring(/secretscan)?|reload|store(/(file|vault|kube|awsssm|awssm|gcpsm))?|sidecar|rotate(/fleet(/kubefleet)?)?|internal/(atomicfile|awsapi|cli|dirwatch|statusapi))$`)
 
 // TestTheBinaryLinksOnlyProductionCode lists what cmd/keysync links, as the Dockerfile
 // builds it, and fails on demo code, test machinery, fakes, emulators, envtest, plotting
@@ -341,6 +341,49 @@ func TestTheBinaryLinksOnlyProductionCode(t *testing.T) {
 		if strings.HasPrefix(d, "github.com/sigil-dna/keysync") && !productionPackages.MatchString(d) {
 			t.Errorf("cmd/keysync links %s, which is not a production package", d)
 		}
+	}
+}
+
+// TestAnAppImportingReloadInheritsOnlyItsRequirements: the app libraries (keyring, reload,
+// reload/reloadprom) are modules of their own, so a service that imports reload gets
+// reload, keyring and fsnotify in its module graph, not the rotator's store SDKs or the
+// test tree's servers (before the split: 145 modules, a go.sum of 116 lines).
+func TestAnAppImportingReloadInheritsOnlyItsRequirements(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	mod := "module example.com/orders\n\ngo 1.26.8\n\nrequire github.com/sigil-dna/keysync/reload v0.0.0\n\n" +
+		"replace github.com/sigil-dna/keysync/reload => " + filepath.Join(root, "reload") + "\n" +
+		"replace github.com/sigil-dna/keysync/keyring => " + filepath.Join(root, "keyring") + "\n"
+	src := "package main\n\nimport (\n\t\"context\"\n\n\t\"github.com/sigil-dna/keysync/reload\"\n)\n\nfunc main() { _, _ = reload.Open(context.Background(), \"/keys/keys.json\") }\n"
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644)
+	gocmd := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("go", args...)
+		cmd.Dir, cmd.Env = dir, append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	gocmd("mod", "tidy")
+	gocmd("build", "./...")
+	var mods []string
+	for _, line := range strings.Split(strings.TrimSpace(gocmd("list", "-m", "all")), "\n") {
+		mods = append(mods, strings.Fields(line)[0])
+	}
+	want := []string{"example.com/orders", "github.com/fsnotify/fsnotify", "github.com/sigil-dna/keysync/keyring",
+		"github.com/sigil-dna/keysync/reload", "golang.org/x/sys"}
+	if !slices.Equal(mods, want) {
+		t.Errorf("an app importing reload has the module graph %v, want %v", mods, want)
+	}
+	sum, _ := os.ReadFile(filepath.Join(dir, "go.sum"))
+	if n := bytes.Count(sum, []byte("\n")); n > 6 {
+		t.Errorf("its go.sum has %d lines:\n%s", n, sum)
 	}
 }
 

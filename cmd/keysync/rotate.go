@@ -167,18 +167,20 @@ func serviceAccount(path string) string {
 }
 
 func runRotate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return rotateOrRollback(ctx, "rotate", args, getenv, stdout, stderr)
+	return runLifecycle(ctx, "rotate", args, getenv, stdout, stderr)
 }
 
 func runRollback(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return rotateOrRollback(ctx, "rollback", args, getenv, stdout, stderr)
+	return runLifecycle(ctx, "rollback", args, getenv, stdout, stderr)
 }
 
 func runPromote(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return rotateOrRollback(ctx, "promote", args, getenv, stdout, stderr)
+	return runLifecycle(ctx, "promote", args, getenv, stdout, stderr)
 }
 
-func rotateOrRollback(ctx context.Context, name string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// runLifecycle is rotate, rollback and promote: one flag set, one store opening, one
+// result printer; name picks the action.
+func runLifecycle(ctx context.Context, name string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c, f := rotateCommand(name)
 	if err := c.Parse(args, getenv, stdout); err != nil {
 		return err
@@ -247,12 +249,8 @@ func rotateOrRollback(ctx context.Context, name string, args []string, getenv fu
 			return err
 		}
 	}
-	retries := f.retries
-	if retries == 0 {
-		retries = -1 // the library reads 0 as its default
-	}
 	o := rotate.Options{
-		Action: action, Bytes: f.bytes, DryRun: f.dryRun, Retries: retries, AuditLog: f.auditLog, Log: log, Force: f.force, Init: f.init,
+		Action: action, Bytes: f.bytes, DryRun: f.dryRun, Retries: f.retries, AuditLog: f.auditLog, Log: log, Force: f.force, Init: f.init,
 		ReplaceInvalid: f.replaceInvalid, IfOlderThan: f.ifOlderThan, ResumeAfter: f.fleet.timeout,
 		MaxClockSkew: f.fleet.maxClockSkew,
 		Keyring: keyring.Options{ActivationDelay: f.delay, VerifyWindow: f.window, MinPropagation: f.minPropagation,
@@ -261,12 +259,7 @@ func rotateOrRollback(ctx context.Context, name string, args []string, getenv fu
 	if gate != nil {
 		o.Gate = gate
 	}
-	var res *rotate.Result
-	if action == rotate.ActionPromote {
-		res, err = rotate.Promote(ctx, primary, mirrors, o)
-	} else {
-		res, err = rotate.Run(ctx, primary, mirrors, o)
-	}
+	res, err := rotate.Run(ctx, primary, mirrors, o)
 	if res != nil {
 		printResult(stdout, f.output, res)
 	}
@@ -288,7 +281,7 @@ func printResult(w io.Writer, output string, res *rotate.Result) {
 	if res.ReplacedInvalid != "" {
 		fmt.Fprintf(w, "  replaced an invalid document: %s\n", res.ReplacedInvalid)
 	}
-	if res.Outcome == "not due" {
+	if res.Outcome == rotate.OutcomeNotDue {
 		fmt.Fprintf(w, "  not due:      nothing rotated, nothing is held or pending and the signing key is younger than --if-older-than\n")
 	}
 	if rs := res.Resumed; rs != nil {
@@ -296,7 +289,7 @@ func printResult(w io.Writer, output string, res *rotate.Result) {
 	} else if res.NewKeyID != "" {
 		fmt.Fprintf(w, "  new key:      %s\n", res.NewKeyID)
 	}
-	if res.Outcome == "held" || res.Outcome == "held, not promoted" {
+	if res.Outcome == rotate.OutcomeHeld || res.Outcome == rotate.OutcomeNotPromoted {
 		fmt.Fprintf(w, "  held:         %s verifies everywhere, signs nowhere until promoted (%s)\n", res.NewKeyID, res.Outcome)
 	}
 	fmt.Fprintf(w, "  signing key:  %s from %s\n", res.SigningKeyID, res.SigningFrom.Format(time.RFC3339))

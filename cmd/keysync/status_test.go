@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sigil-dna/keysync/internal/statusapi"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate/fleet"
 	"github.com/sigil-dna/keysync/sidecar"
@@ -82,5 +88,48 @@ func TestHelpShowsFlagsAsTheyAreTyped(t *testing.T) {
 		if c.Lookup("log-format") != nil && !strings.Contains(h, "env KEYSYNC_LOG_FORMAT, default auto") {
 			t.Errorf("%s --help does not show the log format's default", name)
 		}
+	}
+}
+
+// TestFleetStatusNamesWhatFails: a member whose keys file cannot be written (a full
+// tmpfs) is counted as failing to write, not as failing to read the store, and one whose
+// signal is refused as failing to signal; each in the table's note and the JSON summary.
+// The members are HTTP servers answering what a sidecar's /status says in each case.
+func TestFleetStatusNamesWhatFails(t *testing.T) {
+	member := func(st statusapi.Status) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			st.Store, st.Path, st.At = "vault://vault:8200/secret/keysync", "/keys/keys.json", time.Now()
+			st.Settings = statusapi.Settings{Interval: 10, BackoffCap: 60, ReadTimeout: 10, Confirms: true}
+			st.App.URL = "http://127.0.0.1:8080/keysync/status"
+			json.NewEncoder(w).Encode(st)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	store := member(statusapi.Status{Ready: true, Generation: 4, StoreError: "vault: connection refused"})
+	write := member(statusapi.Status{Ready: true, Generation: 4, WriteError: "write /keys/keys.json: no space left on device"})
+	signal := member(statusapi.Status{Ready: true, Generation: 4, App: statusapi.App{SignalError: "operation not permitted"}})
+	srcs := []fleet.Source{&fleet.Static{URLs: []string{store, write, signal}}}
+	var table, js bytes.Buffer
+	if _, err := showFleet(context.Background(), srcs, 4, nil, "table", &table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"1 failing to read the store", "1 failing to write the keys file", "1 failing to signal their app",
+		"no space left on device", "vault: connection refused", "operation not permitted"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("status --fleet lacks %q:\n%s", want, table.String())
+		}
+	}
+	fs, err := showFleet(context.Background(), srcs, 4, nil, "json", &js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Summary map[string]int `json:"summary"`
+	}
+	json.Unmarshal(js.Bytes(), &doc)
+	if s := fs.Summary; s.StoreFailing != 1 || s.WriteFailing != 1 || s.SignalFailing != 1 ||
+		doc.Summary["store_failing"] != 1 || doc.Summary["write_failing"] != 1 || doc.Summary["members"] != 3 {
+		t.Errorf("summary %+v, JSON %s", s, js.String())
 	}
 }

@@ -102,7 +102,7 @@ var client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{M
 
 // Handler serves GET /keysync/status, POST /event (verify a signed event) and
 // POST /send?to=URL (sign the body and deliver it to another app's /event).
-func Handler(k *reload.Keyring) http.Handler {
+func Handler(k *reload.Handle) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /keysync/status", k.StatusHandler())
 	mux.HandleFunc("POST /event", func(w http.ResponseWriter, r *http.Request) {
@@ -126,7 +126,7 @@ func Handler(k *reload.Keyring) http.Handler {
 	return mux
 }
 
-func send(ctx context.Context, k *reload.Keyring, to string, body []byte) SendResult {
+func send(ctx context.Context, k *reload.Handle, to string, body []byte) SendResult {
 	sig, err := k.Sign(body)
 	if err != nil {
 		return SendResult{Error: "sign: " + err.Error()}

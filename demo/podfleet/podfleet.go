@@ -24,8 +24,8 @@ import (
 	"github.com/sigil-dna/keysync/demo/app"
 	"github.com/sigil-dna/keysync/demo/pod"
 	"github.com/sigil-dna/keysync/demo/ports"
-	"github.com/sigil-dna/keysync/internal/secretscan"
 	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/keyring/secretscan"
 	"github.com/sigil-dna/keysync/reload"
 )
 

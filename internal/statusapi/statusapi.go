@@ -5,7 +5,11 @@
 // key ids and generations, never a secret.
 package statusapi
 
-import "time"
+import (
+	"time"
+
+	"github.com/sigil-dna/keysync/keyring"
+)
 
 // Status is a sidecar's /status.
 type Status struct {
@@ -35,8 +39,8 @@ type Status struct {
 
 // KeyState is one key of the keys file and its state.
 type KeyState struct {
-	ID    string `json:"id"`
-	State string `json:"state"`
+	ID    string        `json:"id"`
+	State keyring.State `json:"state"`
 }
 
 // App is what the sidecar knows of its app.

@@ -244,9 +244,19 @@ const Errors = Object.freeze({
   BAD_SIGNATURE: 'bad_signature', NO_SIGNING_KEY: 'no_signing_key', LEGACY_OFF: 'legacy_off',
 });
 
-/** Signer signs and verifies with one parsed keyring. Times are milliseconds since the epoch. */
+/** Key states (Go's keyring.State); LEGACY labels bare signatures in the usage counts. */
+const States = Object.freeze({
+  HELD: 'held', PENDING: 'pending', CURRENT: 'current', PREVIOUS: 'previous', EXPIRED: 'expired', LEGACY: 'legacy',
+});
+
+/** Verification results of the usage counts (Go's keyring.Result…). */
+const Results = Object.freeze({
+  OK: 'ok', BAD_SIGNATURE: Errors.BAD_SIGNATURE, EXPIRED_KEY: Errors.EXPIRED_KEY, UNKNOWN_KEY: Errors.UNKNOWN_KEY,
+  MALFORMED: Errors.MALFORMED, LEGACY_OFF: Errors.LEGACY_OFF,
+});
+
 // The states a keyed verification is counted under, in index order (Go's usageStates).
-const USAGE_STATES = ['held', 'pending', 'current', 'previous'];
+const USAGE_STATES = Object.freeze([States.HELD, States.PENDING, States.CURRENT, States.PREVIOUS]);
 
 /**
  * Usage counts what keys verified and signed: per key id, verifications by the key's state
@@ -282,19 +292,19 @@ class Usage {
       const ku = { key_id: id, signatures: k.signed, verified: 0 };
       USAGE_STATES.forEach((st, j) => {
         ku.verified += k.ok[j];
-        add(id, st, 'ok', k.ok[j]);
-        add(id, st, Errors.BAD_SIGNATURE, k.bad[j]);
+        add(id, st, Results.OK, k.ok[j]);
+        add(id, st, Results.BAD_SIGNATURE, k.bad[j]);
       });
       ku.verified += k.legacy;
-      add(id, 'legacy', 'ok', k.legacy);
-      add(id, 'expired', Errors.EXPIRED_KEY, k.expired);
+      add(id, States.LEGACY, Results.OK, k.legacy);
+      add(id, States.EXPIRED, Results.EXPIRED_KEY, k.expired);
       if (k.last > 0) ku.last_verified = new Date(k.last * 1000).toISOString().replace('.000Z', 'Z');
       keys.push(ku);
     }
-    add('', 'legacy', Errors.BAD_SIGNATURE, this.legacyBad);
-    add('', 'legacy', Errors.LEGACY_OFF, this.legacyOff);
-    add('', '', Errors.UNKNOWN_KEY, this.unknown);
-    add('', '', Errors.MALFORMED, this.malformed);
+    add('', States.LEGACY, Results.BAD_SIGNATURE, this.legacyBad);
+    add('', States.LEGACY, Results.LEGACY_OFF, this.legacyOff);
+    add('', '', Results.UNKNOWN_KEY, this.unknown);
+    add('', '', Results.MALFORMED, this.malformed);
     const key = (c) => `${c.key_id}|${c.state}|${c.result}`;
     verifications.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
     return { verifications, keys };
@@ -393,7 +403,7 @@ class Signer {
   /** stateAt: 'held', 'pending', 'current', 'previous' or 'expired', as Go's Keyring.StateAt. */
   stateAt(k, now) {
     const st = this.stateIndex(k, now);
-    return st < 0 ? 'expired' : USAGE_STATES[st];
+    return st < 0 ? States.EXPIRED : USAGE_STATES[st];
   }
 
   /** sign returns 'ks1.<id>.<hex>' or throws an Error whose code is 'no_signing_key'. */
@@ -596,7 +606,7 @@ function macMatches(mac, b, off) {
 }
 
 module.exports = {
-  parse, keyId, parseTime, isHeld, Signer, Usage, KeyringError, Errors,
+  parse, keyId, parseTime, isHeld, Signer, Usage, KeyringError, Errors, States, Results, USAGE_STATES,
   FORMAT_VERSION, MIN_SECRET_BYTES, MAX_KEYS, MAX_DOCUMENT_BYTES,
   // The comparison's parts, for test/bench.js's floor.
   rawMac, asciiBytes, macMatches, SIG_BYTES,

@@ -1,4 +1,4 @@
-// Package reloadprom exports what a reload.Keyring signed and verified as Prometheus
+// Package reloadprom exports what a reload.Handle signed and verified as Prometheus
 // metrics. It is a package of its own so that the reload library itself needs the standard
 // library and fsnotify only:
 //
@@ -20,7 +20,7 @@ import (
 	"github.com/sigil-dna/keysync/keyring"
 )
 
-// Source is what the collector reads: a *reload.Keyring.
+// Source is what the collector reads: a *reload.Handle.
 type Source interface {
 	Usage() keyring.UsageSnapshot
 }

@@ -2,6 +2,7 @@ package reloadprom_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -11,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/sigil-dna/keysync/internal/atomicfile"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/reload"
 	"github.com/sigil-dna/keysync/reload/reloadprom"
@@ -36,7 +36,11 @@ func write(t *testing.T, path string, r *keyring.Keyring) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
+	// As the sidecar writes it: a whole file renamed over the old one.
+	if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
 		t.Fatal(err)
 	}
 }

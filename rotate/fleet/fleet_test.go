@@ -31,7 +31,7 @@ type member struct {
 	name, link, target string
 	sc                 *sidecar.Sidecar
 	url                string
-	app                *reload.Keyring
+	app                *reload.Handle
 }
 
 func startMember(t *testing.T, primary string, ln net.Listener) *member {

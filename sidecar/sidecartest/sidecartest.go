@@ -35,7 +35,7 @@ func Run(t testing.TB, cfg sidecar.Config) *sidecar.Sidecar {
 // WithApp runs a sidecar polling st every interval into a fresh directory and opens the
 // keys file there with the reload library, as the app beside it does. It returns the
 // sidecar, the keys file and the app's keyring, stopped and closed when the test ends.
-func WithApp(t *testing.T, st store.Store, interval time.Duration) (*sidecar.Sidecar, string, *reload.Keyring) {
+func WithApp(t *testing.T, st store.Store, interval time.Duration) (*sidecar.Sidecar, string, *reload.Handle) {
 	t.Helper()
 	out := t.TempDir()
 	sc := Run(t, sidecar.Config{Store: st, OutDir: out, Interval: interval, BackoffCap: 4 * interval})

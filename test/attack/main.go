@@ -110,7 +110,7 @@ func ShippedLimit(root, flavor string) (int64, error) {
 type world struct {
 	bin, dir, store, status string
 	cmd                     *exec.Cmd
-	app                     *reload.Keyring
+	app                     *reload.Handle
 	legit                   *http.Client
 }
 

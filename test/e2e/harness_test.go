@@ -18,8 +18,8 @@ import (
 
 	"github.com/sigil-dna/keysync/demo/podfleet"
 	"github.com/sigil-dna/keysync/demo/ports"
-	"github.com/sigil-dna/keysync/internal/secretscan"
 	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/keyring/secretscan"
 	"github.com/sigil-dna/keysync/reload"
 )
 

@@ -101,7 +101,7 @@ func TestStoreToSidecarToApp(t *testing.T) {
 }
 
 // waitApp waits until the app holds generation gen with key id among its keys.
-func waitApp(t *testing.T, app *reload.Keyring, what string, gen int64, id string) {
+func waitApp(t *testing.T, app *reload.Handle, what string, gen int64, id string) {
 	t.Helper()
 	storetest.WaitFor(t, "the app to load "+what, func() bool {
 		st := app.Status()

@@ -186,7 +186,7 @@ func TestShippedAlertsPassPromtool(t *testing.T) {
 type pod struct {
 	fx  *storetest.Fixture
 	sc  *sidecar.Sidecar
-	app *reload.Keyring
+	app *reload.Handle
 	url string
 }
 

@@ -1,6 +1,6 @@
 'use strict';
 // The shared document corpus of keyring/testdata/documents.json: the Go library passes the
-// same file (go test ./keyring -run TestDocumentCorpus). Every document is accepted or
+// same file (cd keyring && go test -run TestDocumentCorpus). Every document is accepted or
 // refused exactly as Go does, naming the same field with the same problem (byte offsets
 // aside: the two JSON parsers count them differently), and no error holds a piece of a
 // secret the document carries.

@@ -1,11 +1,11 @@
 'use strict';
 // The shared test vectors of keyring/testdata/vectors.json: the Go library passes the
-// same file (go test ./keyring -run TestVectors).
+// same file (cd keyring && go test -run TestVectors).
 const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('fs');
 const path = require('path');
-const { parse, keyId, Signer, Usage, KeyringError, parseTime } = require('../keyring');
+const { parse, keyId, Signer, Usage, KeyringError, parseTime, Errors, States, Results, USAGE_STATES } = require('../keyring');
 
 const vectors = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'keyring', 'testdata', 'vectors.json'), 'utf8'));
 const at = (s) => parseTime('at', s);
@@ -14,6 +14,18 @@ test('the vectors file has every kind of case', () => {
   assert.ok(vectors.keyrings.length >= 7);
   assert.ok(vectors.rejected.length >= 36);
   assert.ok(vectors.keyrings.some((kv) => kv.states.some((st) => st.states.includes('held'))), 'a held key');
+});
+
+// The words of states, results and error codes are defined once, in Go (keyring.Vocabulary);
+// the vectors carry them and this library's constants must be the same list.
+test('the vocabulary is the Go library\'s', () => {
+  const v = vectors.vocabulary;
+  const { LEGACY, ...keyStates } = States;
+  assert.deepStrictEqual(Object.values(keyStates), v.states);
+  assert.deepStrictEqual([LEGACY], v.legacy_state);
+  assert.deepStrictEqual([...USAGE_STATES], v.usage_states);
+  assert.deepStrictEqual(Object.values(Results), v.results);
+  assert.deepStrictEqual(Object.values(Errors), v.error_codes);
 });
 
 test('key ids', () => {

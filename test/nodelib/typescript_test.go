@@ -1,4 +1,4 @@
-package reload_test
+package nodelib_test
 
 import (
 	"os"
@@ -20,7 +20,7 @@ func tsc(t *testing.T, files map[string]string) (string, error) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	lib, _ := filepath.Abs("node")
+	lib, _ := filepath.Abs("../../reload/node")
 	mods := filepath.Join(dir, "node_modules")
 	os.MkdirAll(filepath.Join(mods, "@sigil-dna"), 0o755)
 	if err := os.Symlink(lib, filepath.Join(mods, "@sigil-dna", "keysync-reload")); err != nil {
@@ -47,7 +47,7 @@ func tsc(t *testing.T, files map[string]string) (string, error) {
 // compiles with tsc --strict against the shipped typings (regression: the README's
 // open(process.env.KEYSYNC_KEYS_FILE, …) passed a string | undefined).
 func TestTheNodeREADMECompilesUnderStrict(t *testing.T) {
-	readme, err := os.ReadFile("node/README.md")
+	readme, err := os.ReadFile("../../reload/node/README.md")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,5 @@
-// Package secretscan finds key material in output: every test and the demo use it to
-// prove that no secret reached a log, an error or a summary.
+// Package secretscan finds key material in output: the tests, the demo and the AWS error
+// redaction use it to prove (or make sure) that no secret reaches a log, an error or a summary.
 package secretscan
 
 import (

@@ -1,4 +1,4 @@
-package reload_test
+package nodelib_test
 
 import (
 	"os"
@@ -23,7 +23,7 @@ func TestTheNodePromClientHookServesMetricsText(t *testing.T) {
 		t.Fatal(err)
 	}
 	modules := filepath.Dir(filepath.Dir(tsc)) // .../node_modules
-	lib, _ := filepath.Abs("node")
+	lib, _ := filepath.Abs("../../reload/node")
 	script := `
 const fs = require('fs'), path = require('path'), crypto = require('crypto');
 const client = require('prom-client');
