@@ -19,9 +19,9 @@ import (
 	"syscall"
 
 	"github.com/sigil-dna/keysync/demo"
-	"github.com/sigil-dna/keysync/demo/app"
-	"github.com/sigil-dna/keysync/demo/pod"
-	"github.com/sigil-dna/keysync/demo/podfleet"
+	"github.com/sigil-dna/keysync/harness/app"
+	"github.com/sigil-dna/keysync/harness/pod"
+	"github.com/sigil-dna/keysync/harness/podfleet"
 	"github.com/sigil-dna/keysync/internal/cli"
 	"golang.org/x/term"
 )

@@ -18,7 +18,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/sigil-dna/keysync/demo"
-	"github.com/sigil-dna/keysync/demo/app"
+	"github.com/sigil-dna/keysync/harness/app"
 	"github.com/sigil-dna/keysync/internal/cli"
 )
 
@@ -308,7 +308,7 @@ func runBinary(bin string, args ...string) (string, int, error) {
 // forbiddenInProduction are package path fragments the keysync binary must never link:
 // the demo, test harnesses and fakes, and the libraries only they use.
 var forbiddenInProduction = []string{
-	"github.com/sigil-dna/keysync/demo", "github.com/sigil-dna/keysync/test/", "sidecartest", "storetest",
+	"github.com/sigil-dna/keysync/demo", "github.com/sigil-dna/keysync/harness", "github.com/sigil-dna/keysync/test/", "sidecartest", "storetest",
 	"github.com/sivchari/kumo", "sigs.k8s.io/controller-runtime", "envtest", "gonum.org/", "compose-spec",
 }
 
@@ -340,6 +340,27 @@ func TestTheBinaryLinksOnlyProductionCode(t *testing.T) {
 		}
 		if strings.HasPrefix(d, "github.com/sigil-dna/keysync") && !productionPackages.MatchString(d) {
 			t.Errorf("cmd/keysync links %s, which is not a production package", d)
+		}
+	}
+}
+
+// TestTheHarnessDoesNotImportTheDemo: the pods, app and ports the tests run live in
+// harness/, which the demo imports; neither the harness nor the test tree's commands and
+// helpers link the demo (tests of the demo itself may import it).
+func TestTheHarnessDoesNotImportTheDemo(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "./harness/...", "./test/...")
+	cmd.Dir = "../.."
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, "github.com/sigil-dna/keysync/harness/podfleet") {
+		t.Fatalf("go list -deps found no harness: %v", deps)
+	}
+	for _, d := range deps {
+		if d == "github.com/sigil-dna/keysync/demo" || strings.HasPrefix(d, "github.com/sigil-dna/keysync/demo/") {
+			t.Errorf("the harness or the test tree links %s", d)
 		}
 	}
 }

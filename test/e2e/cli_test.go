@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/sigil-dna/keysync/demo"
-	"github.com/sigil-dna/keysync/demo/podfleet"
+	"github.com/sigil-dna/keysync/harness/podfleet"
 	"github.com/sigil-dna/keysync/keyring"
 )
 

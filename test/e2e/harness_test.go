@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sigil-dna/keysync/demo/podfleet"
-	"github.com/sigil-dna/keysync/demo/ports"
+	"github.com/sigil-dna/keysync/harness/podfleet"
+	"github.com/sigil-dna/keysync/harness/ports"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/keyring/secretscan"
 	"github.com/sigil-dna/keysync/reload"

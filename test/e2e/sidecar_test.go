@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sigil-dna/keysync/demo/podfleet"
+	"github.com/sigil-dna/keysync/harness/podfleet"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/sidecar"
 	"github.com/sigil-dna/keysync/store"

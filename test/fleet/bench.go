@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sigil-dna/keysync/demo/podfleet"
+	"github.com/sigil-dna/keysync/harness/podfleet"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/rotate"
 	"github.com/sigil-dna/keysync/store"

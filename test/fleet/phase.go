@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sigil-dna/keysync/demo/podfleet"
+	"github.com/sigil-dna/keysync/harness/podfleet"
 	"github.com/sigil-dna/keysync/rotate"
 )
 

@@ -25,7 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sigil-dna/keysync/demo/podfleet"
+	"github.com/sigil-dna/keysync/harness/podfleet"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/test/procfs"
 )

@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sigil-dna/keysync/demo/ports"
+	"github.com/sigil-dna/keysync/harness/ports"
 )
 
 // RepoRoot finds the repository root from the caller's source file.

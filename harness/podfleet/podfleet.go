@@ -21,9 +21,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sigil-dna/keysync/demo/app"
-	"github.com/sigil-dna/keysync/demo/pod"
-	"github.com/sigil-dna/keysync/demo/ports"
+	"github.com/sigil-dna/keysync/harness/app"
+	"github.com/sigil-dna/keysync/harness/pod"
+	"github.com/sigil-dna/keysync/harness/ports"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/keyring/secretscan"
 	"github.com/sigil-dna/keysync/reload"
