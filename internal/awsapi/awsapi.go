@@ -24,11 +24,11 @@ import (
 	"github.com/sigil-dna/keysync/store"
 )
 
-// Defaults of the retryer.
+// Defaults of the retryer: the store package's one retry policy.
 const (
-	DefaultMaxAttempts = 6
-	DefaultBaseDelay   = 200 * time.Millisecond
-	DefaultMaxBackoff  = 20 * time.Second
+	DefaultMaxAttempts = store.DefaultAttempts
+	DefaultBaseDelay   = store.DefaultBaseDelay
+	DefaultMaxBackoff  = store.DefaultMaxBackoff
 )
 
 // Config is how a store reaches AWS.
@@ -83,44 +83,27 @@ func Load(ctx context.Context, c Config) (aws.Config, error) {
 	return cfg, nil
 }
 
-// Attempts is the RetryMaxAttempts of one call made with ctx: 1 when its caller retries
-// with a backoff of its own (store.CallerRetries: the sidecar's poll), 0 (the client's
-// retryer) otherwise.
+// Attempts is the RetryMaxAttempts of one call made with ctx under the store package's
+// policy (store.Attempts): 1 when its caller retries with a backoff of its own (the
+// sidecar's poll), 0 (the client's retryer, Config.MaxAttempts) otherwise.
 func Attempts(ctx context.Context) int {
-	if store.RetriedByCaller(ctx) {
+	if store.Attempts(ctx) == 1 {
 		return 1
 	}
 	return 0
 }
 
-// Backoff is full-jitter exponential backoff: attempt n waits a uniformly random time in
-// [0, min(Max, Base·2^(n-1))), so that many sidecars throttled together do not retry in
-// step.
-type Backoff struct{ Base, Max time.Duration }
+// Backoff is store.Backoff, the one full-jitter backoff of every backend, as the SDK's
+// retry.BackoffDelayer.
+type Backoff store.Backoff
 
 // BackoffDelay implements retry.BackoffDelayer.
 func (b Backoff) BackoffDelay(attempt int, _ error) (time.Duration, error) {
 	return b.Delay(attempt, rand.Float64()), nil
 }
 
-// Delay is the delay of attempt n for a random draw r in [0, 1).
-func (b Backoff) Delay(attempt int, r float64) time.Duration {
-	base, max := b.Base, b.Max
-	if base <= 0 {
-		base = DefaultBaseDelay
-	}
-	if max <= 0 {
-		max = DefaultMaxBackoff
-	}
-	ceiling := max
-	if attempt < 1 {
-		attempt = 1
-	}
-	if attempt < 31 && base<<(attempt-1) < max {
-		ceiling = base << (attempt - 1)
-	}
-	return time.Duration(r * float64(ceiling))
-}
+// Delay is store.Backoff's delay of attempt n for a random draw r in [0, 1).
+func (b Backoff) Delay(attempt int, r float64) time.Duration { return store.Backoff(b).Delay(attempt, r) }
 
 // Code returns the AWS error code of err ("ParameterNotFound"), or "".
 func Code(err error) string {

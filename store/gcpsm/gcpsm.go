@@ -21,6 +21,7 @@ import (
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
@@ -91,6 +92,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gcpsm: creating the client: %w", err)
 	}
+	// The library retries AccessSecretVersion by itself (2 s to 60 s on Unavailable and
+	// ResourceExhausted), which multiplied the sidecar's own backoff; store.Retry is the one
+	// retry policy (see Read and Write). Only its timeout is kept.
+	c.CallOptions.AccessSecretVersion = []gax.CallOption{gax.WithTimeout(60 * time.Second)}
 	return &Store{cfg: cfg, client: c, name: "projects/" + cfg.Project + "/secrets/" + cfg.Secret}, nil
 }
 
@@ -124,11 +129,30 @@ func (s *Store) apiError(what string, err error) error {
 	if status.Code(err) == codes.NotFound {
 		return fmt.Errorf("gcpsm %s: %s: %w", s.name, what, store.ErrNotFound)
 	}
+	if status.Code(err) == codes.ResourceExhausted {
+		return fmt.Errorf("gcpsm %s: %s: throttled (a quota): %w", s.name, what, err)
+	}
 	return fmt.Errorf("gcpsm %s: %s: %w", s.name, what, err)
 }
 
-// Read implements store.Store. The version is the name of the newest enabled version.
+// retryable: Secret Manager did not serve the request (unavailable, or a quota).
+func retryable(err error) bool {
+	c := status.Code(err) // status.Code finds a wrapped status
+	return c == codes.Unavailable || c == codes.ResourceExhausted
+}
+
+// notApplied: Secret Manager refused the request before acting on it (a quota).
+func notApplied(err error) bool { return status.Code(err) == codes.ResourceExhausted }
+
+// Read implements store.Store, under the store package's retry policy (store.Retry). The
+// version is the name of the newest enabled version.
 func (s *Store) Read(ctx context.Context) (*store.Snapshot, error) {
+	var snap *store.Snapshot
+	err := store.Retry(ctx, store.Backoff{}, retryable, func() (err error) { snap, err = s.read(ctx); return err })
+	return snap, err
+}
+
+func (s *Store) read(ctx context.Context) (*store.Snapshot, error) {
 	vs, err := s.enabled(ctx, 1)
 	if err != nil {
 		return nil, err
@@ -205,8 +229,15 @@ func (s *Store) decode(ctx context.Context, vs []*secretmanagerpb.SecretVersion,
 	return &store.Snapshot{Keyring: r, Version: cur.Name, Plain: true}, nil
 }
 
-// Write implements store.Store.
+// Write implements store.Store, retried (store.Retry) only when Secret Manager refused a
+// request before acting on it, so that no version is added twice.
 func (s *Store) Write(ctx context.Context, r *keyring.Keyring, ifVersion string) (string, error) {
+	var version string
+	err := store.Retry(ctx, store.Backoff{}, notApplied, func() (err error) { version, err = s.write(ctx, r, ifVersion); return err })
+	return version, err
+}
+
+func (s *Store) write(ctx context.Context, r *keyring.Keyring, ifVersion string) (string, error) {
 	doc, err := keyring.Encode(r)
 	if err != nil {
 		return "", fmt.Errorf("gcpsm: %w", err)

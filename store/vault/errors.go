@@ -38,6 +38,9 @@ func (e *apiError) Error() string {
 	if len(msg) > maxMessage {
 		msg = strings.ToValidUTF8(msg[:maxMessage], "") + "…"
 	}
+	if e.re.StatusCode == http.StatusTooManyRequests {
+		msg = "throttled (a rate-limit quota): " + msg
+	}
 	return fmt.Sprintf("%s %s: %d %s: %s", e.re.HTTPMethod, path, e.re.StatusCode, http.StatusText(e.re.StatusCode), msg)
 }
 

@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -94,7 +96,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("vault: CA certificate %s: %w", cfg.CACert, err)
 		}
 	}
-	vc.MaxRetries = 0 // the sidecar's loop retries with jittered backoff
+	vc.MaxRetries = 0 // store.Retry is the one retry policy (see call)
 	client, err := api.NewClient(vc)
 	if err != nil {
 		return nil, fmt.Errorf("vault: %w", err)
@@ -124,15 +126,56 @@ func (s *Store) Close() error {
 
 // do runs f, and after a 403 logs in again once and retries.
 func (s *Store) do(ctx context.Context, f func() error) error {
-	err := oneLine(f())
+	return s.call(ctx, retryable, f)
+}
+
+// write is do for a request that changes the store: retried only when Vault cannot have
+// applied it (throttled, or the connection was never made), so that a write is never made
+// twice.
+func (s *Store) write(ctx context.Context, f func() error) error {
+	return s.call(ctx, notApplied, f)
+}
+
+// call makes one request under the store package's retry policy (store.Retry: one attempt
+// for the sidecar's poll, bounded retries with jitter otherwise; the client library's own
+// retries are off), logging in again once on a 403.
+func (s *Store) call(ctx context.Context, again func(error) bool, f func() error) error {
+	attempt := func() error { return oneLine(f()) }
+	err := store.Retry(ctx, store.Backoff{}, again, attempt)
 	if isForbidden(err) {
 		s.cfg.Log.Warn("vault answered 403, logging in again", "method", s.auth.method())
 		if lerr := s.auth.login(ctx); lerr != nil {
 			return fmt.Errorf("%w; then %w", err, lerr)
 		}
-		err = oneLine(f())
+		err = store.Retry(ctx, store.Backoff{}, again, attempt)
 	}
 	return err
+}
+
+// retryable: Vault did not serve the request: throttled (429: a rate-limit quota),
+// unavailable (5xx: sealed, a standby, restarting) or not reached (a transport error). Any
+// other answer is final.
+func retryable(err error) bool {
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode == http.StatusTooManyRequests || re.StatusCode >= 500
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var ue *url.Error
+	return errors.As(err, &ue)
+}
+
+// notApplied: Vault refused the request before acting on it (429) or was never reached
+// (the connection was refused).
+func notApplied(err error) bool {
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode == http.StatusTooManyRequests
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 func isForbidden(err error) bool {
@@ -259,7 +302,7 @@ func (s *Store) Write(ctx context.Context, r *keyring.Keyring, ifVersion string)
 		return "", err
 	}
 	var sec *api.KVSecret
-	err = s.do(ctx, func() (err error) {
+	err = s.write(ctx, func() (err error) {
 		sec, err = s.kv.Put(ctx, s.cfg.Path, map[string]any{FieldKeyring: string(doc)}, api.WithCheckAndSet(cas))
 		return err
 	})
@@ -275,7 +318,7 @@ func (s *Store) Write(ctx context.Context, r *keyring.Keyring, ifVersion string)
 		"keysync_reason": r.Reason, "keysync_key_ids": strings.Join(r.IDs(), ","),
 		"keysync_rotated_at": r.RotatedAt.UTC().Format("2006-01-02T15:04:05.000Z"), "keysync_version": version,
 	}
-	if err := s.do(ctx, func() error {
+	if err := s.write(ctx, func() error {
 		return s.kv.PatchMetadata(ctx, s.cfg.Path, api.KVMetadataPatchInput{CustomMetadata: meta})
 	}); err != nil {
 		s.cfg.Log.Warn("keyring written, but recording the rotation in custom metadata failed", "path", s.cfg.Path, "error", err)

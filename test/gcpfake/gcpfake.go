@@ -34,6 +34,8 @@ type Server struct {
 	mu      sync.Mutex
 	secrets map[string]*secret
 	calls   map[string]int
+	// throttled is how many of the next calls fail with ResourceExhausted (Throttle).
+	throttled int
 	// Addr is where it listens (host:port).
 	Addr string
 }
@@ -68,7 +70,7 @@ func Listen() (f *Server, stop func(), err error) {
 		return nil, nil, err
 	}
 	f.Addr = ln.Addr().String()
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(grpc.UnaryInterceptor(f.throttle))
 	secretmanagerpb.RegisterSecretManagerServiceServer(srv, f)
 	go srv.Serve(ln)
 	return f, srv.Stop, nil
@@ -80,6 +82,28 @@ func ClientOptions(addr string) []option.ClientOption {
 		option.WithEndpoint(addr), option.WithoutAuthentication(),
 		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
 	}
+}
+
+// Throttle makes the next n calls fail as Secret Manager does over a quota
+// (ResourceExhausted), before they act.
+func (f *Server) Throttle(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.throttled = n
+}
+
+func (f *Server) throttle(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+	f.mu.Lock()
+	throttled := f.throttled > 0
+	if throttled {
+		f.throttled--
+		f.calls[info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]]++
+	}
+	f.mu.Unlock()
+	if throttled {
+		return nil, status.Error(codes.ResourceExhausted, "Quota exceeded for quota metric 'Access requests' and limit 'Access requests per minute per project'")
+	}
+	return next(ctx, req)
 }
 
 func (f *Server) count(method string) {

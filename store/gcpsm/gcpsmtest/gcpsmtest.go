@@ -56,7 +56,7 @@ func Open(t *testing.T, f *gcpfake.Server) *storetest.Fixture {
 		Store:    New(t, project, name, gcpfake.ClientOptions(proxy.Addr())),
 		URL:      "gcpsm://" + full,
 		Another:  func() store.Store { return New(t, project, name, gcpfake.ClientOptions(f.Addr)) },
-		PutPlain: put, PutRaw: put, Outage: proxy.Cut,
+		PutPlain: put, PutRaw: put, Outage: proxy.Cut, Throttle: f.Throttle,
 	}
 }
 

@@ -6,6 +6,10 @@ package vaulttest
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -30,8 +34,9 @@ func Open(t *testing.T, v *servers.Vault) *storetest.Fixture {
 	t.Helper()
 	path := fmt.Sprintf("keysync-test/%s-%d", strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()), seq.Add(1))
 	proxy := storetest.NewProxy(t, strings.TrimPrefix(v.Addr, "http://"))
+	quota := newQuota(t, "http://"+proxy.Addr())
 	return &storetest.Fixture{
-		Store:   New(t, v, path, func(c *vault.Config) { c.Address = "http://" + proxy.Addr() }),
+		Store:   New(t, v, path, func(c *vault.Config) { c.Address = quota.URL }),
 		URL:     "vault://secret/" + path,
 		Another: func() store.Store { return New(t, v, path) },
 		// The ticket's `vault kv put secret/… value=$(openssl rand -hex 32)`.
@@ -45,8 +50,38 @@ func Open(t *testing.T, v *servers.Vault) *storetest.Fixture {
 				t.Fatal(err)
 			}
 		},
-		Outage: proxy.Cut,
+		Outage:   proxy.Cut,
+		Throttle: func(n int) { quota.left.Store(int64(n)) },
 	}
+}
+
+// quota stands in front of the real server and answers the next left requests as
+// Vault's rate-limit quotas do (429, Vault's JSON error), without passing them on: Vault's
+// own quotas limit a rate, which cannot refuse an exact number of requests on demand.
+type quota struct {
+	*httptest.Server
+	left atomic.Int64
+}
+
+func newQuota(t *testing.T, target string) *quota {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &quota{}
+	next := httputil.NewSingleHostReverseProxy(u)
+	q.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if q.left.Add(-1) >= 0 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprintf(w, `{"errors":["request path %q: rate limit quota exceeded"]}`, strings.TrimPrefix(r.URL.Path, "/v1/"))
+			return
+		}
+		q.left.Store(0)
+		next.ServeHTTP(w, r)
+	}))
+	t.Cleanup(q.Close)
+	return q
 }
 
 // New opens the Vault store at path of v with the root token and the contract's
