@@ -1,7 +1,9 @@
 // Package keyring owns the keysync keyring document: its JSON encoding, validation,
 // key ids, the redacting Secret type, the staged lifecycle (stage, hold, promote,
-// emergency, rollback, prune) and the HMAC signing and verification shared by every app
-// library.
+// emergency, rollback, prune), the HMAC signing and verification shared by every app
+// library, and the words both libraries use for key states, verification results and
+// error codes (Vocabulary). It is a module of its own with no dependency, so an app that
+// imports it, or reload, inherits nothing else.
 //
 // The package does no I/O beyond encoding and decoding. All lifecycle functions are
 // pure functions of a keyring, an instant and options.

@@ -1,6 +1,8 @@
 // Package store defines what keysync needs from a secret manager: read the keyring with
 // its store version, write one with compare-and-swap on that version, and optionally
-// watch for changes. One package per backend implements it (store/file, store/vault, …).
+// watch for changes. One package per backend implements it (store/file, store/vault, …),
+// and every backend's calls follow one retry policy chosen by the caller (Retry, Attempts,
+// CallerRetries).
 package store
 
 import (
