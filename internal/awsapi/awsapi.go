@@ -103,7 +103,9 @@ func (b Backoff) BackoffDelay(attempt int, _ error) (time.Duration, error) {
 }
 
 // Delay is store.Backoff's delay of attempt n for a random draw r in [0, 1).
-func (b Backoff) Delay(attempt int, r float64) time.Duration { return store.Backoff(b).Delay(attempt, r) }
+func (b Backoff) Delay(attempt int, r float64) time.Duration {
+	return store.Backoff(b).Delay(attempt, r)
+}
 
 // Code returns the AWS error code of err ("ParameterNotFound"), or "".
 func Code(err error) string {
