@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 
 IMAGE     ?= ghcr.io/sigil-dna/keysync
-FLAVORS   := file vault kube aws gcp
+FLAVORS   := $(shell sh build/flavor-tags.sh --list)
 
 .PHONY: build build-demo flavors images test test-fast lint demo bench bench-fleet bench-fleet-aws bench-footprint bench-scale bench-attack bench-soak fuzz clean
 

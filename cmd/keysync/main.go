@@ -92,14 +92,12 @@ Fleets (--confirm-fleet, status --fleet):
   http://HOST:PORT[,http://HOST:PORT…]         a static list of sidecars
 
 Stores (--store):
-  file:///path/keys.json                    a local file (the embedded default)
-  vault://MOUNT/PATH                        HashiCorp Vault KV v2 (VAULT_ADDR, VAULT_TOKEN, …)
-  k8s://NAMESPACE/NAME                      a Kubernetes Secret (in-cluster config, or --kubeconfig)
-  ssm:///NAME                               AWS SSM Parameter Store SecureString (AWS default credential chain)
-  secretsmanager://NAME                     AWS Secrets Manager (name or ARN; AWS default credential chain)
-  gcpsm://projects/PROJECT/secrets/NAME     Google Cloud Secret Manager (Application Default Credentials;
-                                            SECRET_MANAGER_EMULATOR_HOST=HOST:PORT for a local emulator)
 `)
+	for _, fam := range families {
+		for _, k := range fam.Stores {
+			fmt.Fprintf(w, "  %-40s  %s\n", k.Example, strings.ReplaceAll(k.Help, "\n", "\n"+strings.Repeat(" ", 44)))
+		}
+	}
 	fmt.Fprintln(w, "\n"+buildLine())
 	fmt.Fprint(w, `
 Run 'keysync <command> --help' for the flags of a command. Every flag can also be set

@@ -219,7 +219,7 @@ func runLifecycle(ctx context.Context, name string, args []string, getenv func(s
 		f.fleet.confirm, f.fleet.check = nil, nil
 	}
 	// Everything that can fail before a write does: the fleets parse, the stores open.
-	gate, err := f.fleet.gate(f.stores.kube.kubeconfig, stderr)
+	gate, err := f.fleet.gate(f.stores.str("kubeconfig"), stderr)
 	if err != nil {
 		return err
 	}
@@ -245,7 +245,7 @@ func runLifecycle(ctx context.Context, name string, args []string, getenv func(s
 		action = rotate.ActionEmergency
 	}
 	if action == rotate.ActionStage && gate == nil {
-		if err := f.fleet.checkTimer(ctx, f.delay, f.stores.kube.kubeconfig); err != nil {
+		if err := f.fleet.checkTimer(ctx, f.delay, f.stores.str("kubeconfig")); err != nil {
 			return err
 		}
 	}

@@ -101,7 +101,7 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 		return printStore(stdout, *ss)
 	}
 	var ff fleetFlags
-	srcs, err := ff.sources(f.fleets, stores.kube.kubeconfig)
+	srcs, err := ff.sources(f.fleets, stores.str("kubeconfig"))
 	if err != nil {
 		return err
 	}

@@ -14,49 +14,52 @@ import (
 	"github.com/sigil-dna/keysync/store"
 )
 
-// The defaults of store flags, here so that a build without the store still has its flags
-// (one configuration for every flavor); TestStoreFlagDefaults checks them against the
-// stores' own.
-const (
-	defaultVaultAuth    = "token"
-	defaultVaultJWTFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-	defaultKubeKey      = "keyring"
-	defaultKubePlainKey = "value"
-)
-
 // storeFlags are the flags of every command that opens a --store: the plain-value
-// schedule and each backend's connection settings.
+// schedule and each family's flags (families_gen.go: every build has every family's
+// flags, one configuration for every flavor), read by the linked family's opener.
 type storeFlags struct {
 	plainDelay, plainWindow time.Duration
-	vault                   struct {
-		addr, namespace, cacert, auth, tokenFile, roleID, secretIDFile, role, jwtFile, mount string
-	}
-	kube struct{ kubeconfig, key, plainKey string }
-	gcp  struct{ disableOld bool }
-	aws  struct{ region, endpoint, kmsKey string }
+	strs                    map[string]*string
+	bools                   map[string]*bool
+	durations               map[string]*time.Duration
 }
 
 func (f *storeFlags) register(c *cli.Command) {
 	c.DurationVar(&f.plainDelay, "plain-activation-delay", keyring.DefaultActivationDelay, "for a store holding a plain value: how long after the store's own timestamp a new value starts signing (same on every pod)")
 	c.DurationVar(&f.plainWindow, "plain-verify-window", keyring.DefaultVerifyWindow, "for a store holding a plain value: how long the previous value keeps verifying after that (same on every pod)")
-	v := &f.vault
-	c.StringVar(&v.addr, "vault-addr", "", "Vault address (default: $VAULT_ADDR)")
-	c.StringVar(&v.namespace, "vault-namespace", "", "Vault namespace (default: $VAULT_NAMESPACE)")
-	c.StringVar(&v.cacert, "vault-cacert", "", "CA certificate `file` for Vault's TLS (default: $VAULT_CACERT)")
-	c.StringVar(&v.auth, "vault-auth", defaultVaultAuth, "Vault login: token ($VAULT_TOKEN), token-file, approle or kubernetes")
-	c.StringVar(&v.tokenFile, "vault-token-file", "", "token `file` for --vault-auth token-file (e.g. a Vault Agent sink; re-read after a 403)")
-	c.StringVar(&v.roleID, "vault-role-id", "", "AppRole role id for --vault-auth approle")
-	c.StringVar(&v.secretIDFile, "vault-secret-id-file", "", "`file` holding the AppRole secret id")
-	c.StringVar(&v.role, "vault-role", "", "Vault role for --vault-auth kubernetes")
-	c.StringVar(&v.jwtFile, "vault-jwt-file", defaultVaultJWTFile, "service-account token `file` for --vault-auth kubernetes")
-	c.StringVar(&v.mount, "vault-auth-mount", "", "auth mount path (default: approle or kubernetes)")
-	c.StringVar(&f.kube.kubeconfig, "kubeconfig", "", "kubeconfig `file` for k8s:// stores (default: in-cluster config in a pod, else $KUBECONFIG or ~/.kube/config)")
-	c.StringVar(&f.kube.key, "kube-key", defaultKubeKey, "data key of the keyring document in the Secret")
-	c.StringVar(&f.kube.plainKey, "kube-plain-key", defaultKubePlainKey, "data key of a plain value in the Secret")
-	c.StringVar(&f.aws.region, "aws-region", "", "AWS region for ssm:// and secretsmanager:// stores (default: $AWS_REGION, then the shared config)")
-	c.StringVar(&f.aws.endpoint, "aws-endpoint-url", "", "AWS endpoint `URL` override, e.g. a VPC endpoint (default: $AWS_ENDPOINT_URL_SSM / $AWS_ENDPOINT_URL_SECRETS_MANAGER / $AWS_ENDPOINT_URL)")
-	c.StringVar(&f.aws.kmsKey, "aws-kms-key-id", "", "KMS key id, ARN or alias that encrypts what keysync writes to an ssm:// parameter or creates in secretsmanager:// (default: the account's aws/ssm or aws/secretsmanager key)")
-	c.BoolVar(&f.gcp.disableOld, "gcp-disable-old-versions", false, "gcpsm:// stores: after each write, disable enabled versions older than --plain-activation-delay + --plain-verify-window")
+	f.strs, f.bools, f.durations = map[string]*string{}, map[string]*bool{}, map[string]*time.Duration{}
+	for _, fam := range families {
+		for _, d := range fam.Flags {
+			switch d.Kind {
+			case "bool":
+				f.bools[d.Name] = c.Bool(d.Name, d.Default == "true", d.Usage)
+			case "duration":
+				def, err := time.ParseDuration(d.Default)
+				if err != nil {
+					panic("keysync: flag --" + d.Name + ": default " + d.Default + ": " + err.Error())
+				}
+				f.durations[d.Name] = c.Duration(d.Name, def, d.Usage)
+			default:
+				f.strs[d.Name] = c.String(d.Name, d.Default, d.Usage)
+			}
+		}
+	}
+}
+
+// str, boolean and duration are the values of a family's flags; a name no family
+// declares is a programming error.
+func (f *storeFlags) str(name string) string {
+	if p, ok := f.strs[name]; ok {
+		return *p
+	}
+	panic("keysync: no string store flag --" + name)
+}
+
+func (f *storeFlags) boolean(name string) bool {
+	if p, ok := f.bools[name]; ok {
+		return *p
+	}
+	panic("keysync: no bool store flag --" + name)
 }
 
 func (f *storeFlags) plain() store.PlainOptions {
@@ -85,7 +88,7 @@ func (f *storeFlags) open(ctx context.Context, raw string, getenv func(string) s
 	if fam == nil {
 		return nil, cli.Usagef("--store %s: unknown scheme %q; supported: %s", redact(raw), scheme, strings.Join(allSchemes(), ", "))
 	}
-	b, ok := linked[fam.name]
+	b, ok := linked[fam.Name]
 	if !ok {
 		return nil, cli.UsageError{Err: notInThisBuild("--store "+redact(raw), fam)}
 	}
@@ -95,7 +98,7 @@ func (f *storeFlags) open(ctx context.Context, raw string, getenv func(string) s
 // storeScheme is the scheme of a --store URL; a bare absolute or relative path is a file.
 // An AWS name may be an ARN, which is not a URL host, so the scheme is read before parsing.
 func storeScheme(raw string) (string, error) {
-	for _, s := range []string{"ssm", "secretsmanager"} {
+	for _, s := range allSchemes() {
 		if strings.HasPrefix(raw, s+"://") {
 			return s, nil
 		}
@@ -108,7 +111,7 @@ func storeScheme(raw string) (string, error) {
 		return "file", nil
 	}
 	if u.Scheme == "" {
-		return "", cli.Usagef("--store %s: no scheme: a relative file path starts with ./ (./%s), an absolute one with /; or give a URL: file:///ABS/PATH, vault://MOUNT/PATH, k8s://NAMESPACE/NAME, ssm:///NAME, secretsmanager://NAME, gcpsm://projects/P/secrets/S", redact(raw), raw)
+		return "", cli.Usagef("--store %s: no scheme: a relative file path starts with ./ (./%s), an absolute one with /; or give a URL: %s", redact(raw), raw, strings.Join(allExamples(), ", "))
 	}
 	return u.Scheme, nil
 }

@@ -12,7 +12,10 @@ import (
 
 // The file store is in every build.
 func init() {
-	register("file", backend{open: func(_ context.Context, f *storeFlags, raw string, _ func(string) string, _ *slog.Logger) (store.Store, error) {
+	register(family{familyInfo: familyInfo{
+		Name:   "file",
+		Stores: []storeKind{{"file", "file:///path/keys.json", "a local file (the embedded default)"}},
+	}, open: func(_ context.Context, f *storeFlags, raw string, _ func(string) string, _ *slog.Logger) (store.Store, error) {
 		u, err := url.Parse(raw)
 		if err != nil {
 			return nil, cli.Usagef("--store: not a URL: %v", err)

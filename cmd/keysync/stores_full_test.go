@@ -8,19 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sigil-dna/keysync/store/kube"
-	"github.com/sigil-dna/keysync/store/vault"
 	"github.com/sigil-dna/keysync/test/gcpfake"
 )
-
-// TestStoreFlagDefaults: the flags of every store are in every build, with defaults
-// written in cmd/keysync; they must be the stores' own.
-func TestStoreFlagDefaults(t *testing.T) {
-	if defaultVaultAuth != vault.MethodToken || defaultVaultJWTFile != vault.DefaultJWTFile ||
-		defaultKubeKey != kube.DefaultKey || defaultKubePlainKey != kube.DefaultPlainKey {
-		t.Fatal("a store flag's default differs from the store's")
-	}
-}
 
 // TestAGCPEmulatorThroughTheEnvironment: SECRET_MANAGER_EMULATOR_HOST points every
 // command at an emulator (here the gRPC fake): rotate, then status, read the same secret.

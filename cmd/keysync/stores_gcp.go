@@ -21,7 +21,14 @@ import (
 const EmulatorHostEnv = "SECRET_MANAGER_EMULATOR_HOST"
 
 func init() {
-	register("gcp", backend{open: func(ctx context.Context, f *storeFlags, raw string, getenv func(string) string, log *slog.Logger) (store.Store, error) {
+	register(family{familyInfo: familyInfo{
+		Name: "gcp",
+		Stores: []storeKind{{"gcpsm", "gcpsm://projects/PROJECT/secrets/NAME",
+			"Google Cloud Secret Manager (Application Default Credentials;\n" + EmulatorHostEnv + "=HOST:PORT for a local emulator)"}},
+		Flags: []flagDef{
+			{"gcp-disable-old-versions", "bool", "false", "gcpsm:// stores: after each write, disable enabled versions older than --plain-activation-delay + --plain-verify-window"},
+		},
+	}, open: func(ctx context.Context, f *storeFlags, raw string, getenv func(string) string, log *slog.Logger) (store.Store, error) {
 		project, secret, err := gcpsm.ParseURL(raw)
 		if err != nil {
 			return nil, cli.UsageError{Err: err}
@@ -32,7 +39,7 @@ func init() {
 			opts = []option.ClientOption{option.WithEndpoint(host), option.WithoutAuthentication(),
 				option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials()))}
 		}
-		return gcpsm.New(ctx, gcpsm.Config{Project: project, Secret: secret, DisableOldVersions: f.gcp.disableOld,
+		return gcpsm.New(ctx, gcpsm.Config{Project: project, Secret: secret, DisableOldVersions: f.boolean("gcp-disable-old-versions"),
 			OldAfter: f.plainDelay + f.plainWindow, Plain: f.plain(), Log: log, ClientOptions: opts})
 	}})
 }
