@@ -68,7 +68,7 @@ demo: build-demo
 # the typings' compile check, is fetched from npm into the cache if it is not there): a
 # first check of a change before `make test` has the servers. test/README.md maps the rest.
 FAST := ./sidecar/... ./rotate/... ./internal/... ./store ./store/file/... \
-	./store/awsssm/... ./store/awssm/... ./store/gcpsm/... ./demo/... ./harness/... ./cmd/... ./test/procfs ./test/awsfake
+	./store/awsssm/... ./store/awssm/... ./store/gcpsm/... ./demo/... ./harness/... ./cmd/... ./test/awsfake
 test-fast:
 	$(GO) test -count=1 $(FAST) ./test/nodelib && \
 	for m in $(LIBS); do (cd $$m && $(GO) test -count=1 ./...) || exit 1; done

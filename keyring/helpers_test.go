@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// testSecret returns a deterministic 32-byte secret for tests and vectors.
+// testSecret returns a deterministic 32-byte secret for tests and vectors: the bytes of
+// keyringtest.Secret(name), which this package's tests cannot import.
 func testSecret(name string) Secret {
 	s := sha256.Sum256([]byte("keysync test secret " + name))
 	return Secret(s[:])

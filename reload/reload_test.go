@@ -2,7 +2,6 @@ package reload
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,14 +17,12 @@ import (
 	"time"
 
 	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/keyring/keyringtest"
 )
 
 var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
-func secret(i int) keyring.Secret {
-	s := sha256.Sum256([]byte(fmt.Sprint("reload test ", i)))
-	return s[:]
-}
+func secret(i int) keyring.Secret { return keyringtest.Secret(fmt.Sprint("reload ", i)) }
 
 // fakeClock is a clock the test moves; safe for concurrent use.
 type fakeClock struct{ ns atomic.Int64 }

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/sigil-dna/keysync/harness/app"
 	"github.com/sigil-dna/keysync/harness/pod"
 	"github.com/sigil-dna/keysync/harness/ports"
+	"github.com/sigil-dna/keysync/harness/procfs"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/keyring/secretscan"
 	"github.com/sigil-dna/keysync/reload"
@@ -230,25 +230,10 @@ func (fl *Fleet) Stop() (killed int) {
 // supervisor (PID 1 of the namespace), which stops the app and the sidecar and exits.
 func (p *Pod) terminate() {
 	target := p.cmd.Process.Pid
-	if kids := children(target); len(kids) == 1 {
+	if kids := procfs.Children(target); len(kids) == 1 {
 		target = kids[0]
 	}
 	_ = syscall.Kill(target, syscall.SIGTERM)
-}
-
-// children lists a process's children (Linux /proc/PID/task/PID/children).
-func children(pid int) []int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	if err != nil {
-		return nil
-	}
-	var out []int
-	for _, f := range strings.Fields(string(data)) {
-		if n, err := strconv.Atoi(f); err == nil {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 // LogFiles are the files holding everything each pod's processes printed.
@@ -310,20 +295,7 @@ func (p *Pod) HostPIDs(name string) []int {
 // line has arg as one whole argument (a path is never matched by its prefix: pod1's
 // directory is a prefix of pod10's).
 func ProcessesWithArg(name, arg string) []int {
-	var out []int
-	entries, _ := os.ReadDir("/proc")
-	for _, en := range entries {
-		pid, err := strconv.Atoi(en.Name())
-		if err != nil {
-			continue
-		}
-		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if strings.TrimSpace(string(comm)) == name && slices.ContainsFunc(bytes.Split(cmdline, []byte{0}), func(a []byte) bool { return string(a) == arg }) {
-			out = append(out, pid)
-		}
-	}
-	return out
+	return procfs.Find(func(pid int, args []string) bool { return procfs.Comm(pid) == name && slices.Contains(args, arg) })
 }
 
 // WaitReady waits until every app has loaded generation gen or later.

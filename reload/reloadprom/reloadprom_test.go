@@ -2,6 +2,7 @@ package reloadprom_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/keyring/keyringtest"
 	"github.com/sigil-dna/keysync/reload"
 	"github.com/sigil-dna/keysync/reload/reloadprom"
 )
@@ -23,11 +25,7 @@ func (c *clock) Now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *clock) Add(d time.Duration) { c.ns.Add(int64(d)) }
 
 func secret(i byte) keyring.Secret {
-	s := make(keyring.Secret, 32)
-	for j := range s {
-		s[j] = i + byte(j)
-	}
-	return s
+	return keyringtest.Secret(fmt.Sprint("reloadprom ", i))
 }
 
 func write(t *testing.T, path string, r *keyring.Keyring) {

@@ -7,7 +7,6 @@ package storetest
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sigil-dna/keysync/keyring"
+	"github.com/sigil-dna/keysync/keyring/keyringtest"
 	"github.com/sigil-dna/keysync/store"
 )
 
@@ -30,11 +30,8 @@ const (
 // Schedule is the plain-value schedule every backend under the contract is opened with.
 var Schedule = keyring.Options{ActivationDelay: 30 * time.Second, VerifyWindow: 5 * time.Minute}
 
-// Secret returns a deterministic test secret.
-func Secret(name string) keyring.Secret {
-	s := sha256.Sum256([]byte("storetest " + name))
-	return s[:]
-}
+// Secret returns a deterministic test secret (keyringtest.Secret).
+func Secret(name string) keyring.Secret { return keyringtest.Secret("storetest " + name) }
 
 // Backend describes a store to the contract.
 type Backend struct {

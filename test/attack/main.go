@@ -30,10 +30,10 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/sigil-dna/keysync/harness/procfs"
 	"github.com/sigil-dna/keysync/reload"
 	"github.com/sigil-dna/keysync/sidecar"
 	"github.com/sigil-dna/keysync/test/docsection"
-	"github.com/sigil-dna/keysync/test/procfs"
 )
 
 // Section is the section of docs/benchmarks.md this program writes.

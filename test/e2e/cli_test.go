@@ -16,6 +16,7 @@ import (
 
 	"github.com/sigil-dna/keysync/demo"
 	"github.com/sigil-dna/keysync/harness/podfleet"
+	"github.com/sigil-dna/keysync/harness/wait"
 	"github.com/sigil-dna/keysync/keyring"
 )
 
@@ -304,7 +305,7 @@ func TestAnInterruptedGateSaysTheKeyStaysHeld(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the held key", 10*time.Second, func() bool { _, held := storeKeyring(t, e).HeldKey(); return held })
+	wait.For(t, "the held key", 10*time.Second, func() bool { _, held := storeKeyring(t, e).HeldKey(); return held })
 	cmd.Process.Signal(os.Interrupt)
 	err := cmd.Wait()
 	if exitCode(err) != 1 || !strings.Contains(stderr.String(), "not promoted: interrupted; it stays held") || !strings.Contains(stderr.String(), "keysync promote") {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigil-dna/keysync/harness/wait"
 	"github.com/sigil-dna/keysync/keyring"
 )
 
@@ -86,7 +87,7 @@ func TestFleetConfirmedRotationThroughTheCLI(t *testing.T) {
 
 	t.Run("the gate waits for a pod that cannot read the store, then promotes", func(t *testing.T) {
 		lagger.cut(t, e)
-		waitFor(t, "pod-c's sidecar to report failing reads", 10*time.Second, func() bool { return sidecarStatus(t, lagger.sidecarURL).StoreError != "" })
+		wait.For(t, "pod-c's sidecar to report failing reads", 10*time.Second, func() bool { return sidecarStatus(t, lagger.sidecarURL).StoreError != "" })
 		cmd := exec.Command(keysyncBin, "rotate", "--store", e.storeURL(), "--confirm-fleet", fleetURL, "--confirm-timeout", "1m",
 			"--max-clock-skew", "1s", "--verify-window", "1m", "--audit-log", audit, "--reason", "gated", "--log-format", "json")
 		f, logPath := e.logFile("gated-rotate")
@@ -96,7 +97,7 @@ func TestFleetConfirmedRotationThroughTheCLI(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		waitFor(t, "a progress line naming pod-c and why", 20*time.Second, func() bool {
+		wait.For(t, "a progress line naming pod-c and why", 20*time.Second, func() bool {
 			out := string(mustRead(t, logPath))
 			return strings.Contains(out, "gate: 2/3 hold") && strings.Contains(out, laggerName+" (store read failing for")
 		})
@@ -128,7 +129,7 @@ func TestFleetConfirmedRotationThroughTheCLI(t *testing.T) {
 			t.Fatalf("not promoted: %+v", promoted.Keys)
 		}
 		for _, p := range pods {
-			waitFor(t, p.name+" to sign with the promoted key", 15*time.Second, func() bool {
+			wait.For(t, p.name+" to sign with the promoted key", 15*time.Second, func() bool {
 				st, _ := appStatus(p.appURL)
 				return st.SigningKeyID == hk.ID
 			})
@@ -151,7 +152,7 @@ func TestFleetConfirmedRotationThroughTheCLI(t *testing.T) {
 
 	t.Run("a gate that times out leaves the key held, exits 1 and names the pod", func(t *testing.T) {
 		lagger.cut(t, e)
-		waitFor(t, "pod-c's sidecar to report failing reads", 10*time.Second, func() bool { return sidecarStatus(t, lagger.sidecarURL).StoreError != "" })
+		wait.For(t, "pod-c's sidecar to report failing reads", 10*time.Second, func() bool { return sidecarStatus(t, lagger.sidecarURL).StoreError != "" })
 		before := storeKeyring(t, e)
 		out, stderr, err := gated("2s", "--force")
 		if exitCode(err) != 1 || !strings.Contains(stderr, "not promoted") || !strings.Contains(stderr, laggerName) || !strings.Contains(out, "held, not promoted") {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sigil-dna/keysync/harness/podfleet"
 	"github.com/sigil-dna/keysync/harness/ports"
+	"github.com/sigil-dna/keysync/harness/wait"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/keyring/secretscan"
 	"github.com/sigil-dna/keysync/reload"
@@ -228,20 +229,9 @@ func appStatus(url string) (reload.Status, error) {
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func waitGeneration(t *testing.T, appURL string, gen int64) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("the app at %s to load generation %d", appURL, gen), 20*time.Second, func() bool {
+	wait.For(t, fmt.Sprintf("the app at %s to load generation %d", appURL, gen), 20*time.Second, func() bool {
 		st, err := appStatus(appURL)
 		return err == nil && st.Generation == gen
 	})

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/sigil-dna/keysync/harness/wait"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/store/kube"
 	"github.com/sigil-dna/keysync/store/storetest"
@@ -300,7 +301,7 @@ func TestFleetConfirmedRotationOnKubernetes(t *testing.T) {
 			_, stderr, err = rotate("--confirm-timeout", "1m")
 			done <- err
 		}()
-		waitFor(t, "the held key in the store", 20*time.Second, func() bool { _, ok := f.storeKeyring().HeldKey(); return ok })
+		wait.For(t, "the held key in the store", 20*time.Second, func() bool { _, ok := f.storeKeyring().HeldKey(); return ok })
 		time.Sleep(2 * time.Second)
 		select {
 		case err := <-done:
@@ -366,7 +367,7 @@ func TestFleetConfirmedRotationOnKubernetes(t *testing.T) {
 			out, stderr, err = rotate("--confirm-timeout", "1m", "--force")
 			done <- err
 		}()
-		waitFor(t, "the held key in the store", 20*time.Second, func() bool { _, ok := f.storeKeyring().HeldKey(); return ok })
+		wait.For(t, "the held key in the store", 20*time.Second, func() bool { _, ok := f.storeKeyring().HeldKey(); return ok })
 		// pod-d appears during the gate and cannot read the store yet.
 		d := f.addPod("pod-d", true)
 		restoreD := d.proxy.Cut()
@@ -484,7 +485,7 @@ func TestFleetConfirmedRotationOnKubernetes(t *testing.T) {
 			out, stderr, err = rotate("--confirm-timeout", "1m", "--force", "--audit-log", audit)
 			done <- err
 		}()
-		waitFor(t, "the held key in the store", 20*time.Second, func() bool { _, ok := f.storeKeyring().HeldKey(); return ok })
+		wait.For(t, "the held key in the store", 20*time.Second, func() bool { _, ok := f.storeKeyring().HeldKey(); return ok })
 		crashLoop("pod-d")
 		restoreD() // its real process could read the store now: the API says its sidecar is not running
 		time.Sleep(3 * time.Second)

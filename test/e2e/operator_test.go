@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sigil-dna/keysync/harness/wait"
 )
 
 func needRoot(t *testing.T, why string) {
@@ -43,7 +45,7 @@ func TestAFullKeysVolumeFailsReadiness(t *testing.T) {
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	_, logPath := e.start("sidecar", keysyncBin, "sidecar", "--store", e.storeURL(), "--out", out, "--interval", "200ms",
 		"--backoff-cap", "300ms", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--log-format", "json")
-	waitFor(t, "the first write", 10*time.Second, func() bool { c, _ := readyz(url); return c == 200 })
+	wait.For(t, "the first write", 10*time.Second, func() bool { c, _ := readyz(url); return c == 200 })
 	// Fill the volume.
 	filler := filepath.Join(out, "filler")
 	f, _ := os.Create(filler)
@@ -54,7 +56,7 @@ func TestAFullKeysVolumeFailsReadiness(t *testing.T) {
 	}
 	f.Close()
 	e.rotate()
-	waitFor(t, "readiness to fail", 10*time.Second, func() bool {
+	wait.For(t, "readiness to fail", 10*time.Second, func() bool {
 		c, body := readyz(url)
 		return c == 503 && strings.Contains(body, "could not be written")
 	})
@@ -66,7 +68,7 @@ func TestAFullKeysVolumeFailsReadiness(t *testing.T) {
 		t.Fatalf("a full keys volume in /status: store_error %q, write_error %q", st.StoreError, st.WriteError)
 	}
 	os.Remove(filler)
-	waitFor(t, "readiness to return once the write succeeds", 10*time.Second, func() bool { c, _ := readyz(url); return c == 200 })
+	wait.For(t, "readiness to return once the write succeeds", 10*time.Second, func() bool { c, _ := readyz(url); return c == 200 })
 	if sidecarStatus(t, url).Generation != storeGeneration(t, e) {
 		t.Fatal("ready again without the newest keyring")
 	}
@@ -83,7 +85,7 @@ func TestAnUnwritableOutIsSaidToBeOne(t *testing.T) {
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	e.start("sidecar", keysyncBin, "sidecar", "--store", e.storeURL(), "--out", out, "--interval", "200ms",
 		"--backoff-cap", "300ms", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--log-format", "json")
-	waitFor(t, "readiness to say why", 10*time.Second, func() bool {
+	wait.For(t, "readiness to say why", 10*time.Second, func() bool {
 		c, body := readyz(url)
 		return c == 503 && strings.Contains(body, "the keys file cannot be written (no keys file yet): ")
 	})
@@ -127,7 +129,7 @@ func TestASidecarThatCannotSignalStillConfirmsAndSaysSoEachTime(t *testing.T) {
 	for gen := int64(2); gen <= 3; gen++ {
 		e.rotate()
 		waitGeneration(t, appURL, gen)
-		waitFor(t, fmt.Sprintf("generation %d reported as not signalled and confirmed", gen), 10*time.Second, func() bool {
+		wait.For(t, fmt.Sprintf("generation %d reported as not signalled and confirmed", gen), 10*time.Second, func() bool {
 			failed, confirmed := false, false
 			for _, l := range logLines(t, logPath, "signal_failed") {
 				failed = failed || (l["generation"] == float64(gen) && strings.Contains(fmt.Sprint(l["error"]), "CAP_KILL"))
@@ -211,12 +213,12 @@ func TestAPlainValueInAFileKeepsThePreviousValueForTheWindow(t *testing.T) {
 	port := freePort(t)
 	appURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 	e.start("pod", e.podArgs(out, appURL, port, "--pid-file", filepath.Join(e.mem, "pod.pid"), "--plain-activation-delay", "10s", "--plain-verify-window", "1m")...)
-	waitFor(t, "the app to hold the plain value", 10*time.Second, func() bool { st, err := appStatus(appURL); return err == nil && len(st.KeyIDs) == 1 })
+	wait.For(t, "the app to hold the plain value", 10*time.Second, func() bool { st, err := appStatus(appURL); return err == nil && len(st.KeyIDs) == 1 })
 	first, _ := appStatus(appURL)
 	time.Sleep(20 * time.Millisecond) // a later modification time
 	os.WriteFile(e.store+".tmp", []byte(v2+"\n"), 0o600)
 	os.Rename(e.store+".tmp", e.store)
-	waitFor(t, "the app to hold both values", 10*time.Second, func() bool { st, _ := appStatus(appURL); return len(st.KeyIDs) == 2 })
+	wait.For(t, "the app to hold both values", 10*time.Second, func() bool { st, _ := appStatus(appURL); return len(st.KeyIDs) == 2 })
 	second, _ := appStatus(appURL)
 	if second.Generation <= first.Generation || second.KeyIDs[0] != first.KeyIDs[0] || second.SigningKeyID != first.KeyIDs[0] {
 		t.Fatalf("before %+v, after %+v: the old value must stay, signing until the new one activates", first, second)
@@ -238,7 +240,7 @@ func TestTwoSidecarsCannotShareAKeysDirectory(t *testing.T) {
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cmd, _ := e.start("first", keysyncBin, "sidecar", "--store", e.storeURL(), "--out", out, "--interval", "200ms",
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--log-format", "json")
-	waitFor(t, "the first sidecar's write", 10*time.Second, func() bool { c, _ := readyz(url); return c == 200 })
+	wait.For(t, "the first sidecar's write", 10*time.Second, func() bool { c, _ := readyz(url); return c == 200 })
 	_, stderr, err := e.keysync("sidecar", "--store", e.storeURL(), "--out", out, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
 	want := fmt.Sprintf("--out %s is already used by another sidecar (process %d holds its lock)", out, cmd.Process.Pid)
 	if exitCode(err) != 1 || !strings.Contains(stderr, want) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigil-dna/keysync/harness/wait"
 	"github.com/sigil-dna/keysync/keyring"
 )
 
@@ -57,11 +58,11 @@ func TestAForgedKeysFileDoesNotStayWithTheApp(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	waitFor(t, "the sidecar to write the store's keyring back", 20*time.Second, func() bool {
+	wait.For(t, "the sidecar to write the store's keyring back", 20*time.Second, func() bool {
 		got, err := os.ReadFile(keys)
 		return err == nil && bytes.Equal(got, want)
 	})
-	waitFor(t, "the app to end on the store's keyring", 20*time.Second, func() bool {
+	wait.For(t, "the app to end on the store's keyring", 20*time.Second, func() bool {
 		st, err := appStatus(appURL)
 		return err == nil && st.Generation == storeRing.Generation && slices.Equal(st.KeyIDs, storeRing.IDs())
 	})

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sigil-dna/keysync/harness/wait"
 )
 
 // TestRunbookAsWritten runs every `sh runbook` block of docs/runbook.md, in order, against
@@ -37,7 +39,7 @@ func TestRunbookAsWritten(t *testing.T) {
 	args := e.podArgs(out, appURL, port, "--pid-file", filepath.Join(e.mem, "pod.pid"))
 	e.start("pod", args...)
 	waitGeneration(t, appURL, 1)
-	waitFor(t, "the app's confirmation", 10*time.Second, func() bool { return sidecarStatus(t, sidecarURLOf(t, args)).App.Confirmed })
+	wait.For(t, "the app's confirmation", 10*time.Second, func() bool { return sidecarStatus(t, sidecarURLOf(t, args)).App.Confirmed })
 
 	audit := filepath.Join(e.dir, "audit", "audit.jsonl")
 	// The setup block's variables, each with this test's value (issue 33: the runbook used

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sigil-dna/keysync/harness/podfleet"
+	"github.com/sigil-dna/keysync/harness/wait"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/sidecar"
 	"github.com/sigil-dna/keysync/store"
@@ -49,7 +50,7 @@ func TestSidecarSignalsTheAppThroughASharedPIDNamespace(t *testing.T) {
 
 	e.rotate()
 	waitGeneration(t, appURL, 2)
-	waitFor(t, "a reload confirmation", 10*time.Second, func() bool { return len(logLines(t, logPath, "reload_confirmed")) >= 1 })
+	wait.For(t, "a reload confirmation", 10*time.Second, func() bool { return len(logLines(t, logPath, "reload_confirmed")) >= 1 })
 	// The pid signalled is the app's pid inside the pod's namespace, not its host pid.
 	sig := logLines(t, logPath, "app_signalled")
 	host := podfleet.ProcessesWithArg("demo-app", filepath.Join(out, "keys.json"))
@@ -70,7 +71,7 @@ func TestSidecarSignalsTheAppThroughASharedPIDNamespace(t *testing.T) {
 		if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the app to restart", 10*time.Second, func() bool {
+		wait.For(t, "the app to restart", 10*time.Second, func() bool {
 			p := podfleet.ProcessesWithArg("demo-app", filepath.Join(out, "keys.json"))
 			return len(p) == 1 && p[0] != pids[0]
 		})
@@ -102,11 +103,11 @@ func TestPidFileMode(t *testing.T) {
 		return false
 	}
 	waitGeneration(t, appURL, 1)
-	waitFor(t, "confirmation of generation 1", 10*time.Second, func() bool { return confirmed(1) })
+	wait.For(t, "confirmation of generation 1", 10*time.Second, func() bool { return confirmed(1) })
 	for gen := int64(2); gen <= 4; gen++ {
 		e.rotate()
 		waitGeneration(t, appURL, gen)
-		waitFor(t, fmt.Sprintf("confirmation of generation %d", gen), 10*time.Second, func() bool { return confirmed(gen) })
+		wait.For(t, fmt.Sprintf("confirmation of generation %d", gen), 10*time.Second, func() bool { return confirmed(gen) })
 	}
 	// Generation 1 the app loaded at its start; every later one only a signal can have
 	// reloaded (the app neither watches nor polls), so each carries its latency.
@@ -148,7 +149,7 @@ func TestPermissionErrorSaysWhatToDo(t *testing.T) {
 			t.Logf("sidecar output:\n%s", b)
 		}
 	}()
-	waitFor(t, "a permission error in the log", 10*time.Second, func() bool {
+	wait.For(t, "a permission error in the log", 10*time.Second, func() bool {
 		data, _ := os.ReadFile(logPath)
 		return bytes.Contains(data, []byte("not permitted"))
 	})
@@ -353,7 +354,7 @@ func TestInvalidStoreDocumentKeepsTheFileAndTheApp(t *testing.T) {
 		if !errors.Is(perr, keyring.ErrInvalid) {
 			t.Fatalf("%s: read as %v", rc.Name, perr)
 		}
-		waitFor(t, "the sidecar to reject "+rc.Name, 10*time.Second, func() bool {
+		wait.For(t, "the sidecar to reject "+rc.Name, 10*time.Second, func() bool {
 			st := sidecarStatus(t, sidecarURL)
 			return rejected(t, sidecarURL) > before && strings.Contains(st.StoreError, perr.Error())
 		})
@@ -377,7 +378,7 @@ func TestInvalidStoreDocumentKeepsTheFileAndTheApp(t *testing.T) {
 	}
 	// One more read of the last document, then the file once more.
 	last := rejected(t, sidecarURL)
-	waitFor(t, "another read of the last document", 10*time.Second, func() bool { return rejected(t, sidecarURL) > last })
+	wait.For(t, "another read of the last document", 10*time.Second, func() bool { return rejected(t, sidecarURL) > last })
 	if now, _ := os.ReadFile(filepath.Join(out, "keys.json")); !bytes.Equal(now, good) {
 		t.Fatal("the keys file changed after the last document")
 	}

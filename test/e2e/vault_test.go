@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigil-dna/keysync/harness/wait"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/store"
 	"github.com/sigil-dna/keysync/store/vault"
@@ -68,7 +69,7 @@ func (e *env) cliEndToEnd(storeURL string, record func()) {
 		}
 	}()
 	// Generation 1 was written before the app ran and superseded before a signal was due.
-	waitFor(t, "confirmations of generations 2 and 3", 10*time.Second, func() bool {
+	wait.For(t, "confirmations of generations 2 and 3", 10*time.Second, func() bool {
 		seen := map[float64]bool{}
 		for _, c := range logLines(t, logPath, "reload_confirmed") {
 			seen[c["generation"].(float64)] = true

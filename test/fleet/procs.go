@@ -1,24 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
-	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"syscall"
 
-	"github.com/sigil-dna/keysync/test/procfs"
+	"github.com/sigil-dna/keysync/harness/procfs"
 )
 
-const clockTicks = 100 // USER_HZ on Linux
-
 func isSidecar(pid int) bool {
-	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	args := bytes.Split(cmdline, []byte{0})
-	return len(args) > 1 && string(args[1]) == "sidecar"
+	args := procfs.Cmdline(pid)
+	return len(args) > 1 && args[1] == "sidecar"
 }
 
 func killPID(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
@@ -31,23 +23,8 @@ func procStat(pid int) (rssMiB, cpuPercent float64, err error) {
 		return 0, 0, err
 	}
 	rssMiB = float64(rss) / (1 << 20)
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	utime, _ := strconv.ParseFloat(fields[11], 64)
-	stime, _ := strconv.ParseFloat(fields[12], 64)
-	start, _ := strconv.ParseFloat(fields[19], 64)
-	up, err := os.ReadFile("/proc/uptime")
-	if err != nil {
-		return 0, 0, err
-	}
-	uptime, _ := strconv.ParseFloat(strings.Fields(string(up))[0], 64)
-	if alive := uptime - start/clockTicks; alive > 0 {
-		cpuPercent = 100 * (utime + stime) / clockTicks / alive
-	}
-	return rssMiB, cpuPercent, nil
+	cpuPercent, err = procfs.CPUPercent(pid)
+	return rssMiB, cpuPercent, err
 }
 
 // footprint records the sidecars' memory and CPU at the end of the staged phase.

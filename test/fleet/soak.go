@@ -26,8 +26,8 @@ import (
 	"time"
 
 	"github.com/sigil-dna/keysync/harness/podfleet"
+	"github.com/sigil-dna/keysync/harness/procfs"
 	"github.com/sigil-dna/keysync/keyring"
-	"github.com/sigil-dna/keysync/test/procfs"
 )
 
 // SoakConfig is the calendar's shape. Every duration is compressed: a month of 45 s has

@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -24,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sigil-dna/keysync/harness/procfs"
 	"github.com/sigil-dna/keysync/test/awsfake"
 	"github.com/sigil-dna/keysync/test/docsection"
 	"github.com/sigil-dna/keysync/test/gcpfake"
@@ -250,14 +250,14 @@ func measure(ctx context.Context, binary, url string, env []string, dir string, 
 	if err != nil {
 		return r, err
 	}
-	c0, err := cpuTime(pid)
+	c0, err := procfs.CPUTime(pid)
 	if err != nil {
 		return r, err
 	}
 	start := time.Now()
 	lastScrape := start
 	for time.Since(start) < duration {
-		m, err := smaps(pid)
+		m, err := procfs.SmapsRollup(pid)
 		if err != nil {
 			return r, err
 		}
@@ -273,7 +273,7 @@ func measure(ctx context.Context, binary, url string, env []string, dir string, 
 		}
 		time.Sleep(time.Second)
 	}
-	c1, err := cpuTime(pid)
+	c1, err := procfs.CPUTime(pid)
 	if err != nil {
 		return r, err
 	}
@@ -335,45 +335,4 @@ func polls(addr string) (int, error) {
 		return 0, errors.New("no keysync_syncs_total{result=\"ok\"} yet")
 	}
 	return strconv.Atoi(string(m[1]))
-}
-
-// smaps reads /proc/PID/smaps_rollup, in bytes.
-func smaps(pid int) (map[string]int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	m := map[string]int64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) == 3 && fs[2] == "kB" {
-			n, _ := strconv.ParseInt(fs[1], 10, 64)
-			m[strings.TrimSuffix(fs[0], ":")] = n << 10
-		}
-	}
-	return m, sc.Err()
-}
-
-// cpuTime is the process's time on a CPU, summed over its threads, from each thread's
-// /proc/PID/task/TID/schedstat (nanoseconds; /proc/PID/stat counts in 10 ms ticks).
-func cpuTime(pid int) (time.Duration, error) {
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
-	if err != nil || len(tasks) == 0 {
-		return 0, fmt.Errorf("no threads of %d: %v", pid, err)
-	}
-	var total int64
-	for _, t := range tasks {
-		b, err := os.ReadFile(t)
-		if err != nil {
-			continue // the thread ended
-		}
-		ns, err := strconv.ParseInt(strings.Fields(string(b))[0], 10, 64)
-		if err != nil {
-			return 0, err
-		}
-		total += ns
-	}
-	return time.Duration(total), nil
 }

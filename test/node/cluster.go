@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/sigil-dna/keysync/harness/ports"
+	"github.com/sigil-dna/keysync/harness/wait"
 	"github.com/sigil-dna/keysync/test/servers"
 )
 
@@ -102,11 +104,11 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := c.importImages(ctx); err != nil {
 		return c, err
 	}
-	etcdPort, err := freePort()
+	etcdPort, err := ports.Free()
 	if err != nil {
 		return c, err
 	}
-	peerPort, err := freePort()
+	peerPort, err := ports.Free()
 	if err != nil {
 		return c, err
 	}
@@ -163,7 +165,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	}
 	proxyPorts := make([]int, 2)
 	for i := range proxyPorts {
-		if proxyPorts[i], err = freePort(); err != nil {
+		if proxyPorts[i], err = ports.Free(); err != nil {
 			return c, err
 		}
 	}
@@ -275,7 +277,7 @@ func (c *Cluster) Log(name string, lines int) string {
 func (c *Cluster) waitAPI(ctx context.Context) error {
 	return waitFor(ctx, 90*time.Second, "kube-apiserver /readyz", func() error {
 		if err := c.exited(); err != nil {
-			return permanent{err}
+			return wait.Stop(err)
 		}
 		return c.Client.CoreV1().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
 	})
@@ -284,7 +286,7 @@ func (c *Cluster) waitAPI(ctx context.Context) error {
 func (c *Cluster) waitNodeReady(ctx context.Context) error {
 	return waitFor(ctx, 120*time.Second, "node "+NodeName+" Ready", func() error {
 		if err := c.exited(); err != nil {
-			return permanent{err}
+			return wait.Stop(err)
 		}
 		n, err := c.Client.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
 		if err != nil {
@@ -322,40 +324,7 @@ func run(name string, args ...string) error {
 	return nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitFor calls f every 200 ms until it returns nil, a permanent error, or the limit.
+// waitFor polls f every 200 ms until it holds (wait.Until; wait.Stop ends it at once).
 func waitFor(ctx context.Context, limit time.Duration, what string, f func() error) error {
-	deadline := time.Now().Add(limit)
-	var last error
-	for {
-		last = f()
-		if last == nil {
-			return nil
-		}
-		var perm permanent
-		if errors.As(last, &perm) {
-			return fmt.Errorf("waiting for %s: %w", what, perm.err)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("waiting for %s: not after %v: %w", what, limit, last)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w (last: %v)", what, ctx.Err(), last)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return wait.Until(ctx, what, limit, 200*time.Millisecond, f)
 }
-
-// permanent ends a waitFor at once.
-type permanent struct{ err error }
-
-func (p permanent) Error() string { return p.err.Error() }

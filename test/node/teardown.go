@@ -10,12 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sigil-dna/keysync/harness/procfs"
 )
 
 // Stop tears the cluster down and leaves nothing behind: every pod sandbox removed through
@@ -108,16 +109,8 @@ func (c *Cluster) stopProc(name string, errs *[]error) {
 
 // killMatching kills every process whose command line names dir (containerd's shims).
 func killMatching(dir string) {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(b), dir) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
+	for _, pid := range procfs.Find(func(_ int, args []string) bool { return strings.Contains(strings.Join(args, " "), dir) }) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 
@@ -126,15 +119,8 @@ func killMatching(dir string) {
 // empty.
 func Leftovers(dir string) []string {
 	var out []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		if pid, err := strconv.Atoi(e.Name()); err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(b), dir) {
-			out = append(out, "process "+e.Name()+": "+strings.ReplaceAll(string(b), "\x00", " "))
-		}
+	for _, pid := range procfs.Find(func(_ int, args []string) bool { return strings.Contains(strings.Join(args, " "), dir) }) {
+		out = append(out, fmt.Sprintf("process %d: %s", pid, strings.Join(procfs.Cmdline(pid), " ")))
 	}
 	for _, m := range mountsUnder(dir) {
 		out = append(out, "mount "+m)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"k8s.io/client-go/rest"
 
+	"github.com/sigil-dna/keysync/harness/procfs"
 	"github.com/sigil-dna/keysync/internal/awsapi"
 	"github.com/sigil-dna/keysync/keyring"
 	"github.com/sigil-dna/keysync/store"
@@ -26,7 +26,6 @@ import (
 	"github.com/sigil-dna/keysync/test/awsfake"
 	"github.com/sigil-dna/keysync/test/counting"
 	"github.com/sigil-dna/keysync/test/gcpfake"
-	"github.com/sigil-dna/keysync/test/procfs"
 	"github.com/sigil-dna/keysync/test/servers"
 )
 
@@ -274,19 +273,14 @@ func apiserverMetrics(ctx context.Context, c *kube.Core) (map[string]float64, er
 // apiserverPID finds the kube-apiserver serving on host (HOST:PORT) among the processes.
 func apiserverPID(host string) int {
 	_, port, _ := strings.Cut(host, ":")
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		cmd := string(b)
-		if strings.Contains(cmd, "kube-apiserver") && strings.Contains(cmd, "--secure-port="+port) {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-			return pid
-		}
+	pids := procfs.Find(func(_ int, args []string) bool {
+		cmd := strings.Join(args, " ")
+		return strings.Contains(cmd, "kube-apiserver") && strings.Contains(cmd, "--secure-port="+port)
+	})
+	if len(pids) == 0 {
+		return 0
 	}
-	return 0
+	return pids[0]
 }
 
 // rssOf is a process's resident memory, in bytes (0 if unknown).
