@@ -1,6 +1,7 @@
 // Package podfleet starts and drives a fleet of local pods — each a `keysync pod` process
 // supervising a real sidecar and a real demo app, in a PID namespace of its own when
-// root — and the signed traffic between them. The demo and the fleet benchmark use it.
+// root — and the signed traffic between them. The demo, the end-to-end tests and the
+// fleet benchmark use it.
 package podfleet
 
 import (

@@ -1,7 +1,9 @@
 // Package awsapi is what the AWS stores share: loading the SDK configuration through the
 // default credential chain (environment, shared config and credentials files, web
-// identity / IRSA, ECS and EC2 instance roles), a retryer that backs off throttling with
-// full jitter, and error descriptions that name the call and never carry a value.
+// identity / IRSA, ECS and EC2 instance roles), the SDK's standard retryer following the
+// store package's one retry policy (store.Attempts, store.Backoff: full jitter, one attempt
+// for the sidecar's poll), and error descriptions that name the call and never carry a
+// value.
 package awsapi
 
 import (

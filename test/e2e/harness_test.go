@@ -1,5 +1,7 @@
-// Package e2e runs keysync as real processes: sidecars and apps exchanging real signals,
-// in PID namespaces of their own when the tests run as root, over a real file store.
+// Package e2e runs keysync as real processes, as a user runs them: the CLI's flags,
+// messages and exit codes, sidecars and apps exchanging real signals (in PID namespaces of
+// their own when the tests run as root), the runbook as written, over a file store, a real
+// Vault and a real kube-apiserver's Secrets, and the gate on that apiserver.
 package e2e
 
 import (
