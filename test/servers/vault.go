@@ -1,8 +1,8 @@
 // Package servers starts the real servers the tests use and finds the tools they run: a
 // Vault dev server, kube-apiserver with etcd (the envtest assets), kubeconfigs for them,
-// Helm, the node assets, TypeScript and prom-client, and Prometheus, each built or fetched once by its script in test/servers
-// (vault.sh, kube.sh, typescript.sh, …) and cached under $KEYSYNC_TESTBIN, outside the
-// repository.
+// Helm, the node assets, TypeScript and prom-client, and Prometheus, each built or fetched
+// once by its script in test/servers (vault.sh, kube.sh, typescript.sh, …) and cached
+// under $KEYSYNC_TESTBIN, outside the repository.
 package servers
 
 import (
