@@ -62,6 +62,8 @@ func Why(o Observation, keyID string) string {
 		return "its sidecar has no --confirm-url: the app cannot confirm"
 	case st.App.Error != "":
 		return "app not confirming: " + st.App.Error
+	case st.App.SignalError != "":
+		return "app not signalled: " + st.App.SignalError
 	}
 	return fmt.Sprintf("app not confirming: it reports generation %d", st.App.Generation)
 }
