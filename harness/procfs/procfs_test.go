@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"time"
 	"testing"
 )
 
@@ -30,6 +31,11 @@ func TestAChildProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := cmd.Process.Pid
+	t.Cleanup(func() { cmd.Process.Kill() })
+	// Until the child has exec'd, it is a copy of this process.
+	for deadline := time.Now().Add(10 * time.Second); Comm(pid) != "sleep" && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if args := Cmdline(pid); !slices.Equal(args, []string{"sleep", "30.5"}) {
 		t.Errorf("Cmdline = %q", args)
 	}
