@@ -33,7 +33,7 @@ func TestAChildProcess(t *testing.T) {
 	pid := cmd.Process.Pid
 	t.Cleanup(func() { cmd.Process.Kill() })
 	// Until the child has exec'd, it is a copy of this process.
-	for deadline := time.Now().Add(10 * time.Second); Comm(pid) != "sleep" && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(10 * time.Second); (Comm(pid) != "sleep" || len(Cmdline(pid)) != 2) && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
 	if args := Cmdline(pid); !slices.Equal(args, []string{"sleep", "30.5"}) {
