@@ -56,16 +56,21 @@ func Comm(pid int) string {
 	return strings.TrimSpace(string(b))
 }
 
-// Children lists a process's children (/proc/PID/task/PID/children).
+// Children lists a process's children: those of every one of its threads
+// (/proc/PID/task/TID/children), since a multi-threaded parent (a Go program) forks from
+// any of them.
 func Children(pid int) []int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	if err != nil {
-		return nil
-	}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 	var out []int
-	for _, f := range strings.Fields(string(data)) {
-		if n, err := strconv.Atoi(f); err == nil {
-			out = append(out, n)
+	for _, t := range tasks {
+		data, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(data)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				out = append(out, n)
+			}
 		}
 	}
 	return out
