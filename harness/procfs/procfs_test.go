@@ -4,8 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"time"
 	"testing"
+	"time"
 )
 
 func TestThisProcess(t *testing.T) {
