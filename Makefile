@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 IMAGE     ?= ghcr.io/sigil-dna/keysync
 FLAVORS   := $(shell sh build/flavor-tags.sh --list)
 
-.PHONY: build build-demo flavors images test test-fast lint demo bench bench-fleet bench-fleet-aws bench-footprint bench-scale bench-attack bench-soak fuzz clean
+.PHONY: build build-demo flavors images test test-fast lint demo bench bench-fleet bench-fleet-aws bench-footprint bench-scale bench-attack bench-soak bench-images fuzz clean
 
 # The full build: every store (build/flavor-tags.sh full).
 build:
@@ -34,7 +34,8 @@ build-demo: build
 # The whole suite: lint, the Node tests, then every Go test with the race detector. The
 # scripts in test/servers first obtain the real servers and tools the tests use (Vault,
 # etcd, kube-apiserver, kubectl and the node's kubelet, kube-scheduler,
-# kube-controller-manager and kube-proxy, helm, staticcheck, TypeScript, Prometheus): built
+# kube-controller-manager and kube-proxy, helm, staticcheck, TypeScript, Prometheus, a
+# Docker engine from Debian's docker.io package and Docker Compose): built
 # once per machine from the Go module proxy (the first time takes 40-60 minutes on 2 cores),
 # cached in $${KEYSYNC_TESTBIN:-~/.cache/keysync/testbin} and reused after; node.sh installs
 # containerd, runc and the CNI plugins from Debian's packages (the node tests run as root).
@@ -51,7 +52,8 @@ test: lint
 	helm=$$(bash test/servers/helm.sh) && \
 	tsc=$$(bash test/servers/typescript.sh) && \
 	prom=$$(bash test/servers/prometheus.sh) && \
-	KEYSYNC_VAULT_BIN=$$vault KUBEBUILDER_ASSETS=$$kube KEYSYNC_NODE_ASSETS=$$kube KEYSYNC_HELM_BIN=$$helm KEYSYNC_TSC=$$tsc KEYSYNC_PROMETHEUS_DIR=$$prom \
+	docker=$$(bash test/servers/docker.sh) && \
+	KEYSYNC_VAULT_BIN=$$vault KUBEBUILDER_ASSETS=$$kube KEYSYNC_NODE_ASSETS=$$kube KEYSYNC_HELM_BIN=$$helm KEYSYNC_TSC=$$tsc KEYSYNC_PROMETHEUS_DIR=$$prom KEYSYNC_DOCKER_DIR=$$docker \
 	$(GO) test -race -count=1 -timeout 30m ./... && \
 	for m in $(LIBS); do (cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done
 
@@ -120,3 +122,9 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# The size of every flavor's image and the demo's, built from the real Dockerfile by a
+# real Docker engine (test/docker; root): rewrites the image-sizes section of docs/benchmarks.md.
+bench-images:
+	vault=$$(bash test/servers/vault.sh) && docker=$$(bash test/servers/docker.sh) && \
+	KEYSYNC_VAULT_BIN=$$vault KEYSYNC_DOCKER_DIR=$$docker $(GO) run ./test/docker/sizes --report docs/benchmarks.md

@@ -112,3 +112,13 @@ func NodeAssets() (string, error) {
 	}
 	return runScript("node.sh")
 }
+
+// DockerTools returns test/servers/docker.sh's folder (dockerd, docker, docker-proxy,
+// docker-init, cli-plugins/docker-compose): $KEYSYNC_DOCKER_DIR when set (the caller ran
+// the script), else the script's answer.
+func DockerTools() (string, error) {
+	if d := os.Getenv("KEYSYNC_DOCKER_DIR"); d != "" {
+		return d, nil
+	}
+	return runScript("docker.sh")
+}
