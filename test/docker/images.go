@@ -125,10 +125,11 @@ func hostTree(dir, prefix string) ([]entry, error) {
 var caBundle = "/etc/ssl/certs/ca-certificates.crt"
 
 func baseImages(vaultBin string) ([]imageSpec, error) {
-	goroot := runtime.GOROOT()
-	if out, err := exec.Command("go", "env", "GOROOT").Output(); err == nil {
-		goroot = strings.TrimSpace(string(out))
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		return nil, fmt.Errorf("go env GOROOT, for the golang image: %w", err)
 	}
+	goroot := strings.TrimSpace(string(out))
 	gotree, err := hostTree(goroot, "/usr/local/go")
 	if err != nil {
 		return nil, err
