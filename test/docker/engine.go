@@ -33,6 +33,7 @@ type Engine struct {
 	// Driver is the storage driver in use (overlay2, else vfs).
 	Driver string
 	cmd    *exec.Cmd
+	exited chan struct{} // closed once dockerd has exited and been waited for
 	log    *os.File
 	links  []string // network interfaces before the start
 }
@@ -88,7 +89,8 @@ func (e *Engine) start(ctx context.Context, driver string) error {
 		return err
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- e.cmd.Wait() }()
+	e.exited = make(chan struct{})
+	go func() { exited <- e.cmd.Wait(); close(e.exited) }()
 	client := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", e.Sock())
 	}}}
@@ -142,15 +144,8 @@ func (e *Engine) Run(ctx context.Context, dir string, stdin []byte, args ...stri
 func (e *Engine) Stop() {
 	if e.cmd != nil && e.cmd.Process != nil {
 		_ = e.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() {
-			for e.cmd.ProcessState == nil && procfs.Comm(e.cmd.Process.Pid) != "" {
-				time.Sleep(50 * time.Millisecond)
-			}
-			close(done)
-		}()
 		select {
-		case <-done:
+		case <-e.exited:
 		case <-time.After(30 * time.Second):
 			_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
 		}
