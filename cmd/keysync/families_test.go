@@ -148,6 +148,13 @@ func TestTheFamiliesAreGenerated(t *testing.T) {
 		}
 	}
 
+	for _, f := range fams {
+		for _, d := range f.Flags {
+			if (d.Kind != "string" && d.Kind != "bool") || (d.Kind == "bool" && d.Default != "true" && d.Default != "false") {
+				t.Errorf("family %s: flag --%s is a %q with default %q; store flags are strings or bools", f.Name, d.Name, d.Kind, d.Default)
+			}
+		}
+	}
 	seen := map[string]string{}
 	for _, f := range fams {
 		if len(f.Stores) == 0 {

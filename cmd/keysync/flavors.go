@@ -50,7 +50,7 @@ func (f *familyInfo) Schemes() []string {
 // accepts and ignores it.
 type flagDef struct {
 	Name    string
-	Kind    string // "string", "bool" or "duration"
+	Kind    string // "string" or "bool"
 	Default string
 	Usage   string
 }

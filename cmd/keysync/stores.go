@@ -21,25 +21,17 @@ type storeFlags struct {
 	plainDelay, plainWindow time.Duration
 	strs                    map[string]*string
 	bools                   map[string]*bool
-	durations               map[string]*time.Duration
 }
 
 func (f *storeFlags) register(c *cli.Command) {
 	c.DurationVar(&f.plainDelay, "plain-activation-delay", keyring.DefaultActivationDelay, "for a store holding a plain value: how long after the store's own timestamp a new value starts signing (same on every pod)")
 	c.DurationVar(&f.plainWindow, "plain-verify-window", keyring.DefaultVerifyWindow, "for a store holding a plain value: how long the previous value keeps verifying after that (same on every pod)")
-	f.strs, f.bools, f.durations = map[string]*string{}, map[string]*bool{}, map[string]*time.Duration{}
+	f.strs, f.bools = map[string]*string{}, map[string]*bool{}
 	for _, fam := range families {
 		for _, d := range fam.Flags {
-			switch d.Kind {
-			case "bool":
+			if d.Kind == "bool" {
 				f.bools[d.Name] = c.Bool(d.Name, d.Default == "true", d.Usage)
-			case "duration":
-				def, err := time.ParseDuration(d.Default)
-				if err != nil {
-					panic("keysync: flag --" + d.Name + ": default " + d.Default + ": " + err.Error())
-				}
-				f.durations[d.Name] = c.Duration(d.Name, def, d.Usage)
-			default:
+			} else {
 				f.strs[d.Name] = c.String(d.Name, d.Default, d.Usage)
 			}
 		}

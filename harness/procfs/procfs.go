@@ -161,3 +161,25 @@ func SmapsRollup(pid int) (map[string]int64, error) {
 	}
 	return m, sc.Err()
 }
+
+// Naming returns the processes (this one excepted) whose command line names dir: what a
+// stopped server that keeps its state under dir may have left running.
+func Naming(dir string) []int {
+	return Find(func(_ int, args []string) bool { return strings.Contains(strings.Join(args, " "), dir) })
+}
+
+// MountsUnder lists the mount points at dir or under it (/proc/self/mountinfo), in the
+// order they were mounted.
+func MountsUnder(dir string) []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}

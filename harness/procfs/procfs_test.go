@@ -48,6 +48,12 @@ func TestAChildProcess(t *testing.T) {
 	if got := Find(func(_ int, args []string) bool { return slices.Contains(args, "30.5") }); !slices.Equal(got, []int{pid}) {
 		t.Errorf("Find = %v, want [%d]", got, pid)
 	}
+	if got := Naming("30.5"); !slices.Equal(got, []int{pid}) {
+		t.Errorf("Naming = %v, want [%d]", got, pid)
+	}
+	if m := MountsUnder("/proc"); !slices.Contains(m, "/proc") {
+		t.Errorf("MountsUnder(/proc) = %v, lacks /proc itself", m)
+	}
 	if _, err := CPUTime(pid); err != nil {
 		t.Error(err)
 	}

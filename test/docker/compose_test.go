@@ -63,14 +63,9 @@ func TestDockerComposeAsTheREADMEWritesIt(t *testing.T) {
 	})
 	t.Logf("dockerd %s, storage driver %s", filepath.Join(tools, "bin", "dockerd"), e.Driver)
 
-	base := filepath.Join(dir, "base.tar")
-	if err := WriteBaseImages(base, vaultBin); err != nil {
+	if err := e.LoadBaseImages(ctx, vaultBin); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Docker(ctx, "load", "-i", base); err != nil {
-		t.Fatal(err)
-	}
-	os.Remove(base)
 
 	root := servers.RepoRoot()
 	run := func(args ...string) string {

@@ -150,10 +150,10 @@ func (e *Engine) Stop() {
 			_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
 		}
 	}
-	for _, pid := range procfs.Find(func(_ int, args []string) bool { return strings.Contains(strings.Join(args, " "), e.Dir) }) {
+	for _, pid := range procfs.Naming(e.Dir) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	mounts := mountsUnder(e.Dir)
+	mounts := procfs.MountsUnder(e.Dir)
 	slices.Reverse(mounts)
 	for _, m := range mounts {
 		_ = syscall.Unmount(m, syscall.MNT_DETACH)
@@ -167,10 +167,10 @@ func (e *Engine) Stop() {
 // bridges it made (a container's veth goes with its bridge). A test asserts it is empty.
 func (e *Engine) Leftovers() []string {
 	var out []string
-	for _, pid := range procfs.Find(func(_ int, args []string) bool { return strings.Contains(strings.Join(args, " "), e.Dir) }) {
+	for _, pid := range procfs.Naming(e.Dir) {
 		out = append(out, fmt.Sprintf("process %d: %s", pid, strings.Join(procfs.Cmdline(pid), " ")))
 	}
-	for _, m := range mountsUnder(e.Dir) {
+	for _, m := range procfs.MountsUnder(e.Dir) {
 		out = append(out, "mount "+m)
 	}
 	for _, l := range interfaces() {
@@ -188,20 +188,6 @@ func interfaces() []string {
 	var out []string
 	for _, i := range ifs {
 		out = append(out, i.Name)
-	}
-	return out
-}
-
-func mountsUnder(dir string) []string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			out = append(out, f[4])
-		}
 	}
 	return out
 }

@@ -5,21 +5,12 @@
 package node
 
 import (
-	"archive/tar"
-	"bytes"
-	"fmt"
-	"io"
 	"maps"
-	"os"
-	"path"
 	"slices"
-	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/sigil-dna/keysync/test/ociimage"
 )
 
 // Image is one image to build: files from the host, copied in at their paths, and the
@@ -37,94 +28,23 @@ type Image struct {
 	User string
 }
 
-// epoch is every file's time, so that the same binaries make the same image.
-var epoch = time.Unix(0, 0)
-
-// WriteTarball writes images as one docker-archive tarball that `ctr images import` reads.
+// WriteTarball writes images as one docker-archive tarball that `ctr images import` reads
+// (test/ociimage): each binary at its path with mode 0755, its links, and /tmp, which
+// exists and is writable in distroless images (some programs need it).
 func WriteTarball(file string, images ...Image) error {
-	refs := map[name.Reference]v1.Image{}
+	var specs []ociimage.Spec
 	for _, im := range images {
-		ref, err := name.ParseReference(im.Ref)
-		if err != nil {
-			return fmt.Errorf("image %s: %w", im.Ref, err)
+		entries := []ociimage.Entry{{Name: "/tmp", Dir: true, Mode: 0o1777}}
+		for _, p := range sortedKeys(im.Files) {
+			entries = append(entries, ociimage.Entry{Name: p, Mode: 0o755, FromHost: im.Files[p]})
 		}
-		layer, err := im.layer()
-		if err != nil {
-			return fmt.Errorf("image %s: %w", im.Ref, err)
+		for _, p := range sortedKeys(im.Links) {
+			entries = append(entries, ociimage.Entry{Name: p, Link: im.Links[p]})
 		}
-		img, err := mutate.AppendLayers(empty.Image, layer)
-		if err != nil {
-			return fmt.Errorf("image %s: %w", im.Ref, err)
-		}
-		cf, err := img.ConfigFile()
-		if err != nil {
-			return err
-		}
-		cfg := cf.Config
-		cfg.Entrypoint, cfg.Cmd, cfg.User = im.Entrypoint, im.Cmd, im.User
-		cfg.Env = []string{"PATH=/"}
-		if img, err = mutate.Config(img, cfg); err != nil {
-			return err
-		}
-		cf, _ = img.ConfigFile()
-		cf.OS, cf.Architecture = "linux", "amd64"
-		if img, err = mutate.ConfigFile(img, cf); err != nil {
-			return err
-		}
-		refs[ref] = img
+		specs = append(specs, ociimage.Spec{Ref: im.Ref, Entries: entries,
+			Config: v1.Config{Entrypoint: im.Entrypoint, Cmd: im.Cmd, User: im.User, Env: []string{"PATH=/"}}})
 	}
-	return tarball.MultiRefWriteToFile(file, refs)
-}
-
-func (im Image) layer() (v1.Layer, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	dirs := map[string]bool{}
-	mkdirs := func(p string) error {
-		var parents []string
-		for d := path.Dir(p); d != "/" && d != "." && !dirs[d]; d = path.Dir(d) {
-			parents = append([]string{d}, parents...)
-		}
-		for _, d := range parents {
-			dirs[d] = true
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d[1:] + "/", Mode: 0o755, ModTime: epoch}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	// /tmp exists and is writable in distroless images; some programs need it.
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "tmp/", Mode: 0o1777, ModTime: epoch}); err != nil {
-		return nil, err
-	}
-	for _, p := range sortedKeys(im.Files) {
-		data, err := os.ReadFile(im.Files[p])
-		if err != nil {
-			return nil, err
-		}
-		if err := mkdirs(p); err != nil {
-			return nil, err
-		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: p[1:], Mode: 0o755, Size: int64(len(data)), ModTime: epoch}); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(data); err != nil {
-			return nil, err
-		}
-	}
-	for _, p := range sortedKeys(im.Links) {
-		if err := mkdirs(p); err != nil {
-			return nil, err
-		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: p[1:], Linkname: im.Links[p], Mode: 0o777, ModTime: epoch}); err != nil {
-			return nil, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	data := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	return ociimage.WriteTarball(file, specs...)
 }
 
 func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }

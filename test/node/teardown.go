@@ -1,12 +1,10 @@
 package node
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -109,7 +107,7 @@ func (c *Cluster) stopProc(name string, errs *[]error) {
 
 // killMatching kills every process whose command line names dir (containerd's shims).
 func killMatching(dir string) {
-	for _, pid := range procfs.Find(func(_ int, args []string) bool { return strings.Contains(strings.Join(args, " "), dir) }) {
+	for _, pid := range procfs.Naming(dir) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
@@ -119,10 +117,10 @@ func killMatching(dir string) {
 // empty.
 func Leftovers(dir string) []string {
 	var out []string
-	for _, pid := range procfs.Find(func(_ int, args []string) bool { return strings.Contains(strings.Join(args, " "), dir) }) {
+	for _, pid := range procfs.Naming(dir) {
 		out = append(out, fmt.Sprintf("process %d: %s", pid, strings.Join(procfs.Cmdline(pid), " ")))
 	}
-	for _, m := range mountsUnder(dir) {
+	for _, m := range procfs.MountsUnder(dir) {
 		out = append(out, "mount "+m)
 	}
 	if _, err := net.InterfaceByName(Bridge); err == nil {
@@ -131,26 +129,9 @@ func Leftovers(dir string) []string {
 	return append(out, hostLeftovers()...)
 }
 
-func mountsUnder(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
-			out = append(out, fields[4])
-		}
-	}
-	return out
-}
-
 func unmountUnder(dir string) error {
 	for range 5 {
-		ms := mountsUnder(dir)
+		ms := procfs.MountsUnder(dir)
 		if len(ms) == 0 {
 			return nil
 		}
@@ -159,7 +140,7 @@ func unmountUnder(dir string) error {
 			_ = syscall.Unmount(m, syscall.MNT_DETACH)
 		}
 	}
-	if ms := mountsUnder(dir); len(ms) > 0 {
+	if ms := procfs.MountsUnder(dir); len(ms) > 0 {
 		return fmt.Errorf("still mounted under %s: %v", dir, ms)
 	}
 	return nil

@@ -19,6 +19,18 @@ with_lock() {
 	exec {lockfd}>&-
 }
 
+# deb_unpack DIR PKG...: downloads Debian's packages PKG (apt-get update first when the
+# package lists lack them) and unpacks their files under DIR, installing nothing: no
+# maintainer script runs, no service starts, nothing of the machine changes.
+deb_unpack() {
+	local dir=$1
+	shift
+	mkdir -p "$dir"
+	(cd "$dir" && { apt-get download "$@" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get download "$@" >/dev/null; }; })
+	local deb
+	for deb in "$dir"/*.deb; do dpkg-deb -x "$deb" "$dir/root"; done
+}
+
 # go_install_tool NAME MODULE/CMD VERSION: builds a Go tool once into $TESTBIN/NAME-VERSION
 # (go install from the module proxy) and prints its path.
 go_install_tool() {

@@ -17,9 +17,7 @@ engine() {
 	say "extracting Debian's docker.io $ENGINE_VERSION into $DIR (once per machine)"
 	local tmp
 	tmp=$(mktemp -d)
-	(cd "$tmp" && { apt-get download docker.io tini >/dev/null 2>&1 ||
-		{ apt-get update >/dev/null && apt-get download docker.io tini >/dev/null; }; })
-	for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/root"; done
+	deb_unpack "$tmp" docker.io tini
 	mkdir -p "$DIR/bin"
 	cp "$tmp/root/usr/sbin/dockerd" "$tmp/root/usr/sbin/docker-proxy" "$tmp/root/usr/bin/docker" "$DIR/bin/"
 	cp "$tmp/root/usr/bin/tini-static" "$DIR/bin/docker-init"

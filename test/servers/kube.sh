@@ -16,8 +16,7 @@ etcd() {
 	say "fetching etcd from Debian's etcd-server package (unpacked, not installed)"
 	local tmp
 	tmp=$(mktemp -d)
-	(cd "$tmp" && { apt-get download etcd-server >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get download etcd-server >/dev/null; }; } &&
-		dpkg -x etcd-server_*.deb root)
+	deb_unpack "$tmp" etcd-server
 	mkdir -p "$ASSETS"
 	cp "$tmp/root/usr/bin/etcd" "$ASSETS/etcd.tmp"
 	mv "$ASSETS/etcd.tmp" "$ASSETS/etcd"

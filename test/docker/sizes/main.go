@@ -52,11 +52,7 @@ func run() error {
 		return err
 	}
 	defer e.Stop()
-	base := filepath.Join(dir, "base.tar")
-	if err := docker.WriteBaseImages(base, vaultBin); err != nil {
-		return err
-	}
-	if _, err := e.Docker(ctx, "load", "-i", base); err != nil {
+	if err := e.LoadBaseImages(ctx, vaultBin); err != nil {
 		return err
 	}
 	root := servers.RepoRoot()
